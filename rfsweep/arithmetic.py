@@ -1,0 +1,139 @@
+"""The receptive-field and cost arithmetic: the ONE implementation.
+
+Small `@njit` functions on plain numbers, so that `explain` (via
+`evaluate_stack`), the sweep kernel and the Dask path all call the very same
+code. Formulas are the contract's section 2, per spatial axis:
+
+    k_eff = d*(k-1) + 1
+    n_l   = floor((n + 2p - k_eff) / s) + 1      (ceil for ceil_mode, PyTorch rule)
+    jump  = jump * s
+    rf    = rf + (k_eff - 1) * jump_prev
+    start = start + ((k_eff - 1)/2 - p) * jump_prev
+
+Costs: params = kh*kw*(c_in/groups)*c_out (+ c_out for bias), MACs =
+kh*kw*(c_in/groups)*c_out * n_h*n_w (one multiply-accumulate = 1, bias adds
+not counted, as fvcore), FLOPs = 2*MACs. Pools cost nothing.
+
+The effective receptive field (Luo et al. 2016) with uniform weights and no
+nonlinearity is the convolution of the layers' footprints; a footprint of k
+taps spaced d*jump input pixels apart has variance (k^2-1)/12 * (d*jump)^2,
+and variances of convolved footprints add up.
+"""
+
+import numpy as np
+from numba import njit
+
+CONV = 0
+MAXPOOL = 1
+AVGPOOL = 2
+LAYER_TYPES = ("conv", "maxpool", "avgpool")
+
+
+@njit(cache=True, nogil=True)
+def out_size(n, k, s, p, d, ceil_mode):
+    """Output length of one axis; 0 when the layer empties the map (invalid)."""
+    span = n + 2 * p - (d * (k - 1) + 1)
+    if span < 0:
+        return 0
+    if ceil_mode:
+        out = (span + s - 1) // s + 1
+        # PyTorch: the last window must start inside the input or left padding
+        if (out - 1) * s >= n + p:
+            out -= 1
+        return out
+    return span // s + 1
+
+
+@njit(cache=True, nogil=True)
+def grow_rf(rf, jump, k, d):
+    """Receptive field after a layer of kernel k, dilation d on a map of step `jump`."""
+    return rf + d * (k - 1) * jump
+
+
+@njit(cache=True, nogil=True)
+def shift_start(start, jump, k, p, d):
+    """Centre of the first output's RF, in input-pixel coordinates."""
+    return start + ((d * (k - 1)) / 2.0 - p) * jump
+
+
+@njit(cache=True, nogil=True)
+def grow_erf_var(var, jump, k, d):
+    """Variance (px^2) of the uniform-weight ERF after adding this layer's footprint."""
+    step = d * jump
+    return var + (k * k - 1) / 12.0 * step * step
+
+
+@njit(cache=True, nogil=True)
+def conv_weights(kh, kw, c_in, c_out, groups):
+    """Multiplicative weights of a conv (no bias): kh*kw*(c_in/groups)*c_out."""
+    return kh * kw * (c_in // groups) * c_out
+
+
+@njit(cache=True, nogil=True)
+def evaluate_stack(kind, kh, kw, sh, sw, ph, pw, dh, dw, c_out, groups, bias,
+                   ceil_mode, in_h, in_w, in_c,
+                   n_h, n_w, rf_h, rf_w, jump_h, jump_w, start_h, start_w,
+                   var_h, var_w, params, macs):
+    """Walk one stack layer by layer, filling the per-layer output arrays.
+
+    Inputs are int64 arrays of equal length (one entry per layer, pools
+    carrying c_out = incoming channels and groups = 1). Returns the 0-based
+    index of the first layer whose output is empty, or -1 when all are valid.
+    """
+    n_cur_h = in_h
+    n_cur_w = in_w
+    r_h = 1
+    r_w = 1
+    j_h = 1
+    j_w = 1
+    s_h = 0.0
+    s_w = 0.0
+    v_h = 0.0
+    v_w = 0.0
+    c_cur = in_c
+    for i in range(kind.shape[0]):
+        new_h = out_size(n_cur_h, kh[i], sh[i], ph[i], dh[i], ceil_mode[i])
+        new_w = out_size(n_cur_w, kw[i], sw[i], pw[i], dw[i], ceil_mode[i])
+        if new_h < 1 or new_w < 1:
+            return i
+        r_h = grow_rf(r_h, j_h, kh[i], dh[i])
+        r_w = grow_rf(r_w, j_w, kw[i], dw[i])
+        s_h = shift_start(s_h, j_h, kh[i], ph[i], dh[i])
+        s_w = shift_start(s_w, j_w, kw[i], pw[i], dw[i])
+        v_h = grow_erf_var(v_h, j_h, kh[i], dh[i])
+        v_w = grow_erf_var(v_w, j_w, kw[i], dw[i])
+        j_h *= sh[i]
+        j_w *= sw[i]
+        if kind[i] == CONV:
+            weights = conv_weights(kh[i], kw[i], c_cur, c_out[i], groups[i])
+            params[i] = weights + (c_out[i] if bias[i] else 0)
+            macs[i] = weights * new_h * new_w
+            c_cur = c_out[i]
+        else:
+            params[i] = 0
+            macs[i] = 0
+        n_cur_h = new_h
+        n_cur_w = new_w
+        n_h[i] = new_h
+        n_w[i] = new_w
+        rf_h[i] = r_h
+        rf_w[i] = r_w
+        jump_h[i] = j_h
+        jump_w[i] = j_w
+        start_h[i] = s_h
+        start_w[i] = s_w
+        var_h[i] = v_h
+        var_w[i] = v_w
+    return -1
+
+
+def erf_ratio(erf_std, rf):
+    """ERF std over the std of a uniform footprint as wide as the RF.
+
+    1.0 for a single layer (its ERF *is* uniform over the RF); stacks
+    concentrate their ERF in the centre, e.g. three 3x3 convs give 0.71.
+    """
+    rf = np.asarray(rf, dtype=np.float64)
+    uniform_std = np.sqrt((rf * rf - 1.0) / 12.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(rf > 1, np.asarray(erf_std) / np.where(rf > 1, uniform_std, 1.0), 1.0)

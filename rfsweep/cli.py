@@ -1,0 +1,193 @@
+"""The `rfsweep` shell command: parse flags, call the API, print. Nothing else.
+
+Exit codes (contract section 5): 0 success, 2 bad input, 1 anything else,
+130 after SIGINT, 143 after SIGTERM. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import RfsweepError
+from .layers import COMPACT_GRAMMAR
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    help="Exact receptive field, jump, params and FLOPs of CNN conv stacks, one or millions at a time.\n\n"
+         "MACs count one multiply-accumulate as 1 (bias adds not counted, as fvcore); FLOPs = 2*MACs.",
+)
+# piped output is for files and pagers: give tables room instead of 80 columns
+stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _fail(message: str, code: int = 2):
+    stderr.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------- explain
+
+@app.command(help="Explain one stack layer by layer: RF, jump, start, out size, params, MACs.\n\n"
+                  + COMPACT_GRAMMAR.replace("\n", "\n\n"))
+def explain(
+    stack: Annotated[Optional[str], typer.Argument(
+        help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack file", show_default=False)] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
+    in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
+    format: Annotated[Format, typer.Option("--format", help="table for people, json for scripts")] = Format.table,
+    plot: Annotated[Optional[Path], typer.Option(help="also draw the RF growth to this PNG (needs rfsweep[plot])")] = None,
+):
+    from .explain import analyze, story
+    from .layers import load_stack
+
+    if (stack is None) == (arch is None):
+        _fail("give exactly one of STACK or --arch NAME")
+    if arch is not None:
+        from .architectures import arch_path
+        stack = str(arch_path(arch))
+    resolved = load_stack(stack, input_size, in_channels)
+    result = analyze(resolved)
+    if plot is not None:
+        from .plots import plot_rf_growth
+        plot_rf_growth(resolved, result, plot)
+    if format is Format.json:
+        print(json.dumps(result))
+        return
+    stdout.print(_explain_table(resolved, result))
+    for line in story(resolved, result):
+        stdout.print(line, markup=False)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "x".join(_fmt(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def _explain_table(stack, result) -> Table:
+    title = f"{stack.name or stack.compact()} on {_fmt(result['input']['size'])} x {result['input']['channels']}ch"
+    table = Table(title=title, title_justify="left")
+    for name in ("#", "layer", "k", "s", "p", "d", "out", "ch", "jump", "RF", "start", "params", "MACs"):
+        table.add_column(name, justify="left" if name == "layer" else "right")
+    for layer, row in zip(stack.layers, result["layers"]):
+        table.add_row(str(row["index"]), layer.compact(), *(_fmt(row[key]) for key in (
+            "kernel", "stride", "padding", "dilation", "out_size", "out_channels", "jump", "rf",
+            "start", "params", "macs")))
+    total = result["total"]
+    table.add_section()
+    table.add_row("", "total", "", "", "", "", *(_fmt(total[key]) for key in (
+        "out_size", "out_channels", "jump", "rf", "start", "params", "macs")))
+    table.caption = (f"effective padding {_fmt(total['eff_padding'])}, FLOPs {_fmt(total['flops'])}, "
+                     f"ERF std {_fmt(round_pair(total['erf_std']))} px (ratio {_fmt(round_pair(total['erf_ratio']))})")
+    table.caption_justify = "left"
+    return table
+
+
+def round_pair(value, digits: int = 3):
+    if isinstance(value, list):
+        return [round(v, digits) for v in value]
+    return round(value, digits)
+
+
+@app.command(help="List the known networks with RF, jump, params and MACs.")
+def archs(
+    format: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
+):
+    from .architectures import arch_info, arch_path, list_archs
+    from .explain import analyze
+
+    rows = []
+    for name in list_archs():
+        info = arch_info(name)
+        total = analyze(arch_path(name))["total"]
+        rows.append({"name": name, "title": info.get("title", name), **{
+            key: total[key] for key in ("rf", "jump", "eff_padding", "params", "macs")},
+            "source": info.get("source", "")})
+    if format is Format.json:
+        print(json.dumps(rows))
+        return
+    table = Table(title="known networks (at their JSON's input size)", title_justify="left")
+    for name in ("name", "title", "RF", "jump", "eff. padding", "params", "MACs"):
+        table.add_column(name, justify="left" if name in ("name", "title") else "right")
+    for row in rows:
+        table.add_row(row["name"], row["title"], *(_fmt(row[key]) for key in (
+            "rf", "jump", "eff_padding", "params", "macs")))
+    stdout.print(table)
+
+
+# ---------------------------------------------------------------- entry point
+
+class _Signalled(Exception):
+    pass
+
+
+# click's usage-error base class, whether typer vendors click or depends on it
+_CLICK_ERROR = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+
+
+
+def _on_sigterm(signum, frame):
+    raise _Signalled(signum)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: run the Typer app and turn every failure into an exit code."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="rfsweep", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except RfsweepError as exc:
+        stderr.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except _CLICK_ERROR as exc:  # usage errors: bad flag, missing argument
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        stderr.print(f"error: {exc.format_message()}{hint}", markup=False)
+        sys.exit(2)
+    except (KeyboardInterrupt, typer.Abort):
+        stderr.print("interrupted (SIGINT); nothing was left half-written", markup=False)
+        sys.exit(130)
+    except _Signalled:
+        stderr.print("terminated (SIGTERM); nothing was left half-written", markup=False)
+        sys.exit(143)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks for users
+        if os.environ.get("RFSWEEP_DEBUG"):
+            raise
+        stderr.print(f"error: unexpected {type(exc).__name__}: {exc} (set RFSWEEP_DEBUG=1 for a traceback)",
+                     markup=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""The layer model, its validation, and the two loaders (compact string, JSON).
+
+A `Stack` holds fully resolved layers: every default of the contract's
+section 1 is filled in against the incoming channel count, so that the
+arithmetic never has to guess. Spatial fields are (height, width) pairs;
+the compact string and JSON accept a single int for square kernels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import RfsweepError
+
+DEFAULT_INPUT_SIZE = 224
+DEFAULT_IN_CHANNELS = 3
+MAX_FIELD = 1 << 20  # any single size/channel/kernel beyond this is surely a typo
+
+COMPACT_GRAMMAR = """\
+Compact stack grammar: layers separated by commas, each one of
+  c<K>[s<S>][p<P>][d<D>][x<C>][g<G>][nb]   conv: kernel K, stride S, padding P,
+                                           dilation D, C out channels, G groups,
+                                           nb = no bias
+  dw<K>[s<S>][p<P>][d<D>][x<C>][nb]        depthwise conv (groups = in channels)
+  mp<K>[s<S>][p<P>][ceil]                  max pool (stride defaults to K)
+  ap<K>[s<S>][p<P>][ceil]                  avg pool
+Numbers may be H_W pairs for rectangular layers: c1_7p0_3x192.
+Defaults follow PyTorch: conv padding d*(K-1)//2, channels unchanged.
+Example: c7s2p3x64,mp3s2p1,c3x64,c3x64"""
+
+_NUM = r"\d+(?:_\d+)?"
+_TOKEN = re.compile(rf"^(c|dw|mp|ap)({_NUM})((?:[spdxg]{_NUM})*)((?:nb|ceil)*)$")
+_OPTION = re.compile(rf"([spdxg])({_NUM})")
+_PREFIX_TYPE = {"c": "conv", "dw": "conv", "mp": "maxpool", "ap": "avgpool"}
+_OPTION_FIELD = {"s": "stride", "p": "padding", "d": "dilation", "x": "out_channels", "g": "groups"}
+_LAYER_FIELDS = {"type", "kernel", "stride", "padding", "dilation", "out_channels",
+                 "groups", "bias", "ceil_mode"}
+_STACK_KEYS = {"input_size", "in_channels", "layers"}
+_METADATA_KEYS = {"name", "title", "source", "notes", "published"}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One resolved layer; spatial fields are (h, w)."""
+
+    type: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+    out_channels: int = 0
+    groups: int = 1
+    bias: bool = True
+    ceil_mode: bool = False
+
+    @property
+    def is_conv(self) -> bool:
+        return self.type == "conv"
+
+    def compact(self) -> str:
+        """This layer in the compact grammar (round-trips through parse_compact)."""
+        def num(pair):
+            return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}_{pair[1]}"
+        if self.is_conv:
+            text = f"c{num(self.kernel)}"
+            if self.stride != (1, 1):
+                text += f"s{num(self.stride)}"
+            text += f"p{num(self.padding)}"
+            if self.dilation != (1, 1):
+                text += f"d{num(self.dilation)}"
+            text += f"x{self.out_channels}"
+            if self.groups != 1:
+                text += f"g{self.groups}"
+            return text + ("" if self.bias else "nb")
+        text = ("mp" if self.type == "maxpool" else "ap") + num(self.kernel)
+        text += f"s{num(self.stride)}p{num(self.padding)}"
+        return text + ("ceil" if self.ceil_mode else "")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A resolved stack: input geometry plus layers, ready for `analyze`."""
+
+    layers: tuple[Layer, ...]
+    input_size: tuple[int, int] = (DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)
+    in_channels: int = DEFAULT_IN_CHANNELS
+    name: str | None = field(default=None, compare=False)
+
+    def compact(self) -> str:
+        return ",".join(layer.compact() for layer in self.layers)
+
+    @property
+    def is_square(self) -> bool:
+        pairs = [self.input_size]
+        for layer in self.layers:
+            pairs += [layer.kernel, layer.stride, layer.padding, layer.dilation]
+        return all(a == b for a, b in pairs)
+
+
+def _where(index: int | None) -> str:
+    return f"layer {index}: " if index is not None else ""
+
+
+def _as_pair(value, what: str, index: int | None, minimum: int) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise RfsweepError(f"{_where(index)}{what} must be an int or an [h, w] pair, got {value!r}")
+        pair = tuple(value)
+    else:
+        pair = (value, value)
+    for item in pair:
+        _check_int(item, what, index, minimum)
+    return pair  # type: ignore[return-value]
+
+
+def _check_int(value, what: str, index: int | None, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RfsweepError(f"{_where(index)}{what} must be an integer, got {value!r}")
+    if value < minimum:
+        raise RfsweepError(f"{_where(index)}{what} must be >= {minimum}, got {value}")
+    if value > MAX_FIELD:
+        raise RfsweepError(f"{_where(index)}{what} must be <= {MAX_FIELD}, got {value}")
+    return value
+
+
+def resolve_layer(raw: dict, index: int, c_in: int) -> Layer:
+    """Validate one raw layer (JSON-like dict) and fill the contract's defaults.
+
+    `index` is 1-based and names the layer in every message; `c_in` is the
+    incoming channel count.
+    """
+    if not isinstance(raw, dict):
+        raise RfsweepError(f"layer {index}: expected an object with a 'type', got {raw!r}")
+    unknown = sorted(set(raw) - _LAYER_FIELDS)
+    if unknown:
+        raise RfsweepError(f"layer {index}: unknown field {unknown[0]!r} "
+                           f"(allowed: {', '.join(sorted(_LAYER_FIELDS))})")
+    kind = raw.get("type")
+    if kind not in ("conv", "maxpool", "avgpool"):
+        raise RfsweepError(f"layer {index}: unknown layer type {kind!r} (allowed: conv, maxpool, avgpool)")
+    if "kernel" not in raw:
+        raise RfsweepError(f"layer {index}: missing 'kernel'")
+    kernel = _as_pair(raw["kernel"], "kernel", index, 1)
+    is_conv = kind == "conv"
+    stride = _as_pair(raw.get("stride", 1 if is_conv else kernel), "stride", index, 1)
+    dilation = _as_pair(raw.get("dilation", 1), "dilation", index, 1)
+    if "padding" in raw:
+        padding = _as_pair(raw["padding"], "padding", index, 0)
+    else:
+        padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation)) if is_conv else (0, 0)
+    for flag in ("bias", "ceil_mode"):
+        if flag in raw and not isinstance(raw[flag], bool):
+            raise RfsweepError(f"layer {index}: {flag} must be true or false, got {raw[flag]!r}")
+    if is_conv:
+        if "ceil_mode" in raw:
+            raise RfsweepError(f"layer {index}: ceil_mode applies to pools only")
+        out_channels = _check_int(raw.get("out_channels", c_in), "out_channels", index, 1)
+        groups = _check_int(raw.get("groups", 1), "groups", index, 1)
+        if c_in % groups or out_channels % groups:
+            raise RfsweepError(f"layer {index}: groups={groups} must divide both in_channels={c_in} "
+                               f"and out_channels={out_channels}")
+        return Layer("conv", kernel, stride, padding, dilation, out_channels, groups,
+                     raw.get("bias", True), False)
+    for conv_only in ("out_channels", "groups", "bias"):
+        if conv_only in raw:
+            raise RfsweepError(f"layer {index}: {conv_only} applies to conv layers only, not {kind}")
+    if dilation != (1, 1):
+        raise RfsweepError(f"layer {index}: pools take no dilation (got {raw['dilation']!r})")
+    for p, k in zip(padding, kernel):
+        if p > k // 2:
+            raise RfsweepError(f"layer {index}: {kind} padding {p} must be <= kernel//2 = {k // 2}")
+    return Layer(kind, kernel, stride, padding, (1, 1), c_in, 1, False, raw.get("ceil_mode", False))
+
+
+def build_stack(raw_layers, input_size=None, in_channels=None, name=None) -> Stack:
+    """Resolve a list of raw layer dicts into a validated `Stack`."""
+    size = _as_pair(DEFAULT_INPUT_SIZE if input_size is None else input_size, "input_size", None, 1)
+    c_in = first_c = _check_int(DEFAULT_IN_CHANNELS if in_channels is None else in_channels,
+                                "in_channels", None, 1)
+    if not isinstance(raw_layers, (list, tuple)) or not raw_layers:
+        raise RfsweepError("a stack needs at least one layer")
+    layers = []
+    for index, raw in enumerate(raw_layers, start=1):
+        layer = resolve_layer(raw, index, c_in)
+        layers.append(layer)
+        c_in = layer.out_channels
+    return Stack(tuple(layers), size, first_c, name)
+
+
+def _number(text: str):
+    if "_" in text:
+        h, w = text.split("_")
+        return [int(h), int(w)]
+    return int(text)
+
+
+def parse_compact_layers(text: str) -> list[dict]:
+    """Compact string -> raw layer dicts (not yet validated against channels)."""
+    if not isinstance(text, str) or not text.strip():
+        raise RfsweepError("empty stack string; " + COMPACT_GRAMMAR.splitlines()[0].lower())
+    raws = []
+    for index, token in enumerate(text.split(","), start=1):
+        token = token.strip()
+        match = _TOKEN.match(token)
+        if not match:
+            raise RfsweepError(f"layer {index}: cannot parse {token!r} "
+                               "(expected e.g. c3x64, c7s2p3x64, dw3, mp3s2p1; see --help)")
+        prefix, kernel, options, flags = match.groups()
+        raw: dict = {"type": _PREFIX_TYPE[prefix], "kernel": _number(kernel)}
+        for letter, value in _OPTION.findall(options):
+            name = _OPTION_FIELD[letter]
+            if name in raw:
+                raise RfsweepError(f"layer {index}: {token!r} gives {name} twice")
+            raw[name] = _number(value)
+        for flag in re.findall(r"nb|ceil", flags):
+            name = "bias" if flag == "nb" else "ceil_mode"
+            if name in raw:
+                raise RfsweepError(f"layer {index}: {token!r} gives {flag!r} twice")
+            raw[name] = flag == "ceil"
+        if prefix == "dw":
+            if "groups" in raw:
+                raise RfsweepError(f"layer {index}: dw is depthwise already, drop g in {token!r}")
+            raw["groups"] = "depthwise"
+        raws.append(raw)
+    return raws
+
+
+def _resolve_depthwise(raws: list[dict], in_channels: int) -> list[dict]:
+    """Replace the 'depthwise' marker by the incoming channel count, layer by layer."""
+    c_in = in_channels
+    out = []
+    for raw in raws:
+        raw = dict(raw)
+        if raw.get("groups") == "depthwise":
+            raw["groups"] = c_in
+        if raw.get("type") == "conv":
+            c_in = raw.get("out_channels", c_in)
+        out.append(raw)
+    return out
+
+
+def parse_compact(text: str, input_size=None, in_channels=None) -> Stack:
+    """Parse the compact shell string into a validated Stack. See COMPACT_GRAMMAR."""
+    c_in = DEFAULT_IN_CHANNELS if in_channels is None else in_channels
+    return build_stack(_resolve_depthwise(parse_compact_layers(text), c_in), input_size, in_channels)
+
+
+def parse_json(data, input_size=None, in_channels=None, name=None) -> Stack:
+    """A JSON list of layers, or an object with input_size, in_channels, layers.
+
+    Explicit arguments override the object's input_size and in_channels.
+    """
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - _STACK_KEYS - _METADATA_KEYS)
+        if unknown:
+            raise RfsweepError(f"unknown key {unknown[0]!r} in stack object "
+                               f"(allowed: {', '.join(sorted(_STACK_KEYS | _METADATA_KEYS))})")
+        if "layers" not in data:
+            raise RfsweepError("stack object has no 'layers' list")
+        input_size = data.get("input_size") if input_size is None else input_size
+        in_channels = data.get("in_channels") if in_channels is None else in_channels
+        name = data.get("name", name)
+        layers = data["layers"]
+    elif isinstance(data, list):
+        layers = data
+    else:
+        raise RfsweepError("a JSON stack must be a list of layers or an object with 'layers'")
+    if not isinstance(layers, list) or not layers:
+        raise RfsweepError("'layers' must be a non-empty list")
+    c_in = _check_int(DEFAULT_IN_CHANNELS if in_channels is None else in_channels, "in_channels", None, 1)
+    return build_stack(_resolve_depthwise(layers, c_in), input_size, c_in, name)
+
+
+def load_stack(source, input_size=None, in_channels=None) -> Stack:
+    """A compact string, a path to a JSON stack file, or an already-parsed list/dict."""
+    if isinstance(source, Stack):
+        if input_size is None and in_channels is None:
+            return source
+        raws = [_layer_to_raw(layer) for layer in source.layers]
+        return build_stack(raws, input_size or source.input_size,
+                           in_channels or source.in_channels, source.name)
+    if isinstance(source, (list, dict)):
+        return parse_json(source, input_size, in_channels)
+    if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
+        path = Path(source)
+        if not path.is_file():
+            raise RfsweepError(f"stack file not found: {path}")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RfsweepError(f"cannot read stack file {path}: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise RfsweepError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        return parse_json(data, input_size, in_channels, name=path.stem)
+    return parse_compact(source, input_size, in_channels)
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.endswith(".json") or "/" in text or Path(text).is_file()
+
+
+def _layer_to_raw(layer: Layer) -> dict:
+    raw = {"type": layer.type, "kernel": list(layer.kernel), "stride": list(layer.stride),
+           "padding": list(layer.padding)}
+    if layer.is_conv:
+        raw.update(dilation=list(layer.dilation), out_channels=layer.out_channels,
+                   groups=layer.groups, bias=layer.bias)
+    else:
+        raw["ceil_mode"] = layer.ceil_mode
+    return raw

@@ -1,0 +1,179 @@
+"""Running a sweep: evaluate id ranges with the kernel, stream them to Parquet.
+
+`Evaluator` owns the choice table and reusable output buffers and turns one
+id range into an Arrow table (zero-copy views of the kernel's columns).
+`run_local` overlaps the kernel (numba threads, GIL released) with Parquet
+encoding in a writer thread, recycling a small pool of buffers, so memory
+stays bounded by a few chunks whatever the grid size. The Dask engine and
+`--shard` runs call the same `write_range`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from .grid import GridSpec
+from .kernel import sweep_range
+from .writer import TYPE_DICTIONARY, AtomicParquetWriter, column_dtypes, layer_fields, sweep_metadata, sweep_schema
+
+CHUNK_IDS = 1 << 20
+INT64_MAX = np.iinfo(np.int64).max
+TOTAL_COLUMNS = ("config_id", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops",
+                 "erf_std", "erf_ratio")
+
+
+@dataclass
+class Counts:
+    """enumerated = invalid + pruned + written, over the ids a run covered."""
+
+    enumerated: int = 0
+    invalid: int = 0
+    pruned: int = 0
+    written: int = 0
+
+    def add(self, other: "Counts") -> None:
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def chunks(spec: GridSpec, lo: int = 0, hi: int | None = None,
+           chunk_ids: int = CHUNK_IDS) -> Iterator[tuple[int, int, int, int]]:
+    """(depth, first id of that depth, lo, hi) pieces of [lo, hi), never crossing a depth."""
+    hi = spec.total if hi is None else hi
+    for depth, base, count in spec.depth_blocks():
+        start, stop = max(lo, base), min(hi, base + count)
+        for a in range(start, stop, chunk_ids):
+            yield depth, base, a, min(a + chunk_ids, stop)
+
+
+class Buffers:
+    """Preallocated kernel output columns for one chunk (reused, never regrown)."""
+
+    def __init__(self, spec: GridSpec, capacity: int):
+        dtypes = column_dtypes(spec)
+        depth = max(spec.depth)
+        self.totals = {name: np.empty(capacity, dtypes[name]) for name in TOTAL_COLUMNS}
+        self.layers = {name: np.empty((depth, capacity), dtypes[name]) for name in
+                       ("type", "kernel", "stride", "dilation", "padding", "channels")}
+
+
+class Evaluator:
+    """Evaluate id ranges of one spec into Arrow tables, with the shared kernel."""
+
+    def __init__(self, spec: GridSpec, threads: int | None = None):
+        self.spec = spec
+        self.schema = sweep_schema(spec)
+        self.threads = threads or numba.config.NUMBA_NUM_THREADS
+        self.table = {name: np.ascontiguousarray(values) for name, values in spec.choice_table().items()}
+        big = INT64_MAX
+        self.limits = np.array([spec.min_rf or 0, spec.max_rf if spec.max_rf is not None else big,
+                                spec.max_params if spec.max_params is not None else big,
+                                spec.max_macs if spec.max_macs is not None else big,
+                                spec.min_out_size or 0], dtype=np.int64)
+        # with 'same'/'valid'-like padding no layer can enlarge the map, so min_out_size prunes prefixes
+        self.size_never_grows = bool(np.all(2 * self.table["padding"]
+                                            <= self.table["dilation"] * (self.table["kernel"] - 1)))
+        self.fields = layer_fields(spec)
+
+    def evaluate(self, depth: int, base: int, lo: int, hi: int, buffers: Buffers) -> tuple[pa.Table, Counts]:
+        """Run the kernel on ids [lo, hi) of one depth; the table views `buffers`."""
+        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        parts = max(1, min(4 * self.threads, (hi - lo) // 1024 or 1))
+        counts = np.zeros((parts, 3), np.int64)
+        t, out, lay = self.table, buffers.totals, buffers.layers
+        sweep_range(depth, self.spec.radix, lo, hi, base, parts, t["type"], t["kernel"], t["stride"],
+                    t["dilation"], t["padding"], t["channels"], t["valid"], self.spec.input_size,
+                    self.spec.in_channels, self.spec.bias, self.limits, self.size_never_grows,
+                    *(out[name] for name in TOTAL_COLUMNS),
+                    *(lay[name] for name in ("type", "kernel", "stride", "dilation", "padding", "channels")),
+                    counts)
+        span = hi - lo
+        slices = [(span * p // parts, int(counts[p, 0])) for p in range(parts)]
+        batches = [self._batch(depth, buffers, start, kept) for start, kept in slices if kept]
+        table = (pa.Table.from_batches(batches, self.schema) if batches
+                 else self.schema.empty_table())
+        kept, invalid, pruned = (int(x) for x in counts.sum(axis=0))
+        return table, Counts(hi - lo, invalid, pruned, kept)
+
+    def _batch(self, depth: int, buffers: Buffers, start: int, kept: int) -> pa.RecordBatch:
+        end = start + kept
+        out = buffers.totals
+        arrays = [pa.array(out["config_id"][start:end])]
+        arrays.append(pa.array(np.full(kept, depth, np.uint8)))
+        arrays += [pa.array(out[name][start:end]) for name in TOTAL_COLUMNS[1:]]
+        for i in range(max(self.spec.depth)):
+            for name in self.fields:
+                field = self.schema.field(f"l{i + 1}_{name}")
+                if i >= depth:
+                    arrays.append(pa.nulls(kept, field.type))
+                elif name == "type":
+                    arrays.append(pa.DictionaryArray.from_arrays(
+                        pa.array(buffers.layers[name][i, start:end]), TYPE_DICTIONARY))
+                else:
+                    arrays.append(pa.array(buffers.layers[name][i, start:end]))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+Progress = Callable[[int], None]
+
+
+def write_range(spec: GridSpec, out: Path | str, lo: int = 0, hi: int | None = None, *,
+                threads: int | None = None, chunk_ids: int = CHUNK_IDS,
+                progress: Progress | None = None, extra_metadata: dict | None = None) -> Counts:
+    """Evaluate ids [lo, hi) of `spec` and write the kept rows to the Parquet file `out`.
+
+    The kernel fills one buffer while a writer thread encodes the previous
+    one (a pool of three), so computing overlaps encoding and memory stays
+    bounded. The file appears at `out` only when complete.
+    """
+    hi = spec.total if hi is None else hi
+    evaluator = Evaluator(spec, threads)
+    capacity = min(chunk_ids, max(1, hi - lo))
+    free: queue.Queue = queue.Queue()
+    for _ in range(3):
+        free.put(Buffers(spec, capacity))
+    todo: queue.Queue = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+    total = Counts()
+    with AtomicParquetWriter(out, evaluator.schema) as writer:
+        def drain():
+            while (item := todo.get()) is not None:
+                table, buffers = item
+                try:
+                    if not failure and table.num_rows:
+                        writer.write(table)
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    failure.append(exc)
+                free.put(buffers)
+
+        thread = threading.Thread(target=drain, name="rfsweep-writer", daemon=True)
+        thread.start()
+        try:
+            for depth, base, a, b in chunks(spec, lo, hi, chunk_ids):
+                buffers = free.get()
+                if failure:
+                    break
+                table, counts = evaluator.evaluate(depth, base, a, b, buffers)
+                total.add(counts)
+                todo.put((table, buffers))
+                if progress is not None:
+                    progress(b - a)
+        finally:
+            todo.put(None)
+            thread.join()
+        if failure:
+            raise failure[0]
+        metadata = sweep_metadata(spec, total.as_dict(), extra_metadata)
+        writer.finish(metadata)
+    return total

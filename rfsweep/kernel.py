@@ -1,0 +1,221 @@
+"""The sweep kernel: evaluate every config_id of a range, keep the rows that pass.
+
+`_sweep_part` walks ids in mixed-radix order like an odometer. Consecutive
+ids share all but the last layer, so a prefix's state (size, RF, jump,
+channels, params, MACs, ERF variance) is computed once and reused for the R
+ids that differ only in the last digit. When a prefix is invalid (the map
+empties, a pool at a duplicate position) or over a monotone budget (RF,
+params and MACs only grow with depth), the whole block of ids below it is
+skipped and counted without being visited. A stack is classified by its
+first failing layer: invalid if that layer is invalid, pruned if a
+constraint rejects it there.
+
+`sweep_range` splits a range into parts, one `prange` iteration each; every
+part writes its kept rows contiguously from its own offset, so no two
+threads ever touch the same row and the result does not depend on the
+thread count. All layer arithmetic comes from `arithmetic.py`.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .arithmetic import CONV, conv_weights, grow_erf_var, grow_rf, out_size
+
+OK = 0
+INVALID = 1
+PRUNED = 2
+
+
+@njit(cache=True, nogil=True)
+def _step(v, n_in, rf_in, jump_in, c_in, params_in, macs_in, var_in,
+          t_type, t_k, t_s, t_d, t_p, t_c, t_ok, bias):
+    """One layer (choice row v) on an incoming state; returns (status, new state...)."""
+    if not t_ok[v]:
+        return INVALID, 0, 0, 0, 0, 0, 0, 0.0
+    k = t_k[v]
+    s = t_s[v]
+    d = t_d[v]
+    n = out_size(n_in, k, s, t_p[v], d, False)
+    if n < 1:
+        return INVALID, 0, 0, 0, 0, 0, 0, 0.0
+    rf = grow_rf(rf_in, jump_in, k, d)
+    var = grow_erf_var(var_in, jump_in, k, d)
+    if t_type[v] == CONV:
+        c = t_c[v]
+        weights = conv_weights(k, k, c_in, c, 1)
+        params = params_in + weights + (c if bias else 0)
+        macs = macs_in + weights * n * n
+    else:
+        c = c_in
+        params = params_in
+        macs = macs_in
+    return OK, n, rf, jump_in * s, c, params, macs, var
+
+
+@njit(cache=True, nogil=True)
+def _over_budget(rf, params, macs, n, limits, size_never_grows):
+    """Monotone constraints, safe to apply to a prefix."""
+    return (rf > limits[1] or params > limits[2] or macs > limits[3]
+            or (size_never_grows and n < limits[4]))
+
+
+@njit(cache=True, nogil=True)
+def _carry(digits, pos, radix):
+    """Add one at digit `pos` with carry; returns the most significant digit changed."""
+    digits[pos] += 1
+    while digits[pos] == radix and pos > 0:
+        digits[pos] = 0
+        pos -= 1
+        digits[pos] += 1
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def _sweep_part(depth, radix, lo, hi, id_base, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
+                in_size, in_c, bias, limits, size_never_grows, row0,
+                o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+                l_type, l_k, l_s, l_d, l_p, l_c):
+    """Evaluate ids lo..hi-1 (all of one depth); write kept rows from row0 on.
+
+    limits = [min_rf, max_rf, max_params, max_macs, min_out_size].
+    Returns (kept, invalid, pruned).
+    """
+    digits = np.zeros(depth, np.int64)
+    rel = lo - id_base
+    for pos in range(depth - 1, -1, -1):
+        digits[pos] = rel % radix
+        rel //= radix
+    st_n = np.zeros(depth, np.int64)
+    st_rf = np.zeros(depth, np.int64)
+    st_jump = np.zeros(depth, np.int64)
+    st_c = np.zeros(depth, np.int64)
+    st_params = np.zeros(depth, np.int64)
+    st_macs = np.zeros(depth, np.int64)
+    st_var = np.zeros(depth, np.float64)
+    st_n[0] = in_size
+    st_rf[0] = 1
+    st_jump[0] = 1
+    st_c[0] = in_c
+    block = np.ones(depth, np.int64)  # ids below one digit of each layer
+    for pos in range(depth - 2, -1, -1):
+        block[pos] = block[pos + 1] * radix
+    kept = 0
+    invalid = 0
+    pruned = 0
+    row = row0
+    last = depth - 1
+    dirty = 0
+    i = lo
+    while i < hi:
+        # 1. bring the prefix (layers dirty..depth-2) up to date; stop at the first failure
+        failed = -1
+        status = OK
+        for pos in range(dirty, last):
+            status, n, rf, jump, c, params, macs, var = _step(
+                digits[pos], st_n[pos], st_rf[pos], st_jump[pos], st_c[pos], st_params[pos],
+                st_macs[pos], st_var[pos], t_type, t_k, t_s, t_d, t_p, t_c, t_ok, bias)
+            if status == OK and _over_budget(rf, params, macs, n, limits, size_never_grows):
+                status = PRUNED
+            if status != OK:
+                failed = pos
+                break
+            st_n[pos + 1] = n
+            st_rf[pos + 1] = rf
+            st_jump[pos + 1] = jump
+            st_c[pos + 1] = c
+            st_params[pos + 1] = params
+            st_macs[pos + 1] = macs
+            st_var[pos + 1] = var
+        if failed >= 0:
+            # 2. skip every id that shares this failing prefix, without visiting it
+            offset = 0
+            for pos in range(failed + 1, depth):
+                offset += digits[pos] * block[pos]
+                digits[pos] = 0
+            skip = min(block[failed] - offset, hi - i)
+            if status == INVALID:
+                invalid += skip
+            else:
+                pruned += skip
+            i += skip
+            dirty = _carry(digits, failed, radix)
+            continue
+        # 3. the hot loop: only the last layer changes
+        n_in = st_n[last]
+        rf_in = st_rf[last]
+        jump_in = st_jump[last]
+        c_in = st_c[last]
+        params_in = st_params[last]
+        macs_in = st_macs[last]
+        var_in = st_var[last]
+        v = digits[last]
+        while v < radix and i < hi:
+            status, n, rf, jump, c, params, macs, var = _step(
+                v, n_in, rf_in, jump_in, c_in, params_in, macs_in, var_in,
+                t_type, t_k, t_s, t_d, t_p, t_c, t_ok, bias)
+            if status != OK:
+                invalid += 1
+            elif (_over_budget(rf, params, macs, n, limits, False)
+                  or rf < limits[0] or n < limits[4]):
+                pruned += 1
+            else:
+                o_id[row] = i
+                o_rf[row] = rf
+                o_jump[row] = jump
+                o_size[row] = n
+                o_ch[row] = c
+                o_params[row] = params
+                o_macs[row] = macs
+                o_flops[row] = 2 * macs
+                std = np.sqrt(var)
+                o_erf_std[row] = std
+                o_erf_ratio[row] = std / np.sqrt((rf * rf - 1) / 12.0) if rf > 1 else 1.0
+                for pos in range(last):
+                    u = digits[pos]
+                    l_type[pos, row] = t_type[u]
+                    l_k[pos, row] = t_k[u]
+                    l_s[pos, row] = t_s[u]
+                    l_d[pos, row] = t_d[u]
+                    l_p[pos, row] = t_p[u]
+                    l_c[pos, row] = t_c[u]
+                l_type[last, row] = t_type[v]
+                l_k[last, row] = t_k[v]
+                l_s[last, row] = t_s[v]
+                l_d[last, row] = t_d[v]
+                l_p[last, row] = t_p[v]
+                l_c[last, row] = t_c[v]
+                row += 1
+                kept += 1
+            v += 1
+            i += 1
+        digits[last] = v
+        if v == radix and depth > 1:
+            digits[last] = 0
+            dirty = _carry(digits, last - 1, radix)
+        else:
+            dirty = last
+    return kept, invalid, pruned
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def sweep_range(depth, radix, lo, hi, id_base, parts, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
+                in_size, in_c, bias, limits, size_never_grows,
+                o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+                l_type, l_k, l_s, l_d, l_p, l_c, counts):
+    """Evaluate ids lo..hi-1 of one depth in `parts` independent slices.
+
+    Part p covers ids [bounds[p], bounds[p+1]) and writes its kept rows at
+    [bounds[p]-lo, bounds[p]-lo + counts[p, 0]). counts[p] = kept, invalid, pruned.
+    """
+    span = hi - lo
+    for p in prange(parts):
+        a = lo + span * p // parts
+        b = lo + span * (p + 1) // parts
+        kept, invalid, pruned = _sweep_part(
+            depth, radix, a, b, id_base, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
+            in_size, in_c, bias, limits, size_never_grows, a - lo,
+            o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+            l_type, l_k, l_s, l_d, l_p, l_c)
+        counts[p, 0] = kept
+        counts[p, 1] = invalid
+        counts[p, 2] = pruned

@@ -1,0 +1,163 @@
+"""Parquet output: the Arrow schema of a sweep, its metadata, and an atomic writer.
+
+Columns are as narrow as the spec allows (uint8 per-layer fields, the
+smallest unsigned type that holds each total's exact upper bound), so files
+stay small and encoding stays fast. The writer streams row groups into a
+temporary file beside OUT and renames it into place only after the footer
+(with the `rfsweep` metadata: spec, version, counts, conventions) is written:
+a failed or interrupted run leaves the previous OUT byte for byte, or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from .arithmetic import LAYER_TYPES
+from .errors import RfsweepError
+from .grid import GridSpec
+
+ROW_GROUP_ROWS = 1 << 20
+LAYER_FIELDS = ("type", "kernel", "stride", "dilation", "padding", "channels")
+CONVENTIONS = {
+    "coordinates": "0-indexed input pixel centres (Distill 2019, google receptive_field)",
+    "macs": "one multiply-accumulate = 1; bias adds not counted (as fvcore, ptflops, thop)",
+    "flops": "2 * macs (as torch.utils.flop_counter, calflops)",
+    "erf_std": "std (px) of the effective RF with uniform weights, no nonlinearity; "
+               "maxpool treated as a uniform window",
+    "erf_ratio": "erf_std / std of a uniform window as wide as the RF (1.0 for one layer)",
+    "config_id": "depth-major mixed-radix position in the full grid; layer 1 most significant; "
+                 "types, kernel, stride, dilation, padding, channels (fastest)",
+    "pools": "l{i}_dilation is 1 and l{i}_channels the incoming channels for pools",
+}
+TYPE_DICTIONARY = pa.array(LAYER_TYPES, pa.string())
+
+
+def smallest_uint(bound: int) -> np.dtype:
+    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if bound <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    raise RfsweepError(f"value bound {bound} does not fit 64 bits")
+
+
+def column_dtypes(spec: GridSpec) -> dict[str, np.dtype]:
+    """numpy dtype of every totals column and of each per-layer field."""
+    bounds = spec.bounds()
+    pad = max(spec.padding_value(p, k, d) for p in spec.padding for k in spec.kernel for d in spec.dilation)
+    return {
+        "config_id": np.dtype(np.uint64), "depth": np.dtype(np.uint8),
+        "rf": smallest_uint(bounds["rf"]), "jump": smallest_uint(bounds["jump"]),
+        "out_size": smallest_uint(bounds["out_size"]), "out_channels": smallest_uint(bounds["channels"]),
+        "params": smallest_uint(bounds["params"]), "macs": smallest_uint(bounds["macs"]),
+        "flops": smallest_uint(bounds["flops"]),
+        "erf_std": np.dtype(np.float32), "erf_ratio": np.dtype(np.float32),
+        "type": np.dtype(np.int8), "kernel": smallest_uint(max(spec.kernel)),
+        "stride": smallest_uint(max(spec.stride)), "dilation": smallest_uint(max(spec.dilation)),
+        "padding": smallest_uint(pad), "channels": smallest_uint(bounds["channels"]),
+    }
+
+
+def layer_fields(spec: GridSpec) -> tuple[str, ...]:
+    """Per-layer fields written: `type` only when the grid mixes layer types."""
+    return LAYER_FIELDS if len(spec.types) > 1 else LAYER_FIELDS[1:]
+
+
+def sweep_schema(spec: GridSpec) -> pa.Schema:
+    dtypes = column_dtypes(spec)
+    columns = [pa.field(name, pa.from_numpy_dtype(dtypes[name]), nullable=False) for name in (
+        "config_id", "depth", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops",
+        "erf_std", "erf_ratio")]
+    for i in range(1, max(spec.depth) + 1):
+        for name in layer_fields(spec):
+            arrow_type = (pa.dictionary(pa.int8(), pa.string()) if name == "type"
+                          else pa.from_numpy_dtype(dtypes[name]))
+            columns.append(pa.field(f"l{i}_{name}", arrow_type))
+    return pa.schema(columns)
+
+
+def sweep_metadata(spec: GridSpec, counts: dict, extra: dict | None = None) -> dict:
+    """The `rfsweep` key-value metadata object stored in every sweep file."""
+    return {"version": __version__, "spec": spec.to_dict(), "counts": counts,
+            "conventions": CONVENTIONS, **(extra or {})}
+
+
+def read_metadata(path: Path | str) -> dict:
+    """The `rfsweep` metadata object of a sweep file; RfsweepError if absent or unreadable."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise RfsweepError(f"{path}: not a readable Parquet file ({exc})") from None
+    if b"rfsweep" not in meta:
+        raise RfsweepError(f"{path}: Parquet file has no rfsweep metadata (not written by rfsweep sweep)")
+    try:
+        return json.loads(meta[b"rfsweep"])
+    except ValueError:
+        raise RfsweepError(f"{path}: rfsweep metadata is not valid JSON") from None
+
+
+def check_output_path(out: Path) -> None:
+    """Fail before any heavy work if OUT cannot be written (missing or read-only directory)."""
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise RfsweepError(f"output directory does not exist: {parent}")
+    if out.is_dir():
+        raise RfsweepError(f"output path is a directory: {out}")
+    if not os.access(parent, os.W_OK):
+        raise RfsweepError(f"output directory is not writable: {parent}")
+
+
+class AtomicParquetWriter:
+    """Stream tables into OUT via a temporary file renamed into place on success.
+
+    Use as a context manager; `finish(metadata)` stores the metadata and
+    renames. Leaving the block without `finish` (an error, a signal) removes
+    the temporary file and leaves OUT untouched.
+    """
+
+    def __init__(self, out: Path | str, schema: pa.Schema):
+        self.out = Path(out)
+        check_output_path(self.out)
+        self.tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
+        self.schema = schema
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def __enter__(self):
+        try:
+            self._writer = pq.ParquetWriter(
+                self.tmp, self.schema, compression="zstd", compression_level=1,
+                use_dictionary=[f.name for f in self.schema if f.name not in ("config_id",)],
+                column_encoding={"config_id": "DELTA_BINARY_PACKED"}, write_statistics=["config_id"])
+        except OSError as exc:
+            raise RfsweepError(f"cannot write {self.out}: {exc}") from None
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.rows += table.num_rows
+
+    def finish(self, metadata: dict) -> None:
+        self._writer.add_key_value_metadata({"rfsweep": json.dumps(metadata)})
+        self._writer.close()
+        self._writer = None
+        os.replace(self.tmp, self.out)
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - already failing; the tmp file goes anyway
+                pass
+            self._writer = None
+        self.tmp.unlink(missing_ok=True)
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._writer is not None or self.tmp.exists():
+            self.abort()
+        return False

@@ -139,6 +139,94 @@ def archs(
     stdout.print(table)
 
 
+# ---------------------------------------------------------------- sweep
+
+GRID_HELP = ("Lists take '1,3,5', ranges '1-4' or both '1,3-5'. Every layer independently takes one value "
+             "from each list; config_id is the stack's position in that full grid.")
+
+
+@app.command(help="Evaluate every stack of a grid and stream the results to Parquet.\n\n" + GRID_HELP
+             + "\n\nWith no arguments: depth 1-4, kernel 1,3,5,7, stride 1,2, dilation 1,2, channels 16,32,64, "
+               "padding same, 224x224x3 input (5.4M stacks) -> sweep.parquet. MACs count one multiply-"
+               "accumulate as 1 (bias adds not counted); FLOPs = 2*MACs.")
+def sweep(
+    spec_file: Annotated[Optional[Path], typer.Option("--spec", help="TOML spec; flags override its keys")] = None,
+    depth: Annotated[Optional[str], typer.Option(help="depths, e.g. 1-4 [default: 1-4]")] = None,
+    types: Annotated[Optional[str], typer.Option(help="layer types, e.g. conv,maxpool [default: conv]")] = None,
+    kernel: Annotated[Optional[str], typer.Option(help="kernel sizes [default: 1,3,5,7]")] = None,
+    stride: Annotated[Optional[str], typer.Option(help="strides [default: 1,2]")] = None,
+    dilation: Annotated[Optional[str], typer.Option(help="dilations, convs only [default: 1,2]")] = None,
+    padding: Annotated[Optional[str], typer.Option(help="same, valid or integers [default: same]")] = None,
+    channels: Annotated[Optional[str], typer.Option(help="conv out channels [default: 16,32,64]")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="input height = width [default: 224]")] = None,
+    in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
+    no_bias: Annotated[bool, typer.Option("--no-bias", help="convs without bias")] = False,
+    min_rf: Annotated[Optional[int], typer.Option(help="keep rf >= this")] = None,
+    max_rf: Annotated[Optional[int], typer.Option(help="keep rf <= this")] = None,
+    max_params: Annotated[Optional[int], typer.Option(help="keep params <= this")] = None,
+    max_macs: Annotated[Optional[int], typer.Option(help="keep MACs <= this")] = None,
+    min_out_size: Annotated[Optional[int], typer.Option(help="keep out_size >= this")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet file (a directory with --shard)")] = Path("sweep.parquet"),
+    threads: Annotated[Optional[int], typer.Option(help="numba threads [default: all cores]")] = None,
+    chunk_size: Annotated[int, typer.Option(help="ids per kernel call (memory per buffer)")] = 1 << 20,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print grid size, estimated time and output size, then exit")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help=f"run grids larger than --max-stacks without asking")] = False,
+    max_stacks: Annotated[int, typer.Option(help="refuse grids larger than this unless --yes")] = 1_000_000_000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no summary")] = False,
+):
+    from .grid import load_spec
+    from .sweep import estimate, run_sweep
+
+    overrides = dict(depth=depth, types=types, kernel=kernel, stride=stride, dilation=dilation,
+                     padding=padding, channels=channels, input_size=input_size, in_channels=in_channels,
+                     bias=False if no_bias else None, min_rf=min_rf, max_rf=max_rf, max_params=max_params,
+                     max_macs=max_macs, min_out_size=min_out_size)
+    spec = load_spec(spec_file, overrides)
+    if threads is not None and threads < 1:
+        _fail("--threads must be >= 1")
+    if chunk_size < 1:
+        _fail("--chunk-size must be >= 1")
+    guess = estimate(spec)
+    size_line = (f"grid: {spec.total:,} stacks (depths {_ranges(spec.depth)}, {spec.radix} choices per layer); "
+                 f"about {guess['seconds']:.1f} s, at most {guess['bytes'] / 1e6:,.0f} MB")
+    if dry_run:
+        stdout.print(size_line, markup=False)
+        return
+    if spec.total > max_stacks and not yes:
+        _fail(f"{size_line}: more than --max-stacks {max_stacks:,}; pass --yes to run it anyway")
+    if not quiet:
+        stderr.print(size_line, markup=False)
+    counts, seconds = run_sweep(spec, output, threads=threads, chunk_ids=chunk_size, show_progress=not quiet)
+    if not quiet:
+        stderr.print(f"wrote {counts.written:,} rows to {output} in {seconds:.2f} s "
+                     f"({counts.enumerated / max(seconds, 1e-9) / 1e6:.1f}M stacks/s; "
+                     f"{counts.invalid:,} invalid, {counts.pruned:,} pruned)", markup=False)
+
+
+def _ranges(values: list[int]) -> str:
+    return ",".join(map(str, values)) if len(values) < 4 or values != list(range(values[0], values[-1] + 1)) \
+        else f"{values[0]}-{values[-1]}"
+
+
+@app.command(help="Explain one row of a sweep file: rebuild stack CONFIG_ID from the stored spec.")
+def show(
+    sweep_file: Annotated[Path, typer.Argument(help="a Parquet file written by `rfsweep sweep`")],
+    config_id: Annotated[int, typer.Argument(help="the row's config_id")],
+    format: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
+):
+    from .explain import analyze, story
+    from .sweep import stack_of
+
+    stack = stack_of(sweep_file, config_id)
+    result = analyze(stack)
+    if format is Format.json:
+        print(json.dumps({"config_id": config_id, "stack": stack.compact(), **result}))
+        return
+    stdout.print(_explain_table(stack, result))
+    for line in story(stack, result):
+        stdout.print(line, markup=False)
+
+
 # ---------------------------------------------------------------- entry point
 
 class _Signalled(Exception):

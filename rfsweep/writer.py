@@ -90,7 +90,7 @@ def sweep_metadata(spec: GridSpec, counts: dict, extra: dict | None = None) -> d
 def read_metadata(path: Path | str) -> dict:
     """The `rfsweep` metadata object of a sweep file; RfsweepError if absent or unreadable."""
     try:
-        meta = pq.read_schema(path).metadata or {}
+        meta = pq.read_metadata(path).metadata or {}
     except (OSError, pa.ArrowInvalid) as exc:
         raise RfsweepError(f"{path}: not a readable Parquet file ({exc})") from None
     if b"rfsweep" not in meta:

@@ -29,7 +29,7 @@ AVGPOOL = 2
 LAYER_TYPES = ("conv", "maxpool", "avgpool")
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def out_size(n, k, s, p, d, ceil_mode):
     """Output length of one axis; 0 when the layer empties the map (invalid)."""
     span = n + 2 * p - (d * (k - 1) + 1)
@@ -44,26 +44,26 @@ def out_size(n, k, s, p, d, ceil_mode):
     return span // s + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def grow_rf(rf, jump, k, d):
     """Receptive field after a layer of kernel k, dilation d on a map of step `jump`."""
     return rf + d * (k - 1) * jump
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def shift_start(start, jump, k, p, d):
     """Centre of the first output's RF, in input-pixel coordinates."""
     return start + ((d * (k - 1)) / 2.0 - p) * jump
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def grow_erf_var(var, jump, k, d):
     """Variance (px^2) of the uniform-weight ERF after adding this layer's footprint."""
     step = d * jump
     return var + (k * k - 1) / 12.0 * step * step
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def conv_weights(kh, kw, c_in, c_out, groups):
     """Multiplicative weights of a conv (no bias): kh*kw*(c_in/groups)*c_out."""
     return kh * kw * (c_in // groups) * c_out

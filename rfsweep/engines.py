@@ -92,7 +92,7 @@ class Evaluator:
         parts = max(1, min(4 * self.threads, (hi - lo) // 1024 or 1))
         counts = np.zeros((parts, 3), np.int64)
         t, out, lay = self.table, buffers.totals, buffers.layers
-        sweep_range(depth, self.spec.radix, lo, hi, base, parts, t["type"], t["kernel"], t["stride"],
+        sweep_range(depth, self.spec.radix, len(self.spec.channels), lo, hi, base, parts, t["type"], t["kernel"], t["stride"],
                     t["dilation"], t["padding"], t["channels"], t["valid"], self.spec.input_size,
                     self.spec.in_channels, self.spec.bias, self.limits, self.size_never_grows,
                     *(out[name] for name in TOTAL_COLUMNS),

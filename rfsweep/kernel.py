@@ -26,33 +26,39 @@ INVALID = 1
 PRUNED = 2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
+def _geometry(v, n_in, rf_in, jump_in, var_in, t_k, t_s, t_d, t_p):
+    """Size, RF, jump and ERF variance after layer choice v (not its channels)."""
+    k = t_k[v]
+    d = t_d[v]
+    n = out_size(n_in, k, t_s[v], t_p[v], d, False)
+    return n, grow_rf(rf_in, jump_in, k, d), jump_in * t_s[v], grow_erf_var(var_in, jump_in, k, d)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cost(v, n, c_in, params_in, macs_in, t_type, t_k, t_c, bias):
+    """Channels, params and MACs after layer choice v on an n x n output."""
+    if t_type[v] != CONV:
+        return c_in, params_in, macs_in
+    c = t_c[v]
+    weights = conv_weights(t_k[v], t_k[v], c_in, c, 1)
+    return c, params_in + weights + (c if bias else 0), macs_in + weights * n * n
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _step(v, n_in, rf_in, jump_in, c_in, params_in, macs_in, var_in,
           t_type, t_k, t_s, t_d, t_p, t_c, t_ok, bias):
     """One layer (choice row v) on an incoming state; returns (status, new state...)."""
     if not t_ok[v]:
         return INVALID, 0, 0, 0, 0, 0, 0, 0.0
-    k = t_k[v]
-    s = t_s[v]
-    d = t_d[v]
-    n = out_size(n_in, k, s, t_p[v], d, False)
+    n, rf, jump, var = _geometry(v, n_in, rf_in, jump_in, var_in, t_k, t_s, t_d, t_p)
     if n < 1:
         return INVALID, 0, 0, 0, 0, 0, 0, 0.0
-    rf = grow_rf(rf_in, jump_in, k, d)
-    var = grow_erf_var(var_in, jump_in, k, d)
-    if t_type[v] == CONV:
-        c = t_c[v]
-        weights = conv_weights(k, k, c_in, c, 1)
-        params = params_in + weights + (c if bias else 0)
-        macs = macs_in + weights * n * n
-    else:
-        c = c_in
-        params = params_in
-        macs = macs_in
-    return OK, n, rf, jump_in * s, c, params, macs, var
+    c, params, macs = _cost(v, n, c_in, params_in, macs_in, t_type, t_k, t_c, bias)
+    return OK, n, rf, jump, c, params, macs, var
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _over_budget(rf, params, macs, n, limits, size_never_grows):
     """Monotone constraints, safe to apply to a prefix."""
     return (rf > limits[1] or params > limits[2] or macs > limits[3]
@@ -71,7 +77,7 @@ def _carry(digits, pos, radix):
 
 
 @njit(cache=True, nogil=True)
-def _sweep_part(depth, radix, lo, hi, id_base, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
+def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
                 in_size, in_c, bias, limits, size_never_grows, row0,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 l_type, l_k, l_s, l_d, l_p, l_c):
@@ -149,45 +155,57 @@ def _sweep_part(depth, radix, lo, hi, id_base, t_type, t_k, t_s, t_d, t_p, t_c, 
         macs_in = st_macs[last]
         var_in = st_var[last]
         v = digits[last]
+        block_row = row
+        # channels are the fastest digit: geometry is shared by n_channels consecutive ids
+        channel = v % n_channels
+        n = rf = jump = 0
+        std = ratio = 0.0
+        fresh = True
         while v < radix and i < hi:
-            status, n, rf, jump, c, params, macs, var = _step(
-                v, n_in, rf_in, jump_in, c_in, params_in, macs_in, var_in,
-                t_type, t_k, t_s, t_d, t_p, t_c, t_ok, bias)
-            if status != OK:
-                invalid += 1
-            elif (_over_budget(rf, params, macs, n, limits, False)
-                  or rf < limits[0] or n < limits[4]):
-                pruned += 1
-            else:
-                o_id[row] = i
-                o_rf[row] = rf
-                o_jump[row] = jump
-                o_size[row] = n
-                o_ch[row] = c
-                o_params[row] = params
-                o_macs[row] = macs
-                o_flops[row] = 2 * macs
+            if channel == 0 or fresh:
+                n, rf, jump, var = _geometry(v, n_in, rf_in, jump_in, var_in, t_k, t_s, t_d, t_p)
                 std = np.sqrt(var)
-                o_erf_std[row] = std
-                o_erf_ratio[row] = std / np.sqrt((rf * rf - 1) / 12.0) if rf > 1 else 1.0
-                for pos in range(last):
-                    u = digits[pos]
-                    l_type[pos, row] = t_type[u]
-                    l_k[pos, row] = t_k[u]
-                    l_s[pos, row] = t_s[u]
-                    l_d[pos, row] = t_d[u]
-                    l_p[pos, row] = t_p[u]
-                    l_c[pos, row] = t_c[u]
-                l_type[last, row] = t_type[v]
-                l_k[last, row] = t_k[v]
-                l_s[last, row] = t_s[v]
-                l_d[last, row] = t_d[v]
-                l_p[last, row] = t_p[v]
-                l_c[last, row] = t_c[v]
-                row += 1
-                kept += 1
+                ratio = std / np.sqrt((rf * rf - 1) / 12.0) if rf > 1 else 1.0
+                fresh = False
+            if n < 1 or not t_ok[v]:
+                invalid += 1
+            else:
+                c, params, macs = _cost(v, n, c_in, params_in, macs_in, t_type, t_k, t_c, bias)
+                if _over_budget(rf, params, macs, n, limits, False) or rf < limits[0] or n < limits[4]:
+                    pruned += 1
+                else:
+                    o_id[row] = i
+                    o_rf[row] = rf
+                    o_jump[row] = jump
+                    o_size[row] = n
+                    o_ch[row] = c
+                    o_params[row] = params
+                    o_macs[row] = macs
+                    o_flops[row] = 2 * macs
+                    o_erf_std[row] = std
+                    o_erf_ratio[row] = ratio
+                    l_type[last, row] = t_type[v]
+                    l_k[last, row] = t_k[v]
+                    l_s[last, row] = t_s[v]
+                    l_d[last, row] = t_d[v]
+                    l_p[last, row] = t_p[v]
+                    l_c[last, row] = c
+                    row += 1
+                    kept += 1
             v += 1
             i += 1
+            channel += 1
+            if channel == n_channels:
+                channel = 0
+        # the prefix layers are the same for every row of this block: fill, don't scatter
+        for pos in range(last):
+            u = digits[pos]
+            l_type[pos, block_row:row] = t_type[u]
+            l_k[pos, block_row:row] = t_k[u]
+            l_s[pos, block_row:row] = t_s[u]
+            l_d[pos, block_row:row] = t_d[u]
+            l_p[pos, block_row:row] = t_p[u]
+            l_c[pos, block_row:row] = st_c[pos + 1]
         digits[last] = v
         if v == radix and depth > 1:
             digits[last] = 0
@@ -198,7 +216,7 @@ def _sweep_part(depth, radix, lo, hi, id_base, t_type, t_k, t_s, t_d, t_p, t_c, 
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def sweep_range(depth, radix, lo, hi, id_base, parts, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
+def sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
                 in_size, in_c, bias, limits, size_never_grows,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 l_type, l_k, l_s, l_d, l_p, l_c, counts):
@@ -212,7 +230,7 @@ def sweep_range(depth, radix, lo, hi, id_base, parts, t_type, t_k, t_s, t_d, t_p
         a = lo + span * p // parts
         b = lo + span * (p + 1) // parts
         kept, invalid, pruned = _sweep_part(
-            depth, radix, a, b, id_base, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
+            depth, radix, n_channels, a, b, id_base, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
             in_size, in_c, bias, limits, size_never_grows, a - lo,
             o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
             l_type, l_k, l_s, l_d, l_p, l_c)

@@ -529,7 +529,7 @@ def _submit_all(spec_json, out_dir, count, bounds, todo, scheduler, threads, ret
     own_client = not isinstance(scheduler, Client)
     if scheduler is None:
         cluster = LocalCluster(n_workers=n_workers or local_workers(), threads_per_worker=1,
-                               processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+                               processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
         client = Client(cluster)
     elif isinstance(scheduler, str):
         try:

@@ -32,12 +32,17 @@ TOTAL_COLUMNS = ("config_id", "rf", "jump", "out_size", "out_channels", "params"
 
 @dataclass
 class Counts:
-    """enumerated = invalid + pruned + written, over the ids a run covered."""
+    """enumerated = invalid + pruned + written, over the ids a run covered.
+
+    `skipped` (a part of invalid + pruned) is what block skipping accounted
+    for without evaluating: the work pruning saved.
+    """
 
     enumerated: int = 0
     invalid: int = 0
     pruned: int = 0
     written: int = 0
+    skipped: int = 0
 
     def add(self, other: "Counts") -> None:
         for key, value in asdict(other).items():
@@ -90,7 +95,7 @@ class Evaluator:
         """Run the kernel on ids [lo, hi) of one depth; the table views `buffers`."""
         numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
         parts = max(1, min(4 * self.threads, (hi - lo) // 1024 or 1))
-        counts = np.zeros((parts, 3), np.int64)
+        counts = np.zeros((parts, 4), np.int64)
         t, out, lay = self.table, buffers.totals, buffers.layers
         sweep_range(depth, self.spec.radix, len(self.spec.channels), lo, hi, base, parts, t["type"], t["kernel"], t["stride"],
                     t["dilation"], t["padding"], t["channels"], t["valid"], self.spec.input_size,
@@ -103,8 +108,8 @@ class Evaluator:
         batches = [self._batch(depth, buffers, start, kept) for start, kept in slices if kept]
         table = (pa.Table.from_batches(batches, self.schema) if batches
                  else self.schema.empty_table())
-        kept, invalid, pruned = (int(x) for x in counts.sum(axis=0))
-        return table, Counts(hi - lo, invalid, pruned, kept)
+        kept, invalid, pruned, skipped = (int(x) for x in counts.sum(axis=0))
+        return table, Counts(hi - lo, invalid, pruned, kept, skipped)
 
     def _batch(self, depth: int, buffers: Buffers, start: int, kept: int) -> pa.RecordBatch:
         end = start + kept

@@ -84,7 +84,8 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
     """Evaluate ids lo..hi-1 (all of one depth); write kept rows from row0 on.
 
     limits = [min_rf, max_rf, max_params, max_macs, min_out_size].
-    Returns (kept, invalid, pruned).
+    Returns (kept, invalid, pruned, skipped); skipped counts the invalid or
+    pruned ids that a block skip accounted for without visiting them.
     """
     digits = np.zeros(depth, np.int64)
     rel = lo - id_base
@@ -108,6 +109,7 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
     kept = 0
     invalid = 0
     pruned = 0
+    skipped = 0
     row = row0
     last = depth - 1
     dirty = 0
@@ -143,6 +145,7 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
                 invalid += skip
             else:
                 pruned += skip
+            skipped += skip
             i += skip
             dirty = _carry(digits, failed, radix)
             continue
@@ -212,7 +215,7 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
             dirty = _carry(digits, last - 1, radix)
         else:
             dirty = last
-    return kept, invalid, pruned
+    return kept, invalid, pruned, skipped
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -223,13 +226,13 @@ def sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t
     """Evaluate ids lo..hi-1 of one depth in `parts` independent slices.
 
     Part p covers ids [bounds[p], bounds[p+1]) and writes its kept rows at
-    [bounds[p]-lo, bounds[p]-lo + counts[p, 0]). counts[p] = kept, invalid, pruned.
+    [bounds[p]-lo, bounds[p]-lo + counts[p, 0]). counts[p] = kept, invalid, pruned, skipped.
     """
     span = hi - lo
     for p in prange(parts):
         a = lo + span * p // parts
         b = lo + span * (p + 1) // parts
-        kept, invalid, pruned = _sweep_part(
+        kept, invalid, pruned, skipped = _sweep_part(
             depth, radix, n_channels, a, b, id_base, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
             in_size, in_c, bias, limits, size_never_grows, a - lo,
             o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
@@ -237,3 +240,4 @@ def sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t
         counts[p, 0] = kept
         counts[p, 1] = invalid
         counts[p, 2] = pruned
+        counts[p, 3] = skipped

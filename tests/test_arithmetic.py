@@ -128,10 +128,14 @@ def random_stack(draw):
                                 ("dilation", st.integers(1, 3))):
                 if draw(st.integers(0, 3)):  # 1 in 4 left to the default
                     layer[key] = draw(spatial(values, rect))
-            c_out = draw(st.integers(1, 64))
+            if draw(st.integers(0, 4)):
+                c_out = draw(st.integers(1, 64))
+                groups = draw(st.sampled_from(divisors(gcd(c_in, c_out))))
+            else:  # depthwise, possibly with a channel multiplier
+                c_out = c_in * draw(st.sampled_from([1, 1, 2] if c_in <= 32 else [1]))
+                groups = c_in
             if c_out != c_in or draw(st.booleans()):
                 layer["out_channels"] = c_out
-            groups = draw(st.sampled_from(divisors(gcd(c_in, c_out))))
             depthwise = groups == c_in and c_in > 1 and draw(st.booleans())
             if groups != 1 or draw(st.booleans()):
                 layer["groups"] = groups

@@ -31,7 +31,7 @@ OTHER = GridSpec.build(dict(depth="1-2", kernel="1,3", stride="1,2", channels="8
 @pytest.fixture(scope="module")
 def dask_cluster():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=":0")
     yield cluster
     cluster.close()
 

@@ -1,0 +1,159 @@
+"""Local engine vs the Dask engine on one machine: wall time and stacks/s.
+
+    python benchmarks/bench_dask.py                 # 16.9M-stack grid, writes benchmarks/dask_results.md
+    python benchmarks/bench_dask.py --repeat 1 --partitions 2,8
+
+The local engine is `write_range` (one process, 2 Numba threads). The Dask
+engine is `run_dask` on a LocalCluster of 2 worker processes x 1 thread,
+started once and warmed up (Numba's cached kernel loaded in every worker), so
+the table measures the sweep, not process start-up; one extra row times the
+embedded default (`scheduler=None`: start a cluster, run, shut it down), what
+`rfsweep sweep --engine dask` pays on a laptop. Each figure is the best of
+--repeat runs; outputs go to a temporary directory on the same disk as
+--tmp and are deleted after each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+
+import rfsweep
+from rfsweep import GridSpec, write_range
+from rfsweep import distributed as D
+
+GRID = dict(depth="1-4", kernel="1,3,5,7", stride="1,2", dilation="1,2", channels="16,32,64,128")
+HERE = Path(__file__).resolve().parent
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions() -> dict[str, str]:
+    import dask
+    import distributed
+    import numpy
+    import pandas
+    import pyarrow
+
+    return {"python": platform.python_version(), "rfsweep": rfsweep.__version__, "numba": numba.__version__,
+            "numpy": numpy.__version__, "pyarrow": pyarrow.__version__, "pandas": pandas.__version__,
+            "dask": dask.__version__, "distributed": distributed.__version__}
+
+
+def size_of(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+
+
+def timed(fn, repeat: int, make_out) -> tuple[float, list[float], object, int]:
+    """Best wall time of `repeat` runs of fn(out) into a fresh output each time."""
+    times, result, nbytes = [], None, 0
+    for _ in range(repeat):
+        out = make_out()
+        start = time.perf_counter()
+        result = fn(out)
+        times.append(time.perf_counter() - start)
+        nbytes = size_of(out)
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    return min(times), times, result, nbytes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--partitions", default="2,4,8,16,32")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tmp", default=None, help="directory for the outputs [default: system temp]")
+    parser.add_argument("--quick", action="store_true", help="depth 1-3 grid (265k stacks) for a smoke test")
+    parser.add_argument("--results", type=Path, default=HERE / "dask_results.md")
+    args = parser.parse_args()
+
+    from distributed import Client, LocalCluster
+
+    grid = dict(GRID, depth="1-3") if args.quick else GRID
+    spec = GridSpec.build(grid)
+    partitions = [int(p) for p in args.partitions.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="rfsweep-bench-", dir=args.tmp))
+    counter = iter(range(10**6))
+
+    def fresh(suffix: str) -> Path:
+        return workdir / f"run{next(counter)}{suffix}"
+
+    print(f"grid: {spec.total:,} stacks ({grid}); nproc {os.cpu_count()}; {cpu_model()}", flush=True)
+    # warm the kernel (Numba cache) in this process
+    write_range(GridSpec.build(dict(depth="1-2", kernel="3")), workdir / "warm.parquet", threads=2)
+
+    rows = []
+    best, times, counts, nbytes = timed(lambda out: write_range(spec, out, threads=2), args.repeat,
+                                        lambda: fresh(".parquet"))
+    local_best = best
+    rows.append(("local (write_range, 2 threads)", "1 file", best, times, nbytes))
+    print(f"local: {best:.2f} s  {counts}", flush=True)
+
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                           dashboard_address=":0", silence_logs=logging.ERROR)
+    with Client(cluster) as client:
+        D.run_dask(GridSpec.build(dict(depth="1-2", kernel="3")), fresh(""), partitions=args.workers,
+                   scheduler=client)  # warm-up: every worker loads the kernel
+        for n in partitions:
+            best, times, dask_counts, nbytes = timed(
+                lambda out: D.run_dask(spec, out, partitions=n, scheduler=client), args.repeat, lambda: fresh(""))
+            assert dask_counts == counts, (dask_counts, counts)
+            rows.append((f"dask, warm LocalCluster {args.workers}x1", str(n), best, times, nbytes))
+            print(f"dask partitions={n}: {best:.2f} s", flush=True)
+    cluster.close()
+    default_n = D.default_partitions(spec)
+    best, times, _, nbytes = timed(lambda out: D.run_dask(spec, out, n_workers=args.workers), args.repeat,
+                                   lambda: fresh(""))
+    rows.append((f"dask, embedded (cluster start + stop), {args.workers}x1", f"{default_n} (default)", best,
+                 times, nbytes))
+    print(f"dask embedded: {best:.2f} s", flush=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+    header = ("| engine | partitions | wall s (best) | runs | M stacks/s | speed vs local | output MB |\n"
+              "|---|---|---:|---|---:|---:|---:|")
+    lines = [header]
+    for engine, parts, best, times, nbytes in rows:
+        lines.append(f"| {engine} | {parts} | {best:.2f} | {' / '.join(f'{t:.2f}' for t in times)} | "
+                     f"{spec.total / best / 1e6:.2f} | {local_best / best:.2f}x | {nbytes / 1e6:.0f} |")
+    table = "\n".join(lines)
+    info = versions()
+    machine = (f"- grid: `{' '.join(f'--{k} {v}' for k, v in grid.items())}` = {spec.total:,} stacks "
+               f"({counts.written:,} rows written)\n"
+               f"- machine: nproc {os.cpu_count()}, {cpu_model()}, {platform.system()} {platform.release()}\n"
+               f"- numba threading layer: {numba.threading_layer()}, NUMBA_NUM_THREADS "
+               f"{numba.config.NUMBA_NUM_THREADS}\n"
+               f"- versions: {', '.join(f'{k} {v}' for k, v in info.items())}\n"
+               f"- best of {args.repeat} runs; median local {statistics.median(rows[0][3]):.2f} s\n")
+    text = (f"# Dask engine vs local engine\n\nMeasured by `python benchmarks/bench_dask.py` on "
+            f"{time.strftime('%Y-%m-%d')}.\n\n{machine}\n{table}\n\n"
+            "speed vs local = local wall time / this wall time (>1 is faster). The warm rows reuse one "
+            "started cluster; the embedded row includes starting and stopping it.\n")
+    print()
+    print(table)
+    if not args.quick:
+        args.results.write_text(text)
+        print(f"\nwrote {args.results}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -595,7 +595,7 @@ def pareto_scan(path, minimize=("params", "macs"), maximize=("rf",), where: str 
     if top:
         positions = positions[:top]
     ids = table.column("config_id").to_numpy()[positions]
-    front = dataset.to_table(filter=pc.field("config_id").isin(pa.array(ids, pa.uint64()))).to_pandas()
+    front = _rows_by_id(dataset, ids).to_pandas()
     rank = {int(cid): i for i, cid in enumerate(ids)}
     if len(front) != len(ids):
         raise RfsweepError(f"{path}: config_id is not unique (overlapping parts?); "
@@ -614,6 +614,27 @@ def pareto_scan(path, minimize=("params", "macs"), maximize=("rf",), where: str 
         pick = np.random.default_rng(0).choice(table.num_rows, size=min(sample, table.num_rows), replace=False)
         sampled = table.select(list(plot_columns)).take(pa.array(np.sort(pick), pa.int64())).to_pandas()
     return ParetoResult(front, table.num_rows, sampled, meta)
+
+
+def _rows_by_id(dataset, ids: np.ndarray):
+    """Full rows whose config_id is in `ids`, reading only row groups whose id range holds one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted = np.sort(ids)
+    expression = pc.field("config_id").isin(pa.array(wanted, pa.uint64()))
+    tables = []
+    for fragment in dataset.get_fragments():
+        fragment.ensure_complete_metadata()
+        groups = []
+        for group in fragment.row_groups:
+            stats = (group.statistics or {}).get("config_id")
+            if (stats is None or np.searchsorted(wanted, stats["max"], "right")
+                    > np.searchsorted(wanted, stats["min"], "left")):
+                groups.append(group.id)
+        if groups:
+            tables.append(fragment.subset(row_group_ids=groups).to_table(schema=dataset.schema, filter=expression))
+    return pa.concat_tables(tables) if tables else dataset.schema.empty_table()
 
 
 def pareto_file(path, minimize=("params", "macs"), maximize=("rf",), where: str | None = None,

@@ -1,0 +1,178 @@
+"""Throughput of the sweep on one grid, in one run, against two baselines.
+
+Measures stacks/s for
+  1. the Numba kernel alone (prefix reuse, 2 threads, output columns filled),
+  2. end to end: kernel + Arrow + zstd Parquet on disk (`rfsweep.write_range`),
+  3. a NumPy-vectorised baseline (decode ids, gather, layer by layer on arrays),
+  4. a pure-Python baseline (one stack at a time) on a subset,
+prints a table with ratios and the peak RSS, and appends nothing anywhere:
+copy the printed table into benchmarks/README.md.
+
+    python benchmarks/bench_sweep.py            # the 5.4M-stack grid of issue 3
+    python benchmarks/bench_sweep.py --quick    # a smaller grid, for a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import tempfile
+import time
+
+import numba
+import numpy as np
+
+from rfsweep.engines import Buffers, Evaluator, chunks, write_range
+from rfsweep.grid import GridSpec
+from rfsweep.kernel import sweep_range
+
+GRID = dict(depth="1-4", kernel="1,3,5,7", stride="1,2", dilation="1,2", channels="16,32,64",
+            input_size=224, in_channels=3, padding="same")
+QUICK = dict(GRID, depth="1-3")
+
+
+def kernel_only(spec: GridSpec, threads: int, chunk_ids: int = 1 << 20) -> float:
+    """Seconds for the kernel over the whole grid, outputs into reused buffers (best of 3)."""
+    numba.set_num_threads(threads)
+    evaluator = Evaluator(spec, threads)
+    buffers = Buffers(spec, chunk_ids)
+    t, out, lay = evaluator.table, buffers.totals, buffers.layers
+    parts = 4 * threads
+
+    def once():
+        counts = np.zeros((parts, 4), np.int64)
+        for depth, base, lo, hi in chunks(spec, chunk_ids=chunk_ids):
+            sweep_range(depth, spec.radix, len(spec.channels), lo, hi, base, parts, t["type"], t["kernel"],
+                        t["stride"], t["dilation"], t["padding"], t["channels"], t["valid"], spec.input_size,
+                        spec.in_channels, spec.bias, evaluator.limits, evaluator.size_never_grows,
+                        *(out[name] for name in ("config_id", "rf", "jump", "out_size", "out_channels",
+                                                 "params", "macs", "flops", "erf_std", "erf_ratio")),
+                        *(lay[name] for name in ("type", "kernel", "stride", "dilation", "padding",
+                                                 "channels")), counts)
+
+    once()  # JIT warm-up, untimed
+    return min(_timed(once) for _ in range(3))
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def end_to_end(spec: GridSpec, threads: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        write_range(spec, os.path.join(tmp, "warm.parquet"), 0, min(spec.total, 10_000), threads=threads)
+        return _timed(lambda: write_range(spec, os.path.join(tmp, "sweep.parquet"), threads=threads))
+
+
+def numpy_baseline(spec: GridSpec, chunk_ids: int = 1 << 20) -> float:
+    """The obvious vectorised version: every stack recomputes every layer, in numpy arrays."""
+    table = spec.choice_table()
+    k_eff_of = table["dilation"] * (table["kernel"] - 1) + 1
+
+    def once():
+        for depth, base, lo, hi in chunks(spec, chunk_ids=chunk_ids):
+            rel = np.arange(lo - base, hi - base, dtype=np.int64)
+            digits = []
+            for _ in range(depth):
+                rel, digit = np.divmod(rel, spec.radix)
+                digits.append(digit)
+            digits.reverse()
+            n = np.full(hi - lo, spec.input_size, np.int64)
+            rf = np.ones(hi - lo, np.int64)
+            jump = np.ones(hi - lo, np.int64)
+            c = np.full(hi - lo, spec.in_channels, np.int64)
+            params = np.zeros(hi - lo, np.int64)
+            macs = np.zeros(hi - lo, np.int64)
+            valid = np.ones(hi - lo, bool)
+            for digit in digits:
+                k_eff = k_eff_of[digit]
+                n = (n + 2 * table["padding"][digit] - k_eff) // table["stride"][digit] + 1
+                valid &= n >= 1
+                rf = rf + (k_eff - 1) * jump
+                jump = jump * table["stride"][digit]
+                c_out = table["channels"][digit]
+                weights = table["kernel"][digit] ** 2 * c * c_out
+                params = params + weights + c_out
+                macs = macs + weights * n * n
+                c = c_out
+            keep = np.flatnonzero(valid)
+            _ = (rf[keep], jump[keep], n[keep], c[keep], params[keep], macs[keep], 2 * macs[keep])
+
+    return _timed(once)
+
+
+def python_baseline(spec: GridSpec, count: int) -> tuple[float, int]:
+    """One stack at a time in plain Python, on the first `count` ids of the deepest depth."""
+    table = {name: values.tolist() for name, values in spec.choice_table().items()}
+    depth, base, total = spec.depth_blocks()[-1]
+    count = min(count, total)
+
+    def once():
+        rows = 0
+        for config_id in range(base, base + count):
+            rel, digits = config_id - base, []
+            for _ in range(depth):
+                rel, digit = divmod(rel, spec.radix)
+                digits.append(digit)
+            n, rf, jump, c, params, macs = spec.input_size, 1, 1, spec.in_channels, 0, 0
+            for digit in reversed(digits):
+                k, s, d, p = (table[key][digit] for key in ("kernel", "stride", "dilation", "padding"))
+                k_eff = d * (k - 1) + 1
+                n = (n + 2 * p - k_eff) // s + 1
+                if n < 1:
+                    break
+                rf += (k_eff - 1) * jump
+                jump *= s
+                c_out = table["channels"][digit]
+                params += k * k * c * c_out + c_out
+                macs += k * k * c * c_out * n * n
+                c = c_out
+            else:
+                rows += 1
+        return rows
+
+    return _timed(once), count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="depth 1-3 instead of 1-4")
+    parser.add_argument("--threads", type=int, default=min(2, numba.config.NUMBA_NUM_THREADS))
+    parser.add_argument("--python-subset", type=int, default=200_000)
+    args = parser.parse_args()
+    spec = GridSpec.build(QUICK if args.quick else GRID)
+    total = spec.total
+    results = []
+    seconds = kernel_only(spec, args.threads)
+    results.append((f"kernel alone ({args.threads} threads)", total, seconds))
+    seconds = kernel_only(spec, 1)
+    results.append(("kernel alone (1 thread)", total, seconds))
+    results.append((f"end to end, zstd Parquet ({args.threads} threads)", total, end_to_end(spec, args.threads)))
+    results.append(("NumPy vectorised baseline", total, numpy_baseline(spec)))
+    py_seconds, py_count = python_baseline(spec, args.python_subset)
+    results.append((f"pure Python baseline ({py_count:,} stacks)", py_count, py_seconds))
+    rates = {name: stacks / secs for name, stacks, secs in results}
+    numpy_rate = rates["NumPy vectorised baseline"]
+    python_rate = rates[results[-1][0]]
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    print(f"grid: {total:,} stacks ({spec.radix} choices per layer, depths {spec.depth}); "
+          f"{os.cpu_count()} cores, {cpu}; numba {numba.__version__}, numpy {np.__version__}")
+    print()
+    print("| measurement | stacks | seconds | stacks/s | vs NumPy | vs pure Python |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, stacks, secs in results:
+        rate = stacks / secs
+        print(f"| {name} | {stacks:,} | {secs:.3f} | {rate / 1e6:.1f}M | {rate / numpy_rate:.1f}x | "
+              f"{rate / python_rate:.0f}x |")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print()
+    print(f"peak RSS of this benchmark process: {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

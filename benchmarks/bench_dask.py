@@ -77,6 +77,12 @@ def timed(fn, repeat: int, make_out) -> tuple[float, list[float], object, int]:
     return min(times), times, result, nbytes
 
 
+def _warm(spec_dict: dict, workdir: str) -> None:
+    out = Path(workdir) / f"warm-{os.getpid()}.parquet"
+    write_range(GridSpec.build(spec_dict), out, 0, 100_000, threads=1)
+    out.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--partitions", default="2,4,8,16,32")
@@ -98,9 +104,10 @@ def main() -> None:
     def fresh(suffix: str) -> Path:
         return workdir / f"run{next(counter)}{suffix}"
 
+    load_before = os.getloadavg()
     print(f"grid: {spec.total:,} stacks ({grid}); nproc {os.cpu_count()}; {cpu_model()}", flush=True)
-    # warm the kernel (Numba cache) in this process
-    write_range(GridSpec.build(dict(depth="1-2", kernel="3")), workdir / "warm.parquet", threads=2)
+    # warm the kernel (Numba compiles per column dtypes, so with this spec) in this process
+    write_range(spec, workdir / "warm.parquet", 0, 100_000, threads=2)
 
     rows = []
     best, times, counts, nbytes = timed(lambda out: write_range(spec, out, threads=2), args.repeat,
@@ -112,8 +119,7 @@ def main() -> None:
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                            dashboard_address=":0", silence_logs=logging.ERROR)
     with Client(cluster) as client:
-        D.run_dask(GridSpec.build(dict(depth="1-2", kernel="3")), fresh(""), partitions=args.workers,
-                   scheduler=client)  # warm-up: every worker loads the kernel
+        client.run(_warm, spec.to_dict(), str(workdir))  # every worker loads the kernel for this spec
         for n in partitions:
             best, times, dask_counts, nbytes = timed(
                 lambda out: D.run_dask(spec, out, partitions=n, scheduler=client), args.repeat, lambda: fresh(""))
@@ -143,7 +149,9 @@ def main() -> None:
                f"- numba threading layer: {numba.threading_layer()}, NUMBA_NUM_THREADS "
                f"{numba.config.NUMBA_NUM_THREADS}\n"
                f"- versions: {', '.join(f'{k} {v}' for k, v in info.items())}\n"
-               f"- best of {args.repeat} runs; median local {statistics.median(rows[0][3]):.2f} s\n")
+               f"- best of {args.repeat} runs; median local {statistics.median(rows[0][3]):.2f} s\n"
+               f"- load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
+               "(other processes on the machine disturb the timings when it is above ~0.5)\n")
     text = (f"# Dask engine vs local engine\n\nMeasured by `python benchmarks/bench_dask.py` on "
             f"{time.strftime('%Y-%m-%d')}.\n\n{machine}\n{table}\n\n"
             "speed vs local = local wall time / this wall time (>1 is faster). The warm rows reuse one "

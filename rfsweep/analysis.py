@@ -402,10 +402,9 @@ def _objective_matrix(columns: Sequence[np.ndarray], flips: Sequence[bool],
             int(values.max()) <= limit and int(values.min()) >= -limit)
         if not exact:
             values = np.unique(values, return_inverse=True)[1].reshape(-1)
-        if flip:
-            np.negative(values, out=X[c], casting="unsafe")
-        else:
-            X[c] = values
+        X[c] = values
+        if flip:  # after the cast: unsigned columns would wrap
+            np.negative(X[c], out=X[c])
     return X
 
 
@@ -673,9 +672,8 @@ def write_front(df, out_path, metadata: dict | None = None):
     schema = _sweep_schema_of(meta)
     if schema is not None and table.schema.names == schema.names:
         table = table.cast(schema)
-    if meta:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                               b"rfsweep": json.dumps(meta).encode()})
+    # like a sweep file: no pandas metadata, the rfsweep object when there is one
+    table = table.replace_schema_metadata({b"rfsweep": json.dumps(meta).encode()} if meta else None)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         pq.write_table(table, tmp, compression="zstd")

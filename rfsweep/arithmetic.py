@@ -33,14 +33,15 @@ LAYER_TYPES = ("conv", "maxpool", "avgpool")
 def out_size(n, k, s, p, d, ceil_mode):
     """Output length of one axis; 0 when the layer empties the map (invalid)."""
     span = n + 2 * p - (d * (k - 1) + 1)
-    if span < 0:
-        return 0
     if ceil_mode:
+        # PyTorch (pooling_output_shape): floor((span + s - 1) / s) + 1, then drop a last
+        # window that would start beyond the input plus left padding
         out = (span + s - 1) // s + 1
-        # PyTorch: the last window must start inside the input or left padding
         if (out - 1) * s >= n + p:
             out -= 1
-        return out
+        return max(out, 0)
+    if span < 0:
+        return 0
     return span // s + 1
 
 

@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,6 +58,7 @@ DEFAULT_MAX_PARTITIONS = 4096
 IDS_PER_PARTITION = 50_000_000  # ~ 10-20 s of kernel time per partition on one core
 MIN_IDS_PER_PARTITION = 1_000_000  # below this, per-task overhead dominates
 DEFAULT_MIN_PARTITIONS = 8  # enough tasks to balance a few workers on mid-size grids
+REQUIRED_COUNTS = ("enumerated", "invalid", "pruned", "written")
 PART_RE = re.compile(r"part-(\d{5})-of-(\d{5})\.parquet")
 
 Progress = Callable[[int], None]
@@ -157,8 +158,8 @@ def _scan(out_dir: Path) -> dict[tuple[int, int], str]:
 def _existing_count(out_dir: Path, parts: dict, manifest: dict | None) -> int | None:
     """The partition count the directory already uses (None if empty); refuses mixtures."""
     counts = {n for _, n in parts}
-    if manifest is not None:
-        counts.add(manifest.get("partitions"))
+    if manifest is not None and isinstance(manifest.get("partitions"), int):
+        counts.add(manifest["partitions"])
     if len(counts) > 1:
         raise RfsweepError(f"{out_dir} mixes parts of {sorted(map(str, counts))} partitions; "
                            "use another directory")
@@ -213,8 +214,9 @@ def check_part(path: Path | str, spec: GridSpec, index: int, count: int,
             "index": index, "count": count, "lo": lo, "hi": hi}:
         return None
     try:
-        counts = Counts(**{key: int(meta["counts"][key]) for key in
-                           ("enumerated", "invalid", "pruned", "written")})
+        stored = meta["counts"]
+        counts = Counts(**{f.name: int(stored[f.name]) for f in fields(Counts)
+                           if f.name in REQUIRED_COUNTS or f.name in stored})
     except (KeyError, TypeError, ValueError):
         return None
     if (counts.enumerated != hi - lo or counts.written != rows

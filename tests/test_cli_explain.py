@@ -91,9 +91,11 @@ def test_table_tells_the_rf_story(capsys):
     code, out, err = run_inprocess(capsys, "explain", "c3x64,c3x64,c3x64", "--in-channels", "64")
     assert code == 0, err
     assert err == ""
-    assert "sees" in out
-    assert "110,784" in out or "110784" in out
-    assert "7" in out
+    story = [line for line in out.splitlines() if "sees" in line]
+    assert story, out
+    assert any("7" in line for line in story), story          # ... so it sees 5 + 2*1 = 7
+    assert "110,784" in out or "110784" in out                  # the stack's params
+    assert "200,768" in out or "200768" in out                  # one 7x7 conv's params
 
 
 def test_input_size_flag_changes_out_size(capsys):

@@ -21,18 +21,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 from numba import njit
 
 from .errors import RfsweepError
 from .explain import analyze
 from .layers import _check_int, load_stack
 
-MANIFEST = "_rfsweep.json"
 MAX_COMPARE_DEPTH = 32
 MAX_COMPARE_CANDIDATES = 20_000
 SAMPLE_ROWS = 1 << 16      # rows in the prefilter's sample
@@ -128,7 +128,7 @@ def compare(rf: int, channels: int = 64, max_depth: int = 4, kernels: Iterable[i
             continue
     for row in rows:
         row["params_ratio"] = row["params"] / single["params"]
-        row["macs_ratio"] = row["macs"] / single["macs"] if single["macs"] else float("nan")
+        row["macs_ratio"] = row["macs"] / single["macs"]
     rows.sort(key=lambda row: (row["params"], row["depth"], not row["single"], row["stack"]))
     for i, row in enumerate(rows):
         row["best"] = i == 0
@@ -409,7 +409,7 @@ def _objective_matrix(columns: Sequence[np.ndarray], flips: Sequence[bool],
 
 
 def _objectives(minimize, maximize) -> tuple[list[str], list[bool]]:
-    minimize, maximize = _names(minimize, "minimize"), _names(maximize, "maximize")
+    minimize, maximize = column_names(minimize, "minimize"), column_names(maximize, "maximize")
     names = minimize + maximize
     if not names:
         raise RfsweepError("give at least one column to minimize or maximize")
@@ -419,7 +419,8 @@ def _objectives(minimize, maximize) -> tuple[list[str], list[bool]]:
     return names, [False] * len(minimize) + [True] * len(maximize)
 
 
-def _names(value, what: str) -> list[str]:
+def column_names(value, what: str) -> list[str]:
+    """'params,macs' or a sequence of names -> a list of names ('' or None -> [])."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -519,19 +520,31 @@ def _numeric_field(schema, name: str, what: str):
 
 
 def _open_sweep(path, allow_incomplete: bool):
-    """A pyarrow dataset over a sweep file or a directory of Parquet parts, plus its metadata."""
+    """A pyarrow dataset over a sweep file or a sharded OUT_DIR of parts, plus its metadata.
+
+    A directory is read through its `_rfsweep.json` manifest (the parts it
+    lists, its spec and total counts); without a complete manifest it is an
+    unfinished run, refused unless allow_incomplete (then: the parts present).
+    """
     import pyarrow as pa
     import pyarrow.dataset as ds
 
+    from .distributed import MANIFEST, is_complete, read_manifest
     from .writer import read_metadata
 
     path = Path(path)
+    metadata = None
     if path.is_dir():
-        if not (path / MANIFEST).is_file() and not allow_incomplete:
-            raise RfsweepError(f"{path}: no {MANIFEST} manifest, so this is an incomplete run (shards still "
-                               "running or interrupted); pass --allow-incomplete to use the parts present")
-        files = sorted(p for p in path.rglob("*.parquet")
-                       if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
+        if is_complete(path):
+            manifest = read_manifest(path)
+            files = [path / name for name in sorted(manifest["parts"])]
+            metadata = {key: manifest.get(key) for key in ("version", "spec", "counts")}
+        elif not allow_incomplete:
+            raise RfsweepError(f"{path}: no complete {MANIFEST} manifest, so this is an incomplete run "
+                               "(parts missing or still being written); finish it by rerunning the same "
+                               "sweep command, or pass --allow-incomplete to use the parts present")
+        else:
+            files = sorted(p for p in path.glob("*.parquet") if p.is_file() and not p.name.startswith((".", "_")))
         if not files:
             raise RfsweepError(f"{path}: no Parquet parts in this directory")
     elif path.is_file():
@@ -542,10 +555,11 @@ def _open_sweep(path, allow_incomplete: bool):
         dataset = ds.dataset([str(f) for f in files], format="parquet")
     except (OSError, pa.ArrowInvalid) as exc:
         raise RfsweepError(f"{path}: not a readable Parquet sweep ({exc})") from None
-    try:
-        metadata = read_metadata(files[0])
-    except RfsweepError:
-        metadata = None
+    if metadata is None:
+        try:
+            metadata = read_metadata(files[0])
+        except RfsweepError:  # a Parquet file from elsewhere: fronts work, stack strings do not
+            metadata = None
     return dataset, metadata
 
 
@@ -556,7 +570,7 @@ class ParetoResult:
     front: object
     considered: int
     sample: object = None
-    metadata: dict | None = field(default=None)
+    metadata: dict | None = None
 
 
 def pareto_scan(path, minimize=("params", "macs"), maximize=("rf",), where: str | None = None,
@@ -565,7 +579,6 @@ def pareto_scan(path, minimize=("params", "macs"), maximize=("rf",), where: str 
     """`pareto_file` plus the number of rows considered and, with sample > 0, a random
     sample of up to `sample` rows of `plot_columns` (for plot_front)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     names, flips = _objectives(minimize, maximize)
     dataset, metadata = _open_sweep(path, allow_incomplete)
@@ -591,21 +604,20 @@ def pareto_scan(path, minimize=("params", "macs"), maximize=("rf",), where: str 
             raise RfsweepError(f"objective column {name!r} has null values; filter them out with --where")
         columns.append(column.to_numpy())
     positions = _front_positions(columns, flips, names)
-    if top:
-        positions = positions[:top]
-    ids = table.column("config_id").to_numpy()[positions]
+    front_rows = int(positions.size)
+    ids = table.column("config_id").to_numpy()[positions[:top] if top else positions]
     front = _rows_by_id(dataset, ids).to_pandas()
-    rank = {int(cid): i for i, cid in enumerate(ids)}
     if len(front) != len(ids):
         raise RfsweepError(f"{path}: config_id is not unique (overlapping parts?); "
-                           f"front has {len(ids)} ids but {len(front)} rows match")
-    front = front.iloc[np.argsort([rank[int(cid)] for cid in front["config_id"]], kind="stable")]
-    front = front.reset_index(drop=True)
+                           f"{len(ids)} front ids match {len(front)} rows")
+    # back into the front's order (best first), whatever order the file had
+    order = np.argsort(pd.Index(ids).get_indexer(front["config_id"]))
+    front = front.iloc[order].reset_index(drop=True)
     meta = dict(metadata or {})
     meta.pop("counts", None)
-    meta["pareto"] = {"source": str(path), "minimize": _names(minimize, "minimize"),
-                      "maximize": _names(maximize, "maximize"), "where": where or None,
-                      "rows_considered": table.num_rows, "front_rows": int(positions.size),
+    meta["pareto"] = {"source": str(path), "minimize": column_names(minimize, "minimize"),
+                      "maximize": column_names(maximize, "maximize"), "where": where or None,
+                      "rows_considered": table.num_rows, "front_rows": front_rows,
                       "source_counts": (metadata or {}).get("counts")}
     front.attrs["rfsweep"] = meta
     sampled = None

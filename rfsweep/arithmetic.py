@@ -128,13 +128,13 @@ def evaluate_stack(kind, kh, kw, sh, sw, ph, pw, dh, dw, c_out, groups, bias,
     return -1
 
 
+@njit(cache=True, nogil=True, inline="always")
 def erf_ratio(erf_std, rf):
     """ERF std over the std of a uniform footprint as wide as the RF.
 
     1.0 for a single layer (its ERF *is* uniform over the RF); stacks
     concentrate their ERF in the centre, e.g. three 3x3 convs give 0.71.
     """
-    rf = np.asarray(rf, dtype=np.float64)
-    uniform_std = np.sqrt((rf * rf - 1.0) / 12.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(rf > 1, np.asarray(erf_std) / np.where(rf > 1, uniform_std, 1.0), 1.0)
+    if rf <= 1:
+        return 1.0
+    return erf_std / np.sqrt((rf * rf - 1) / 12.0)

@@ -227,6 +227,11 @@ def show(
         stdout.print(line, markup=False)
 
 
+from .cli_analysis import register as _register_analysis  # noqa: E402 - needs `app` above
+
+_register_analysis(app)
+
+
 # ---------------------------------------------------------------- entry point
 
 class _Signalled(Exception):

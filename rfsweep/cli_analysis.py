@@ -99,24 +99,25 @@ def _stack_strings(metadata: dict | None, ids) -> list[str] | None:
 
 
 def pareto(
-    sweep_file: Annotated[Path, typer.Argument(help="a sweep Parquet file, or a directory of Parquet parts")],
+    sweep_file: Annotated[Path, typer.Argument(metavar="SWEEP", help="a sweep Parquet file, or a directory of Parquet parts")],
     minimize: Annotated[str, typer.Option(help="columns to minimize, comma separated")] = "params,macs",
     maximize: Annotated[str, typer.Option(help="columns to maximize, comma separated ('' for none)")] = "rf",
     where: Annotated[Optional[str], typer.Option(help="filter first, e.g. \"out_size>=7, rf<=100\"")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="write the whole front to this Parquet file")] = None,
     top: Annotated[int, typer.Option(help="print the best N rows of the front (0: all)")] = 20,
     plot: Annotated[Optional[Path], typer.Option(help="also draw the front over a sample of all rows to this PNG")] = None,
-    allow_incomplete: Annotated[bool, typer.Option("--allow-incomplete", help="accept a directory without the _rfsweep.json manifest of a finished run")] = False,
+    allow_incomplete: Annotated[bool, typer.Option(
+        "--allow-incomplete", help="accept a directory without the _rfsweep.json manifest of a finished run")] = False,
     format: Annotated[FormatChoice, typer.Option("--format", help="table for people, json for scripts")] = "table",
 ):
-    from .analysis import _names, pareto_scan, write_front
+    from .analysis import column_names, pareto_scan, write_front
 
     if top < 0:
         raise RfsweepError(f"--top must be >= 0, got {top}")
-    names = _names(minimize, "--minimize") + _names(maximize, "--maximize")
+    names = column_names(minimize, "--minimize") + column_names(maximize, "--maximize")
     plot_columns: tuple[str, ...] = ()
     if plot is not None and names:
-        maxima = _names(maximize, "--maximize")
+        maxima = column_names(maximize, "--maximize")
         x = names[0]
         y = maxima[0] if maxima and maxima[0] != x else (names[1] if len(names) > 1 else x)
         plot_columns = (x, y)

@@ -19,7 +19,7 @@ thread count. All layer arithmetic comes from `arithmetic.py`.
 import numpy as np
 from numba import njit, prange
 
-from .arithmetic import CONV, conv_weights, grow_erf_var, grow_rf, out_size
+from .arithmetic import CONV, conv_weights, erf_ratio, grow_erf_var, grow_rf, out_size
 
 OK = 0
 INVALID = 1
@@ -168,7 +168,7 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
             if channel == 0 or fresh:
                 n, rf, jump, var = _geometry(v, n_in, rf_in, jump_in, var_in, t_k, t_s, t_d, t_p)
                 std = np.sqrt(var)
-                ratio = std / np.sqrt((rf * rf - 1) / 12.0) if rf > 1 else 1.0
+                ratio = erf_ratio(std, rf)
                 fresh = False
             if n < 1 or not t_ok[v]:
                 invalid += 1

@@ -8,6 +8,7 @@ temporary file beside PATH renamed into place. Every function returns PATH.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -83,8 +84,12 @@ def plot_rf_growth(stack, result, path) -> Path:
     ax.set_xlim(left - 1.5, right + 1.5)
     ax.axvspan(-0.5, n - 0.5, color="0.92", zorder=0, label="input (outside: padding)")
 
-    pixels = [x for x in range(max(0, int(left) - 1), min(n, int(right) + 2))]
-    ax.scatter(pixels, [0] * len(pixels), s=8 if len(pixels) <= 120 else 2, color="0.3", marker="s", zorder=2)
+    first, last = math.floor(left) - 1, math.ceil(right) + 1
+    pixels = range(max(0, first), min(n, last + 1))
+    padding = [x for x in range(first, last + 1) if x < 0 or x >= n]
+    size = 8 if last - first <= 120 else 2
+    ax.scatter(pixels, [0] * len(pixels), s=size, color="0.3", marker="s", zorder=2)
+    ax.scatter(padding, [0] * len(padding), s=size, facecolors="none", edgecolors="0.5", marker="s", zorder=2)
     labels = ["input"]
     for y, ((lo, hi, start, rf, jump), layer) in enumerate(zip(spans, stack.layers), start=1):
         ax.barh(y, hi - lo + 1, left=lo - 0.5, height=0.6, color=BAR_COLOR, alpha=0.55, zorder=2)

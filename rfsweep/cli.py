@@ -176,6 +176,7 @@ def sweep(
 ):
     from .grid import load_spec
     from .sweep import estimate, run_sweep
+    from .writer import check_output_path
 
     overrides = dict(depth=depth, types=types, kernel=kernel, stride=stride, dilation=dilation,
                      padding=padding, channels=channels, input_size=input_size, in_channels=in_channels,
@@ -194,6 +195,7 @@ def sweep(
         return
     if spec.total > max_stacks and not yes:
         _fail(f"{size_line}: more than --max-stacks {max_stacks:,}; pass --yes to run it anyway")
+    check_output_path(output)
     if not quiet:
         stderr.print(size_line, markup=False)
     counts, seconds = run_sweep(spec, output, threads=threads, chunk_ids=chunk_size, show_progress=not quiet)
@@ -234,6 +236,9 @@ _register_analysis(app)
 
 # ---------------------------------------------------------------- entry point
 
+INTERRUPTED = "interrupted (SIGINT); nothing was left half-written"
+
+
 class _Signalled(Exception):
     pass
 
@@ -253,11 +258,16 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="rfsweep", standalone_mode=False)
+        if code == 130:  # typer turned Ctrl-C into Exit(130) and click returned its code
+            stderr.print(INTERRUPTED, markup=False)
         sys.exit(code if isinstance(code, int) else 0)
     except RfsweepError as exc:
         stderr.print(f"error: {exc}", markup=False)
         sys.exit(2)
     except typer.Exit as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
+            stderr.print(INTERRUPTED, markup=False)
+            sys.exit(130)
         sys.exit(exc.exit_code)
     except _CLICK_ERROR as exc:  # usage errors: bad flag, missing argument
         ctx = getattr(exc, "ctx", None)
@@ -265,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         stderr.print(f"error: {exc.format_message()}{hint}", markup=False)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
-        stderr.print("interrupted (SIGINT); nothing was left half-written", markup=False)
+        stderr.print(INTERRUPTED, markup=False)
         sys.exit(130)
     except _Signalled:
         stderr.print("terminated (SIGTERM); nothing was left half-written", markup=False)

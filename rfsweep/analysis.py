@@ -19,7 +19,6 @@ checked against the growing front (4 or more, O(n * front)).
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -675,10 +674,8 @@ def write_front(df, out_path, metadata: dict | None = None):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .writer import check_output_path
+    from .writer import atomic_output
 
-    out = Path(out_path)
-    check_output_path(out)
     meta = metadata if metadata is not None else df.attrs.get("rfsweep")
     table = pa.Table.from_pandas(df, preserve_index=False)
     schema = _sweep_schema_of(meta)
@@ -686,15 +683,9 @@ def write_front(df, out_path, metadata: dict | None = None):
         table = table.cast(schema)
     # like a sweep file: no pandas metadata, the rfsweep object when there is one
     table = table.replace_schema_metadata({b"rfsweep": json.dumps(meta).encode()} if meta else None)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(out_path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise RfsweepError(f"cannot write {out}: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return Path(out_path)
 
 
 def _sweep_schema_of(meta: dict | None):

@@ -7,3 +7,16 @@ class RfsweepError(ValueError):
     The message is one line a person can act on, naming the layer (1-based)
     or the key at fault and what is allowed.
     """
+
+
+def read_user_file(path, what: str) -> str:
+    """The text of a file the user named; RfsweepError (exit 2) if missing or unreadable."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise RfsweepError(f"{what} file not found: {path}")
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RfsweepError(f"cannot read {what} file {path}: {exc}") from None

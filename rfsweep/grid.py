@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .arithmetic import LAYER_TYPES
-from .errors import RfsweepError
+from .errors import RfsweepError, read_user_file
 from .layers import MAX_FIELD
 
 DEFAULTS = dict(
@@ -295,13 +295,9 @@ def load_spec(path: Path | str | None = None, overrides: dict | None = None) -> 
     """A GridSpec from an optional TOML file, with explicit flag values overriding it."""
     values: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise RfsweepError(f"spec file not found: {path}")
+        text = read_user_file(path, "spec")
         try:
-            values = tomllib.loads(path.read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RfsweepError(f"cannot read spec file {path}: {exc}") from None
+            values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise RfsweepError(f"{path}: invalid TOML: {exc}") from None
         unknown = sorted(set(values) - set(DEFAULTS))

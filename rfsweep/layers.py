@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RfsweepError
+from .errors import RfsweepError, read_user_file
 
 DEFAULT_INPUT_SIZE = 224
 DEFAULT_IN_CHANNELS = 3
@@ -286,12 +286,9 @@ def load_stack(source, input_size=None, in_channels=None) -> Stack:
         return parse_json(source, input_size, in_channels)
     if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
         path = Path(source)
-        if not path.is_file():
-            raise RfsweepError(f"stack file not found: {path}")
+        text = read_user_file(path, "stack")
         try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RfsweepError(f"cannot read stack file {path}: {exc}") from None
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise RfsweepError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
         return parse_json(data, input_size, in_channels, name=path.stem)

@@ -9,7 +9,6 @@ temporary file beside PATH renamed into place. Every function returns PATH.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 from .errors import RfsweepError
@@ -34,19 +33,11 @@ def _figure():
 
 
 def _save(figure, path) -> Path:
-    from .writer import check_output_path
+    from .writer import atomic_output
 
-    out = Path(path)
-    check_output_path(out)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         figure.savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise RfsweepError(f"cannot write {out}: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return Path(path)
 
 
 def _h(value):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,29 @@ def check_output_path(out: Path) -> None:
         raise RfsweepError(f"output directory is not writable: {parent}")
 
 
+def temporary_path(out: Path) -> Path:
+    """The hidden temporary file beside OUT (readers of a directory skip '.' files)."""
+    return out.with_name(f".{out.name}.{os.getpid()}.tmp")
+
+
+@contextmanager
+def atomic_output(out_path: Path | str):
+    """Yield a temporary path beside OUT; rename it into place if the block succeeds.
+
+    On any failure the temporary file is removed and OUT is left as it was.
+    """
+    out = Path(out_path)
+    check_output_path(out)
+    tmp = temporary_path(out)
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise RfsweepError(f"cannot write {out}: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class AtomicParquetWriter:
     """Stream tables into OUT via a temporary file renamed into place on success.
 
@@ -132,7 +156,7 @@ class AtomicParquetWriter:
     def __init__(self, out: Path | str, schema: pa.Schema):
         self.out = Path(out)
         check_output_path(self.out)
-        self.tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
+        self.tmp = temporary_path(self.out)
         self.schema = schema
         self._writer: pq.ParquetWriter | None = None
         self.rows = 0

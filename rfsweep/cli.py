@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
+from . import __version__, signals
 from .errors import RfsweepError
 from .layers import COMPACT_GRAMMAR
 
@@ -37,6 +37,20 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 class Format(str, Enum):
     table = "table"
     json = "json"
+
+
+def _print_version(value: bool):
+    if value:
+        print(f"rfsweep {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="print the version and exit")] = False,
+):
+    pass
 
 
 def _fail(message: str, code: int = 2):
@@ -236,50 +250,39 @@ _register_analysis(app)
 
 # ---------------------------------------------------------------- entry point
 
-INTERRUPTED = "interrupted (SIGINT); nothing was left half-written"
-
-
-class _Signalled(Exception):
-    pass
-
-
 # click's usage-error base class, whether typer vendors click or depends on it
 _CLICK_ERROR = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
 
 
-
-def _on_sigterm(signum, frame):
-    raise _Signalled(signum)
+def _exit(code: int, message: str | None = None):
+    """Leave with `code`; a recorded SIGINT/SIGTERM wins over whatever failed after it."""
+    interrupted = signals.received()
+    if interrupted is not None:
+        code, message = interrupted.exit_code, interrupted.message()
+    if message:
+        stderr.print(message, markup=False)
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the Typer app and turn every failure into an exit code."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signals.install()
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="rfsweep", standalone_mode=False)
-        if code == 130:  # typer turned Ctrl-C into Exit(130) and click returned its code
-            stderr.print(INTERRUPTED, markup=False)
-        sys.exit(code if isinstance(code, int) else 0)
+        _exit(code if isinstance(code, int) else 0)
+    except signals.Interrupted as exc:
+        _exit(exc.exit_code, exc.message())
     except RfsweepError as exc:
-        stderr.print(f"error: {exc}", markup=False)
-        sys.exit(2)
+        _exit(2, f"error: {exc}")
     except typer.Exit as exc:
-        if isinstance(exc.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
-            stderr.print(INTERRUPTED, markup=False)
-            sys.exit(130)
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except _CLICK_ERROR as exc:  # usage errors: bad flag, missing argument
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        stderr.print(f"error: {exc.format_message()}{hint}", markup=False)
-        sys.exit(2)
+        _exit(2, f"error: {exc.format_message()}{hint}")
     except (KeyboardInterrupt, typer.Abort):
-        stderr.print(INTERRUPTED, markup=False)
-        sys.exit(130)
-    except _Signalled:
-        stderr.print("terminated (SIGTERM); nothing was left half-written", markup=False)
-        sys.exit(143)
+        _exit(130, signals.Interrupted(signal.SIGINT).message())
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -287,9 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks for users
         if os.environ.get("RFSWEEP_DEBUG"):
             raise
-        stderr.print(f"error: unexpected {type(exc).__name__}: {exc} (set RFSWEEP_DEBUG=1 for a traceback)",
-                     markup=False)
-        sys.exit(1)
+        _exit(1, f"error: unexpected {type(exc).__name__}: {exc} (set RFSWEEP_DEBUG=1 for a traceback)")
 
 
 if __name__ == "__main__":

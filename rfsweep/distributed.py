@@ -375,7 +375,9 @@ def run_shard(spec: GridSpec, out_dir: Path | str, index: int, count: int, *, th
     valid is kept (skipped=True) unless force. Afterwards, if all `count`
     parts are present and valid, writes the manifest, so the last array task
     to finish completes the dataset (two tasks writing it at once write the
-    same bytes). `progress(n_ids)` as write_range. Raises RfsweepError for a
+    same bytes). threads: Numba threads (None: the CPUs this process may
+    use, i.e. the SLURM allocation). `progress(n_ids)` as write_range, also
+    called once with the whole range when the part is kept. Raises RfsweepError for a
     bad index, a missing parent directory, or a directory holding another
     spec, another partition count, or foreign files.
     """
@@ -430,7 +432,8 @@ def _run_partition(spec_dict: dict, out_dir: str, index: int, count: int, lo: in
     Runs in Dask workers and in `run_shard`. threads=None inside a Dask
     worker: as many Numba threads as the worker has threads, one partition
     at a time per process (a lock: Numba's workqueue threading layer does
-    not allow concurrent parallel launches).
+    not allow concurrent parallel launches); elsewhere: the CPUs in this
+    process's affinity mask (a SLURM allocation), capped by NUMBA_NUM_THREADS.
     """
     spec = GridSpec.build(spec_dict)
     path = Path(out_dir) / part_name(index, count)
@@ -442,7 +445,9 @@ def _run_partition(spec_dict: dict, out_dir: str, index: int, count: int, lo: in
             threads = get_worker().state.nthreads
             lock = _PROCESS_LOCK
         except (ImportError, ValueError, AttributeError):
-            threads = None  # not in a worker: all cores, as the local engine
+            # not in a worker (run_shard): the cores this process may use, which under SLURM
+            # is the allocation (cpuset), not the whole node as numba's default would be
+            threads = local_workers()
     if lock is None:
         return write_range(spec, path, lo, hi, threads=threads, chunk_ids=chunk_ids,
                            progress=_progress, extra_metadata=extra)

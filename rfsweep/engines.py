@@ -20,6 +20,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from . import signals
 from .grid import GridSpec
 from .kernel import sweep_range
 from .writer import TYPE_DICTIONARY, AtomicParquetWriter, column_dtypes, layer_fields, sweep_metadata, sweep_schema
@@ -174,11 +175,13 @@ def write_range(spec: GridSpec, out: Path | str, lo: int = 0, hi: int | None = N
                 todo.put((table, buffers))
                 if progress is not None:
                     progress(b - a)
+                signals.check()
         finally:
             todo.put(None)
             thread.join()
         if failure:
             raise failure[0]
         metadata = sweep_metadata(spec, total.as_dict(), extra_metadata)
+        signals.check()  # never rename into place after a Ctrl-C, even a swallowed one
         writer.finish(metadata)
     return total

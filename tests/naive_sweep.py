@@ -169,3 +169,28 @@ def naive_sweep(spec, lo: int = 0, hi: int | None = None) -> tuple[list[dict], d
                 row[f"l{i + 1}_{name}"] = figures["layers"][i][name] if i < depth else None
         rows.append(row)
     return rows, counts
+
+
+def observed_values(spec) -> dict[str, set[int]]:
+    """rf, params, macs and out_size after every valid layer of every stack, limits ignored.
+
+    Tests draw constraints from these values so that the limits land exactly on
+    (or next to) figures that the grid really reaches, prefixes included.
+    """
+    seen = {"rf": set(), "params": set(), "macs": set(), "out_size": set()}
+    for _, _, _, layers in enumerate_grid(spec):
+        n, rf, jump, c, params, macs = spec.input_size, 1, 1, spec.in_channels, 0, 0
+        for layer in layers:
+            k, s, d, p = layer["kernel"], layer["stride"], layer["dilation"], layer["padding"]
+            n = (n + 2 * p - d * (k - 1) - 1) // s + 1
+            if not layer["valid"] or n < 1:
+                break
+            rf += d * (k - 1) * jump
+            jump *= s
+            if layer["type"] == "conv":
+                params += k * k * c * layer["channels"] + (layer["channels"] if spec.bias else 0)
+                macs += k * k * c * layer["channels"] * n * n
+                c = layer["channels"]
+            for key, value in (("rf", rf), ("params", params), ("macs", macs), ("out_size", n)):
+                seen[key].add(value)
+    return seen

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from . import signals
 from .grid import GridSpec
-from .kernel import sweep_range
+from .kernel import sweep_range, sweep_range_serial
 from .writer import TYPE_DICTIONARY, AtomicParquetWriter, column_dtypes, layer_fields, sweep_metadata, sweep_schema
 
 CHUNK_IDS = 1 << 20
@@ -94,11 +94,14 @@ class Evaluator:
 
     def evaluate(self, depth: int, base: int, lo: int, hi: int, buffers: Buffers) -> tuple[pa.Table, Counts]:
         """Run the kernel on ids [lo, hi) of one depth; the table views `buffers`."""
-        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-        parts = max(1, min(4 * self.threads, (hi - lo) // 1024 or 1))
+        if self.threads > 1:
+            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+            kernel, parts = sweep_range, max(1, min(4 * self.threads, (hi - lo) // 1024 or 1))
+        else:
+            kernel, parts = sweep_range_serial, 1
         counts = np.zeros((parts, 4), np.int64)
         t, out, lay = self.table, buffers.totals, buffers.layers
-        sweep_range(depth, self.spec.radix, len(self.spec.channels), lo, hi, base, parts, t["type"], t["kernel"], t["stride"],
+        kernel(depth, self.spec.radix, len(self.spec.channels), lo, hi, base, parts, t["type"], t["kernel"], t["stride"],
                     t["dilation"], t["padding"], t["channels"], t["valid"], self.spec.input_size,
                     self.spec.in_channels, self.spec.bias, self.limits, self.size_never_grows,
                     *(out[name] for name in TOTAL_COLUMNS),

@@ -218,8 +218,7 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
     return kept, invalid, pruned, skipped
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
+def _sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
                 in_size, in_c, bias, limits, size_never_grows,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 l_type, l_k, l_s, l_d, l_p, l_c, counts):
@@ -241,3 +240,10 @@ def sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t
         counts[p, 1] = invalid
         counts[p, 2] = pruned
         counts[p, 3] = skipped
+
+
+# One body, two compilations: the parallel driver for a whole machine, and a serial
+# one (prange runs as range) that several Python threads may call at once, e.g. one
+# per partition; numba's default threading layer forbids concurrent parallel launches.
+sweep_range = njit(parallel=True, nogil=True, cache=True)(_sweep_range)
+sweep_range_serial = njit(nogil=True, cache=True)(_sweep_range)

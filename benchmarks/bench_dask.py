@@ -8,9 +8,9 @@ engine is `run_dask` on a LocalCluster of 2 worker processes x 1 thread,
 started once and warmed up (Numba's cached kernel loaded in every worker), so
 the table measures the sweep, not process start-up; one extra row times the
 embedded default (`scheduler=None`: start a cluster, run, shut it down), what
-`rfsweep sweep --engine dask` pays on a laptop. Each figure is the best of
---repeat runs; outputs go to a temporary directory on the same disk as
---tmp and are deleted after each run.
+`rfsweep sweep --engine dask` pays on a laptop. Configurations run
+round-robin; each figure is the best of --repeat rounds (all runs listed).
+Outputs go to a temporary directory (--tmp) and are deleted after each run.
 """
 
 from __future__ import annotations
@@ -64,19 +64,6 @@ def size_of(path: Path) -> int:
     return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
 
 
-def timed(fn, repeat: int, make_out) -> tuple[float, list[float], object, int]:
-    """Best wall time of `repeat` runs of fn(out) into a fresh output each time."""
-    times, result, nbytes = [], None, 0
-    for _ in range(repeat):
-        out = make_out()
-        start = time.perf_counter()
-        result = fn(out)
-        times.append(time.perf_counter() - start)
-        nbytes = size_of(out)
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    return min(times), times, result, nbytes
-
-
 def _warm(spec_dict: dict, workdir: str) -> None:
     out = Path(workdir) / f"warm-{os.getpid()}.parquet"
     write_range(GridSpec.build(spec_dict), out, 0, 100_000, threads=1)
@@ -109,31 +96,40 @@ def main() -> None:
     # warm the kernel (Numba compiles per column dtypes, so with this spec) in this process
     write_range(spec, workdir / "warm.parquet", 0, 100_000, threads=2)
 
-    rows = []
-    best, times, counts, nbytes = timed(lambda out: write_range(spec, out, threads=2), args.repeat,
-                                        lambda: fresh(".parquet"))
-    local_best = best
-    rows.append(("local (write_range, 2 threads)", "1 file", best, times, nbytes))
-    print(f"local: {best:.2f} s  {counts}", flush=True)
-
+    # configurations run round-robin, one run each per round, so that drifting background load
+    # (a shared machine) hits every configuration alike; each figure is the best of --repeat rounds
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                            dashboard_address=":0", silence_logs=logging.ERROR)
-    with Client(cluster) as client:
-        client.run(_warm, spec.to_dict(), str(workdir))  # every worker loads the kernel for this spec
-        for n in partitions:
-            best, times, dask_counts, nbytes = timed(
-                lambda out: D.run_dask(spec, out, partitions=n, scheduler=client), args.repeat, lambda: fresh(""))
-            assert dask_counts == counts, (dask_counts, counts)
-            rows.append((f"dask, warm LocalCluster {args.workers}x1", str(n), best, times, nbytes))
-            print(f"dask partitions={n}: {best:.2f} s", flush=True)
-    cluster.close()
+    client = Client(cluster)
+    client.run(_warm, spec.to_dict(), str(workdir))  # every worker loads the kernel for this spec
     default_n = D.default_partitions(spec)
-    best, times, _, nbytes = timed(lambda out: D.run_dask(spec, out, n_workers=args.workers), args.repeat,
-                                   lambda: fresh(""))
-    rows.append((f"dask, embedded (cluster start + stop), {args.workers}x1", f"{default_n} (default)", best,
-                 times, nbytes))
-    print(f"dask embedded: {best:.2f} s", flush=True)
+    configs = [("local (write_range, 2 threads)", "1 file", ".parquet",
+                lambda out: write_range(spec, out, threads=2))]
+    for n in partitions:
+        configs.append((f"dask, warm LocalCluster {args.workers}x1", str(n), "",
+                        lambda out, n=n: D.run_dask(spec, out, partitions=n, scheduler=client)))
+    configs.append((f"dask, embedded (cluster start + stop), {args.workers}x1", f"{default_n} (default)", "",
+                    lambda out: D.run_dask(spec, out, n_workers=args.workers)))
+    times: dict[int, list[float]] = {i: [] for i in range(len(configs))}
+    sizes: dict[int, int] = {}
+    counts = None
+    for round_ in range(args.repeat):
+        for i, (engine, parts, suffix, fn) in enumerate(configs):
+            out = fresh(suffix)
+            start = time.perf_counter()
+            result = fn(out)
+            times[i].append(time.perf_counter() - start)
+            sizes[i] = size_of(out)
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+            counts = counts or result
+            assert result == counts, (engine, parts, result, counts)
+            print(f"round {round_ + 1}: {engine}, partitions {parts}: {times[i][-1]:.2f} s "
+                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
+    client.close()
+    cluster.close()
     shutil.rmtree(workdir, ignore_errors=True)
+    rows = [(engine, parts, min(times[i]), times[i], sizes[i]) for i, (engine, parts, _, _) in enumerate(configs)]
+    local_best = rows[0][2]
 
     header = ("| engine | partitions | wall s (best) | runs | M stacks/s | speed vs local | output MB |\n"
               "|---|---|---:|---|---:|---:|---:|")
@@ -155,7 +151,8 @@ def main() -> None:
     text = (f"# Dask engine vs local engine\n\nMeasured by `python benchmarks/bench_dask.py` on "
             f"{time.strftime('%Y-%m-%d')}.\n\n{machine}\n{table}\n\n"
             "speed vs local = local wall time / this wall time (>1 is faster). The warm rows reuse one "
-            "started cluster; the embedded row includes starting and stopping it.\n")
+            "started cluster; the embedded row includes starting and stopping it. All configurations "
+            "write the same rows (counts asserted equal).\n")
     print()
     print(table)
     if not args.quick:

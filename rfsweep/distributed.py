@@ -487,11 +487,50 @@ def run_dask(spec: GridSpec, out_dir: Path | str, partitions: int | None = None,
     once and for each finished part, in completion order. The manifest is
     written last, after every part's footer has been re-checked.
     """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise RfsweepError(f"threads: expected an integer >= 1, got {threads!r}")
+
+    def execute(spec_json, out_dir, count, bounds, todo):
+        return _submit_all(spec_json, out_dir, count, bounds, todo, scheduler, threads, retries,
+                           chunk_ids, n_workers, progress, _task or _run_partition)
+
+    return _run_partitions(spec, out_dir, partitions, progress, execute)
+
+
+def run_local_parts(spec: GridSpec, out_dir: Path | str, partitions: int | None = None, *,
+                    workers: int | None = None, chunk_ids: int = CHUNK_IDS,
+                    progress: Progress | None = None) -> Counts:
+    """The local engine writing OUT_DIR: `workers` partitions at once, one core each.
+
+    A single Parquet file is encoded by one thread, which caps a one-file
+    sweep near the encoder's speed; here every partition has its own writer,
+    so encoding runs on every core. Same layout, manifest and resume rules
+    as `run_dask` (and interchangeable with it and `--shard`).
+    """
+    workers = workers or local_workers()
+    if partitions is None:
+        partitions = max(workers, default_partitions(spec)) if not (Path(out_dir) / MANIFEST).exists() else None
+
+    def execute(spec_json, out_dir, count, bounds, todo):
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rfsweep-part") as pool:
+            futures = {i: pool.submit(_run_partition, spec_json, str(out_dir), i, count, *bounds[i], 1,
+                                      chunk_ids, _progress=progress) for i in todo}
+            try:
+                return {i: future.result() for i, future in futures.items()}
+            except BaseException:
+                for future in futures.values():
+                    future.cancel()
+                raise
+
+    return _run_partitions(spec, out_dir, partitions, progress, execute)
+
+
+def _run_partitions(spec: GridSpec, out_dir: Path | str, partitions: int | None, progress: Progress | None,
+                    execute: Callable) -> Counts:
+    """Plan (count, bounds, parts to keep), run the missing ones with `execute`, write the manifest."""
     out_dir = Path(out_dir)
     if partitions is not None:
         _check_count(partitions)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise RfsweepError(f"threads: expected an integer >= 1, got {threads!r}")
     started = time.time()
     _prepare_dir(out_dir)
     spec_json = _spec_json(spec)
@@ -510,8 +549,7 @@ def run_dask(spec: GridSpec, out_dir: Path | str, partitions: int | None = None,
             progress(bounds[i][1] - bounds[i][0])
     if todo:
         _remove_manifest(out_dir)
-        done.update(_submit_all(spec_json, out_dir, count, bounds, todo, scheduler, threads, retries,
-                                chunk_ids, n_workers, progress, _task or _run_partition))
+        done.update(execute(spec_json, out_dir, count, bounds, todo))
         # trust the files, not the task results: catches a worker-local OUT_DIR
         rechecked = _check_parts(out_dir, spec, count, spec_json, todo)
         missing = [part_name(i, count) for i, c in rechecked.items() if c is None]

@@ -218,7 +218,8 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
     return kept, invalid, pruned, skipped
 
 
-def _sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
+@njit(parallel=True, nogil=True, cache=True)
+def sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
                 in_size, in_c, bias, limits, size_never_grows,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 l_type, l_k, l_s, l_d, l_p, l_c, counts):
@@ -242,8 +243,24 @@ def _sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, 
         counts[p, 3] = skipped
 
 
-# One body, two compilations: the parallel driver for a whole machine, and a serial
-# one (prange runs as range) that several Python threads may call at once, e.g. one
-# per partition; numba's default threading layer forbids concurrent parallel launches.
-sweep_range = njit(parallel=True, nogil=True, cache=True)(_sweep_range)
-sweep_range_serial = njit(nogil=True, cache=True)(_sweep_range)
+@njit(nogil=True, cache=True)
+def sweep_range_serial(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t_s, t_d, t_p, t_c,
+                       t_ok, in_size, in_c, bias, limits, size_never_grows,
+                       o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+                       l_type, l_k, l_s, l_d, l_p, l_c, counts):
+    """`sweep_range` on one thread as a single part (counts has one row; `parts` is ignored).
+
+    Several Python threads may call this at once (one per partition), which
+    numba's threading layers do not allow for the parallel driver. A separate
+    function, not a second compilation of `sweep_range`: numba's cache keys
+    entries by function and signature, not by the parallel flag.
+    """
+    kept, invalid, pruned, skipped = _sweep_part(
+        depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
+        in_size, in_c, bias, limits, size_never_grows, 0,
+        o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+        l_type, l_k, l_s, l_d, l_p, l_c)
+    counts[0, 0] = kept
+    counts[0, 1] = invalid
+    counts[0, 2] = pruned
+    counts[0, 3] = skipped

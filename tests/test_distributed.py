@@ -154,6 +154,19 @@ def test_shards_match_local(local, tmp_path):
     assert again.skipped and again.complete and again.counts == results[2].counts
 
 
+def test_concurrent_shard_processes_complete_the_dataset(local, tmp_path):
+    """Array tasks racing in separate processes: every part once, one valid manifest."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = tmp_path / "out"
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(functools.partial(D.run_shard, SPEC, out, count=4, threads=1), range(4)))
+    assert sorted(r.index for r in results) == [0, 1, 2, 3]
+    assert any(r.complete for r in results)
+    _assert_same_rows(out, local)
+
+
 def test_shards_and_dask_write_the_same_parts(client, tmp_path):
     D.run_dask(SPEC, tmp_path / "a", partitions=3, scheduler=client)
     for i in range(3):

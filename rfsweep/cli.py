@@ -34,6 +34,11 @@ stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatt
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+class Engine(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
 class Format(str, Enum):
     table = "table"
     json = "json"
@@ -180,7 +185,15 @@ def sweep(
     max_params: Annotated[Optional[int], typer.Option(help="keep params <= this")] = None,
     max_macs: Annotated[Optional[int], typer.Option(help="keep MACs <= this")] = None,
     min_out_size: Annotated[Optional[int], typer.Option(help="keep out_size >= this")] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Parquet file (a directory with --shard)")] = Path("sweep.parquet"),
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Parquet file, or a directory with "
+                      "--partitions/--engine dask/--shard [default: sweep.parquet or sweep/]")] = None,
+    engine: Annotated[Engine, typer.Option(help="local (this machine) or dask (a cluster)")] = Engine.local,
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, e.g. tcp://host:8786 "
+                         "[default: start a local cluster]")] = None,
+    partitions: Annotated[Optional[int], typer.Option(help="split the ids into N parts written to a directory, "
+                          "one encoder per core (local) or one task each (dask)")] = None,
+    shard: Annotated[Optional[str], typer.Option(help="run only part I of N (0-based, e.g. 3/8) into the "
+                     "directory: for SLURM job arrays; the last part to finish writes the manifest")] = None,
     threads: Annotated[Optional[int], typer.Option(help="numba threads [default: all cores]")] = None,
     chunk_size: Annotated[int, typer.Option(help="ids per kernel call (memory per buffer)")] = 1 << 20,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print grid size, estimated time and output size, then exit")] = False,
@@ -189,6 +202,7 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no summary")] = False,
 ):
     from .grid import load_spec
+    from .distributed import parse_shard
     from .sweep import estimate, run_sweep
     from .writer import check_output_path
 
@@ -209,10 +223,23 @@ def sweep(
         return
     if spec.total > max_stacks and not yes:
         _fail(f"{size_line}: more than --max-stacks {max_stacks:,}; pass --yes to run it anyway")
-    check_output_path(output)
+    if scheduler is not None:
+        engine = Engine.dask
+    shard_pair = parse_shard(shard) if shard is not None else None
+    if shard_pair is not None and (engine is Engine.dask or partitions is not None):
+        _fail("--shard runs one part on its own: drop --engine dask / --partitions (N comes from I/N)")
+    to_directory = shard_pair is not None or engine is Engine.dask or partitions is not None
+    if output is None:
+        output = Path("sweep") if to_directory else Path("sweep.parquet")
+    if not to_directory:
+        check_output_path(output)
+    elif not output.parent.is_dir():
+        _fail(f"output directory does not exist: {output.parent}")
     if not quiet:
         stderr.print(size_line, markup=False)
-    counts, seconds = run_sweep(spec, output, threads=threads, chunk_ids=chunk_size, show_progress=not quiet)
+    counts, seconds = run_sweep(spec, output, threads=threads, chunk_ids=chunk_size, engine=engine.value,
+                                partitions=partitions, scheduler=scheduler, shard=shard_pair,
+                                show_progress=not quiet)
     if not quiet:
         stderr.print(f"wrote {counts.written:,} rows to {output} in {seconds:.2f} s "
                      f"({counts.enumerated / max(seconds, 1e-9) / 1e6:.1f}M stacks/s; "
@@ -226,7 +253,7 @@ def _ranges(values: list[int]) -> str:
 
 @app.command(help="Explain one row of a sweep file: rebuild stack CONFIG_ID from the stored spec.")
 def show(
-    sweep_file: Annotated[Path, typer.Argument(help="a Parquet file written by `rfsweep sweep`")],
+    sweep_file: Annotated[Path, typer.Argument(help="a Parquet file (or directory) written by `rfsweep sweep`")],
     config_id: Annotated[int, typer.Argument(help="the row's config_id")],
     format: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
 ):

@@ -13,7 +13,6 @@ from .engines import Counts, write_range
 from .errors import RfsweepError
 from .grid import GridSpec
 from .layers import Stack, build_stack
-from .writer import read_metadata
 
 # measured end to end on the 2-core reference machine (benchmarks/README.md)
 STACKS_PER_SECOND = 4e6
@@ -27,41 +26,59 @@ def estimate(spec: GridSpec) -> dict:
 
 
 def run_sweep(spec: GridSpec, out: Path | str, *, threads: int | None = None, chunk_ids: int = 1 << 20,
-              show_progress: bool = False) -> tuple[Counts, float]:
-    """Evaluate the whole grid into the Parquet file `out`; returns (counts, seconds).
+              engine: str = "local", partitions: int | None = None, scheduler: str | None = None,
+              shard: tuple[int, int] | None = None, show_progress: bool = False) -> tuple[Counts, float]:
+    """Evaluate the grid into `out`; returns (counts, seconds).
 
-    Counts: enumerated = invalid + pruned + written over the full grid.
+    engine "local" with no partitions writes one Parquet file; with
+    `partitions` (or engine "dask", or a `shard` (i, N)) `out` is a directory
+    of parts plus a manifest (see `distributed`). Counts: enumerated =
+    invalid + pruned + written over the ids this call covered.
     """
+    from . import distributed
+
+    if engine not in ("local", "dask"):
+        raise RfsweepError(f"engine: expected local or dask, got {engine!r}")
+    ids = spec.total
+    if shard is not None:
+        lo, hi = distributed.partition_bounds_one(spec, *shard)
+        ids = hi - lo
+
+    def run(progress):
+        if shard is not None:
+            return distributed.run_shard(spec, out, *shard, threads=threads, chunk_ids=chunk_ids,
+                                         progress=progress).counts
+        if engine == "dask":
+            return distributed.run_dask(spec, out, partitions, scheduler, threads=threads,
+                                        chunk_ids=chunk_ids, progress=progress)
+        if partitions is not None:
+            return distributed.run_local_parts(spec, out, partitions, workers=threads, chunk_ids=chunk_ids,
+                                               progress=progress)
+        return write_range(spec, out, threads=threads, chunk_ids=chunk_ids, progress=progress)
+
     start = time.perf_counter()
     if not show_progress:
-        return write_range(spec, out, threads=threads, chunk_ids=chunk_ids), time.perf_counter() - start
+        return run(None), time.perf_counter() - start
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
                                TextColumn, TimeRemainingColumn)
 
     columns = (TextColumn("sweep"), BarColumn(), TaskProgressColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("sweep", total=spec.total, rate="")
+        task = bar.add_task("sweep", total=ids, rate="")
 
         def advance(done: int) -> None:
             elapsed = time.perf_counter() - start
             completed = bar.tasks[0].completed + done
             bar.update(task, advance=done, rate=f"{completed / max(elapsed, 1e-9) / 1e6:.1f}M stacks/s")
 
-        counts = write_range(spec, out, threads=threads, chunk_ids=chunk_ids, progress=advance)
+        counts = run(advance)
     return counts, time.perf_counter() - start
 
 
-def spec_of(path: Path | str) -> GridSpec:
-    """The GridSpec stored in a sweep file's metadata."""
-    meta = read_metadata(path)
-    try:
-        return GridSpec.build(meta["spec"])
-    except (KeyError, TypeError):
-        raise RfsweepError(f"{path}: rfsweep metadata has no usable spec") from None
-
-
 def stack_of(path: Path | str, config_id: int) -> Stack:
-    """Rebuild the stack of one config_id from the spec stored in a sweep file."""
-    spec = spec_of(path)
+    """Rebuild the stack of one config_id from the spec stored in a sweep file or directory."""
+    from .distributed import spec_of_output
+
+    spec = spec_of_output(path)
     return build_stack(spec.layers_of(config_id), spec.input_size, spec.in_channels)

@@ -552,7 +552,7 @@ def _open_sweep(path, allow_incomplete: bool):
         raise RfsweepError(f"sweep file not found: {path}")
     try:
         dataset = ds.dataset([str(f) for f in files], format="parquet")
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise RfsweepError(f"{path}: not a readable Parquet sweep ({exc})") from None
     if metadata is None:
         try:
@@ -579,6 +579,15 @@ def pareto_scan(path, minimize=("params", "macs"), maximize=("rf",), where: str 
     sample of up to `sample` rows of `plot_columns` (for plot_front)."""
     import pyarrow as pa
 
+    try:
+        return _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample, plot_columns)
+    except (OSError, pa.ArrowException) as exc:  # corrupt pages, foreign files: bad input, exit 2
+        raise RfsweepError(f"{path}: cannot read the sweep ({exc})") from None
+
+
+def _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample, plot_columns) -> ParetoResult:
+    import pyarrow as pa
+
     names, flips = _objectives(minimize, maximize)
     dataset, metadata = _open_sweep(path, allow_incomplete)
     schema = dataset.schema
@@ -592,10 +601,7 @@ def pareto_scan(path, minimize=("params", "macs"), maximize=("rf",), where: str 
     wanted = list(dict.fromkeys(["config_id", *names, *plot_columns]))
     for name in plot_columns:
         _numeric_field(schema, name, "plot")
-    try:
-        table = dataset.to_table(columns=wanted, filter=expression)
-    except (OSError, pa.ArrowException) as exc:
-        raise RfsweepError(f"{path}: cannot read the sweep ({exc})") from None
+    table = dataset.to_table(columns=wanted, filter=expression)
     columns = []
     for name in names:
         column = table.column(name)

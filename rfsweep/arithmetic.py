@@ -132,9 +132,11 @@ def evaluate_stack(kind, kh, kw, sh, sw, ph, pw, dh, dw, c_out, groups, bias,
 def erf_ratio(erf_std, rf):
     """ERF std over the std of a uniform footprint as wide as the RF.
 
-    1.0 for a single layer (its ERF *is* uniform over the RF); stacks
-    concentrate their ERF in the centre, e.g. three 3x3 convs give 0.71.
+    1.0 for a single undilated layer (its ERF *is* uniform over the RF);
+    stacks concentrate their ERF in the centre (three 3x3 convs: 0.71);
+    sparse footprints (dilation, strides) can exceed 1 (one 3x3 d2: 1.15).
     """
     if rf <= 1:
         return 1.0
-    return erf_std / np.sqrt((rf * rf - 1) / 12.0)
+    width = float(rf)  # rf*rf in integers would wrap for huge RFs
+    return erf_std / np.sqrt((width * width - 1.0) / 12.0)

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__, signals
@@ -108,7 +109,7 @@ def _fmt(value) -> str:
 
 
 def _explain_table(stack, result) -> Table:
-    title = f"{stack.name or stack.compact()} on {_fmt(result['input']['size'])} x {result['input']['channels']}ch"
+    title = f"{escape(stack.name or stack.compact())} on {_fmt(result['input']['size'])} x {result['input']['channels']}ch"
     table = Table(title=title, title_justify="left")
     for name in ("#", "layer", "k", "s", "p", "d", "out", "ch", "jump", "RF", "start", "params", "MACs"):
         table.add_column(name, justify="left" if name == "layer" else "right")
@@ -287,8 +288,14 @@ def _exit(code: int, message: str | None = None):
     if interrupted is not None:
         code, message = interrupted.exit_code, interrupted.message()
     if message:
-        stderr.print(message, markup=False)
+        stderr.print(_one_line(message), markup=False)
     sys.exit(code)
+
+
+def _one_line(message: str, limit: int = 500) -> str:
+    """Errors are one line (Arrow's messages span several) of readable length."""
+    line = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -63,6 +63,10 @@ def chunks(spec: GridSpec, lo: int = 0, hi: int | None = None,
             yield depth, base, a, min(a + chunk_ids, stop)
 
 
+def _or_max(limit: int | None) -> int:
+    return INT64_MAX if limit is None else limit
+
+
 class Buffers:
     """Preallocated kernel output columns for one chunk (reused, never regrown)."""
 
@@ -82,11 +86,10 @@ class Evaluator:
         self.schema = sweep_schema(spec)
         self.threads = threads or numba.config.NUMBA_NUM_THREADS
         self.table = {name: np.ascontiguousarray(values) for name, values in spec.choice_table().items()}
-        big = INT64_MAX
-        self.limits = np.array([spec.min_rf or 0, spec.max_rf if spec.max_rf is not None else big,
-                                spec.max_params if spec.max_params is not None else big,
-                                spec.max_macs if spec.max_macs is not None else big,
-                                spec.min_out_size or 0], dtype=np.int64)
+        # limits beyond int64 mean "no limit" (max) or "nothing passes" (min): clamp, never wrap
+        self.limits = np.array([min(value, INT64_MAX) for value in (
+            spec.min_rf or 0, _or_max(spec.max_rf), _or_max(spec.max_params), _or_max(spec.max_macs),
+            spec.min_out_size or 0)], dtype=np.int64)
         # with 'same'/'valid'-like padding no layer can enlarge the map, so min_out_size prunes prefixes
         self.size_never_grows = bool(np.all(2 * self.table["padding"]
                                             <= self.table["dilation"] * (self.table["kernel"] - 1)))

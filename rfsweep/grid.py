@@ -48,7 +48,7 @@ def parse_int_list(text, key: str) -> list[int]:
     values = []
     for part in text.split(","):
         part = part.strip()
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        match = re.fullmatch(r"([0-9]{1,30})(?:-([0-9]{1,30}))?", part)
         if not match:
             raise RfsweepError(f"{key}: cannot read {part!r} (expected e.g. 3, 1-4 or 1,3-5)")
         lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))
@@ -58,6 +58,11 @@ def parse_int_list(text, key: str) -> list[int]:
             raise RfsweepError(f"{key}: range {part!r} is too long")
         values += range(lo, hi + 1)
     return values
+
+
+def _ascii_int(text: str) -> bool:
+    """Digits int() accepts and that fit a sane field (no '²', no 5000-digit strings)."""
+    return re.fullmatch(r"[0-9]{1,30}", text) is not None
 
 
 def _parse_padding(value) -> list:
@@ -70,7 +75,7 @@ def _parse_padding(value) -> list:
             out.append(item)
         elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= MAX_FIELD:
             out.append(item)
-        elif isinstance(item, str) and item.isdigit():
+        elif isinstance(item, str) and _ascii_int(item):
             out.append(int(item))
         else:
             raise RfsweepError(f"padding: {item!r} is not 'same', 'valid' or an integer >= 0")
@@ -146,7 +151,7 @@ class GridSpec:
                 raise RfsweepError(f"{key}: needs distinct values, got {items}")
         for key in INT_KEYS:
             value = merged[key]
-            if isinstance(value, str) and value.isdigit():
+            if isinstance(value, str) and _ascii_int(value):
                 value = int(value)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FIELD:
                 raise RfsweepError(f"{key}: expected an integer in 1..{MAX_FIELD}, got {value!r}")
@@ -298,8 +303,8 @@ def load_spec(path: Path | str | None = None, overrides: dict | None = None) -> 
         text = read_user_file(path, "spec")
         try:
             values = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise RfsweepError(f"{path}: invalid TOML: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # TOMLDecodeError, over-long ints, deep nesting
+            raise RfsweepError(f"{path}: invalid TOML: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
         unknown = sorted(set(values) - set(DEFAULTS))
         if unknown:
             raise RfsweepError(f"{path}: unknown key {unknown[0]!r} (allowed: {', '.join(DEFAULTS)})")

@@ -31,7 +31,7 @@ Numbers may be H_W pairs for rectangular layers: c1_7p0_3x192.
 Defaults follow PyTorch: conv padding d*(K-1)//2, channels unchanged.
 Example: c7s2p3x64,mp3s2p1,c3x64,c3x64"""
 
-_NUM = r"\d+(?:_\d+)?"
+_NUM = r"[0-9]{1,30}(?:_[0-9]{1,30})?"  # ASCII only, short enough for int()
 _TOKEN = re.compile(rf"^(c|dw|mp|ap)({_NUM})((?:[spdxg]{_NUM})*)((?:nb|ceil)*)$")
 _OPTION = re.compile(rf"([spdxg])({_NUM})")
 _PREFIX_TYPE = {"c": "conv", "dw": "conv", "mp": "maxpool", "ap": "avgpool"}
@@ -233,6 +233,9 @@ def _resolve_depthwise(raws: list[dict], in_channels: int) -> list[dict]:
     c_in = in_channels
     out = []
     for raw in raws:
+        if not isinstance(raw, dict):  # resolve_layer names the layer and the problem
+            out.append(raw)
+            continue
         raw = dict(raw)
         if raw.get("groups") == "depthwise":
             raw["groups"] = c_in
@@ -291,12 +294,19 @@ def load_stack(source, input_size=None, in_channels=None) -> Stack:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise RfsweepError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:  # over-long ints, deep nesting
+            raise RfsweepError(f"{path}: invalid JSON: {type(exc).__name__}") from None
         return parse_json(data, input_size, in_channels, name=path.stem)
     return parse_compact(source, input_size, in_channels)
 
 
 def _looks_like_path(text: str) -> bool:
-    return text.endswith(".json") or "/" in text or Path(text).is_file()
+    if text.endswith(".json") or "/" in text:
+        return True
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # too long for a file name, NUL bytes: a stack string then
+        return False
 
 
 def _layer_to_raw(layer: Layer) -> dict:

@@ -32,7 +32,7 @@ CONVENTIONS = {
     "flops": "2 * macs (as torch.utils.flop_counter, calflops)",
     "erf_std": "std (px) of the effective RF with uniform weights, no nonlinearity; "
                "maxpool treated as a uniform window",
-    "erf_ratio": "erf_std / std of a uniform window as wide as the RF (1.0 for one layer)",
+    "erf_ratio": "erf_std / std of a uniform window as wide as the RF (1.0 for one undilated layer)",
     "config_id": "depth-major mixed-radix position in the full grid; layer 1 most significant; "
                  "types, kernel, stride, dilation, padding, channels (fastest)",
     "pools": "l{i}_dilation is 1 and l{i}_channels the incoming channels for pools",
@@ -101,14 +101,17 @@ def read_metadata(path: Path | str) -> dict:
     """The `rfsweep` metadata object of a sweep file; RfsweepError if absent or unreadable."""
     try:
         meta = pq.read_metadata(path).metadata or {}
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise RfsweepError(f"{path}: not a readable Parquet file ({exc})") from None
     if b"rfsweep" not in meta:
         raise RfsweepError(f"{path}: Parquet file has no rfsweep metadata (not written by rfsweep sweep)")
     try:
-        return json.loads(meta[b"rfsweep"])
-    except ValueError:
+        data = json.loads(meta[b"rfsweep"])
+    except (ValueError, RecursionError):
         raise RfsweepError(f"{path}: rfsweep metadata is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise RfsweepError(f"{path}: rfsweep metadata is not a JSON object")
+    return data
 
 
 def check_output_path(out: Path) -> None:

@@ -38,11 +38,12 @@ CONVENTIONS = {
     "pools": "l{i}_dilation is 1 and l{i}_channels the incoming channels for pools",
 }
 TYPE_DICTIONARY = pa.array(LAYER_TYPES, pa.string())
-# Encoding is the end-to-end bottleneck (one core). Measured on the default grid (5.4M rows):
-# dictionary pages 4.4M rows/s, 8.2 MB; plain pages + delta config_id + 64k batches 6.3M rows/s,
-# 11.6 MB. Statistics only where filters use them (totals), not on per-layer columns.
+# Encoding is the end-to-end bottleneck (one core per file). CPU time on the default grid
+# (5.4M rows, quiet machine): dictionary pages 4.4M rows/s (8.2 MB); plain pages + delta
+# config_id + 64k batches 7.2M rows/s (11.6 MB); + v2 data pages 8.7M; + non-null l1_*
+# columns 9.1M. Statistics only where filters use them (totals), not on per-layer columns.
 WRITE_OPTIONS = dict(
-    compression="zstd", compression_level=1, use_dictionary=False,
+    compression="zstd", compression_level=1, use_dictionary=False, data_page_version="2.0",
     column_encoding={"config_id": "DELTA_BINARY_PACKED"},
     write_statistics=["config_id", "depth", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops"],
     write_batch_size=1 << 16, data_page_size=1 << 20,
@@ -87,7 +88,8 @@ def sweep_schema(spec: GridSpec) -> pa.Schema:
         for name in layer_fields(spec):
             arrow_type = (pa.dictionary(pa.int8(), pa.string()) if name == "type"
                           else pa.from_numpy_dtype(dtypes[name]))
-            columns.append(pa.field(f"l{i}_{name}", arrow_type))
+            # every stack has at least min(depth) layers: no nulls, and no definition levels to encode
+            columns.append(pa.field(f"l{i}_{name}", arrow_type, nullable=i > min(spec.depth)))
     return pa.schema(columns)
 
 

@@ -15,7 +15,7 @@ from .grid import GridSpec
 from .layers import Stack, build_stack
 
 # measured end to end on the 2-core reference machine (benchmarks/README.md)
-STACKS_PER_SECOND = 4e6
+STACKS_PER_SECOND = 8e6
 BYTES_PER_ROW = 4.0  # zstd Parquet, worst case seen on the example specs
 
 

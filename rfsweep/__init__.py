@@ -15,6 +15,10 @@ FLOPs = 2 * MACs. Coordinates are 0-indexed input pixel centres.
 
 __version__ = "0.1.0"
 
+from .jit_cache import drop_stale_cache  # noqa: E402
+
+drop_stale_cache()  # before any @njit(cache=True) module loads its cache
+
 from .errors import RfsweepError  # noqa: E402
 from .explain import analyze  # noqa: E402
 from .grid import GridSpec, load_spec  # noqa: E402

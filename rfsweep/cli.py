@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__, signals
-from .errors import RfsweepError
+from .errors import OutputError, RfsweepError
 from .layers import COMPACT_GRAMMAR
 
 app = typer.Typer(
@@ -321,6 +321,8 @@ def main(argv: list[str] | None = None) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(1)
+    except OutputError as exc:  # disk full, file-size limit: not bad input, still one clear line
+        _exit(1, f"error: {exc}")
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks for users
         if os.environ.get("RFSWEEP_DEBUG"):
             raise

@@ -26,6 +26,7 @@ from .kernel import sweep_range, sweep_range_serial
 from .writer import TYPE_DICTIONARY, AtomicParquetWriter, column_dtypes, layer_fields, sweep_metadata, sweep_schema
 
 CHUNK_IDS = 1 << 20
+PARALLEL_MIN_IDS = 1 << 16  # below this a parallel launch costs more than it saves
 INT64_MAX = np.iinfo(np.int64).max
 TOTAL_COLUMNS = ("config_id", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops",
                  "erf_std", "erf_ratio")
@@ -97,9 +98,9 @@ class Evaluator:
 
     def evaluate(self, depth: int, base: int, lo: int, hi: int, buffers: Buffers) -> tuple[pa.Table, Counts]:
         """Run the kernel on ids [lo, hi) of one depth; the table views `buffers`."""
-        if self.threads > 1:
+        if self.threads > 1 and hi - lo >= PARALLEL_MIN_IDS:
             numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-            kernel, parts = sweep_range, max(1, min(4 * self.threads, (hi - lo) // 1024 or 1))
+            kernel, parts = sweep_range, 4 * self.threads
         else:
             kernel, parts = sweep_range_serial, 1
         counts = np.zeros((parts, 4), np.int64)

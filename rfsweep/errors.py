@@ -9,6 +9,14 @@ class RfsweepError(ValueError):
     """
 
 
+class OutputError(OSError):
+    """Writing OUT failed mid-run (disk full, quota, file-size limit): exit code 1.
+
+    Not a user-input error, but still one clear line: the temporary file is
+    gone and whatever was at OUT before is untouched.
+    """
+
+
 def read_user_file(path, what: str) -> str:
     """The text of a file the user named; RfsweepError (exit 2) if missing or unreadable."""
     from pathlib import Path

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .arithmetic import LAYER_TYPES
-from .errors import RfsweepError
+from .errors import OutputError, RfsweepError
 from .grid import GridSpec
 
 ROW_GROUP_ROWS = 1 << 20
@@ -174,14 +174,24 @@ class AtomicParquetWriter:
         return self
 
     def write(self, table: pa.Table) -> None:
-        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        try:
+            self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        except OSError as exc:
+            raise self._failed(exc) from None
         self.rows += table.num_rows
 
     def finish(self, metadata: dict) -> None:
-        self._writer.add_key_value_metadata({"rfsweep": json.dumps(metadata)})
-        self._writer.close()
-        self._writer = None
-        os.replace(self.tmp, self.out)
+        try:
+            self._writer.add_key_value_metadata({"rfsweep": json.dumps(metadata)})
+            self._writer.close()
+            self._writer = None
+            os.replace(self.tmp, self.out)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> OutputError:
+        detail = str(exc).split("Detail:")[-1].strip()
+        return OutputError(f"cannot write {self.out}: {detail}; the previous file (if any) is untouched")
 
     def abort(self) -> None:
         if self._writer is not None:

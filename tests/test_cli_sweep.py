@@ -278,3 +278,27 @@ def test_signal_leaves_previous_output_byte_for_byte(tmp_path, signum, code, wor
     assert not tmp.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.parquet"]
     assert sha256(out) == previous
+
+
+# ---------------------------------------------------------------- a full disk
+
+def _small_file_limit():
+    """In the child: writes past 1 MB fail with EFBIG, as on a full disk (no SIGXFSZ kill)."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+
+def test_write_failure_mid_run_keeps_previous_output(tmp_path):
+    out = tmp_path / "grid.parquet"
+    assert run("sweep", *TINY, "-q", "-o", out, cwd=tmp_path).returncode == 0
+    previous = sha256(out)
+    proc = subprocess.run([RFSWEEP, "sweep", "-q", "-o", str(out)], cwd=tmp_path, capture_output=True,
+                          text=True, preexec_fn=_small_file_limit, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write") and "grid.parquet" in lines[0], lines
+    assert "Traceback" not in proc.stderr
+    assert sha256(out) == previous
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.parquet"]

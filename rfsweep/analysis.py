@@ -581,7 +581,7 @@ def pareto_scan(path, minimize=("params", "macs"), maximize=("rf",), where: str 
 
     try:
         return _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample, plot_columns)
-    except (OSError, pa.ArrowException) as exc:  # corrupt pages, foreign files: bad input, exit 2
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:  # corrupt pages/footer: exit 2
         raise RfsweepError(f"{path}: cannot read the sweep ({exc})") from None
 
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 from . import signals
 from .grid import GridSpec
 from .kernel import sweep_range, sweep_range_serial
-from .writer import TYPE_DICTIONARY, AtomicParquetWriter, column_dtypes, layer_fields, sweep_metadata, sweep_schema
+from .writer import ROW_GROUP_ROWS, TYPE_DICTIONARY, AtomicParquetWriter, column_dtypes, layer_fields, sweep_metadata, sweep_schema
 
 CHUNK_IDS = 1 << 20
 PARALLEL_MIN_IDS = 1 << 16  # below this a parallel launch costs more than it saves
@@ -161,14 +161,29 @@ def write_range(spec: GridSpec, out: Path | str, lo: int = 0, hi: int | None = N
     total = Counts()
     with AtomicParquetWriter(out, evaluator.schema) as writer:
         def drain():
+            # small tables (heavily pruned chunks) are copied out of their buffers and
+            # gathered, so row groups stay near ROW_GROUP_ROWS instead of one per chunk
+            pending: list[pa.Table] = []
             while (item := todo.get()) is not None:
                 table, buffers = item
                 try:
                     if not failure and table.num_rows:
-                        writer.write(table)
+                        if table.num_rows >= ROW_GROUP_ROWS // 2:
+                            writer.write(table)
+                        else:
+                            pending.append(pa.concat_tables([table, evaluator.schema.empty_table()])
+                                           .combine_chunks())  # a copy: the buffers go back now
+                            if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS:
+                                writer.write(pa.concat_tables(pending))
+                                pending.clear()
                 except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                     failure.append(exc)
                 free.put(buffers)
+            try:
+                if pending and not failure:
+                    writer.write(pa.concat_tables(pending))
+            except BaseException as exc:  # noqa: BLE001
+                failure.append(exc)
 
         thread = threading.Thread(target=drain, name="rfsweep-writer", daemon=True)
         thread.start()

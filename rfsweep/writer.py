@@ -103,7 +103,7 @@ def read_metadata(path: Path | str) -> dict:
     """The `rfsweep` metadata object of a sweep file; RfsweepError if absent or unreadable."""
     try:
         meta = pq.read_metadata(path).metadata or {}
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, pa.ArrowException, ValueError) as exc:  # ValueError: undecodable footer bytes
         raise RfsweepError(f"{path}: not a readable Parquet file ({exc})") from None
     if b"rfsweep" not in meta:
         raise RfsweepError(f"{path}: Parquet file has no rfsweep metadata (not written by rfsweep sweep)")

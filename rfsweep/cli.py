@@ -195,27 +195,22 @@ def sweep(
                           "one encoder per core (local) or one task each (dask)")] = None,
     shard: Annotated[Optional[str], typer.Option(help="run only part I of N (0-based, e.g. 3/8) into the "
                      "directory: for SLURM job arrays; the last part to finish writes the manifest")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="numba threads [default: all cores]")] = None,
-    chunk_size: Annotated[int, typer.Option(help="ids per kernel call (memory per buffer)")] = 1 << 20,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="numba threads [default: all cores]")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="ids per kernel call (memory per buffer)")] = 1 << 20,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print grid size, estimated time and output size, then exit")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help=f"run grids larger than --max-stacks without asking")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="run grids larger than --max-stacks without asking")] = False,
     max_stacks: Annotated[int, typer.Option(help="refuse grids larger than this unless --yes")] = 1_000_000_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no summary")] = False,
 ):
     from .grid import load_spec
     from .distributed import parse_shard
-    from .sweep import estimate, run_sweep
-    from .writer import check_output_path
+    from .sweep import estimate, resolve_output, run_sweep
 
     overrides = dict(depth=depth, types=types, kernel=kernel, stride=stride, dilation=dilation,
                      padding=padding, channels=channels, input_size=input_size, in_channels=in_channels,
                      bias=False if no_bias else None, min_rf=min_rf, max_rf=max_rf, max_params=max_params,
                      max_macs=max_macs, min_out_size=min_out_size)
     spec = load_spec(spec_file, overrides)
-    if threads is not None and threads < 1:
-        _fail("--threads must be >= 1")
-    if chunk_size < 1:
-        _fail("--chunk-size must be >= 1")
     guess = estimate(spec)
     size_line = (f"grid: {spec.total:,} stacks (depths {_ranges(spec.depth)}, {spec.radix} choices per layer); "
                  f"about {guess['seconds']:.1f} s, at most {guess['bytes'] / 1e6:,.0f} MB")
@@ -224,21 +219,12 @@ def sweep(
         return
     if spec.total > max_stacks and not yes:
         _fail(f"{size_line}: more than --max-stacks {max_stacks:,}; pass --yes to run it anyway")
-    if scheduler is not None:
-        engine = Engine.dask
     shard_pair = parse_shard(shard) if shard is not None else None
-    if shard_pair is not None and (engine is Engine.dask or partitions is not None):
-        _fail("--shard runs one part on its own: drop --engine dask / --partitions (N comes from I/N)")
-    to_directory = shard_pair is not None or engine is Engine.dask or partitions is not None
-    if output is None:
-        output = Path("sweep") if to_directory else Path("sweep.parquet")
-    if not to_directory:
-        check_output_path(output)
-    elif not output.parent.is_dir():
-        _fail(f"output directory does not exist: {output.parent}")
+    mode = "dask" if scheduler is not None else engine.value
+    output = resolve_output(output, engine=mode, partitions=partitions, shard=shard_pair)
     if not quiet:
         stderr.print(size_line, markup=False)
-    counts, seconds = run_sweep(spec, output, threads=threads, chunk_ids=chunk_size, engine=engine.value,
+    counts, seconds = run_sweep(spec, output, threads=threads, chunk_ids=chunk_size, engine=mode,
                                 partitions=partitions, scheduler=scheduler, shard=shard_pair,
                                 show_progress=not quiet)
     if not quiet:

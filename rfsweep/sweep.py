@@ -13,6 +13,7 @@ from .engines import Counts, write_range
 from .errors import RfsweepError
 from .grid import GridSpec
 from .layers import Stack, build_stack
+from .writer import check_output_path
 
 # measured end to end on the 2-core reference machine (benchmarks/README.md)
 STACKS_PER_SECOND = 8e6
@@ -23,6 +24,26 @@ def estimate(spec: GridSpec) -> dict:
     """Rough run time (s) and output size (bytes) before starting, for --dry-run and prompts."""
     return {"stacks": spec.total, "seconds": spec.total / STACKS_PER_SECOND,
             "bytes": spec.total * BYTES_PER_ROW * max(spec.depth) / 4}
+
+
+def resolve_output(output: Path | str | None, *, engine: str = "local", partitions: int | None = None,
+                   shard: tuple[int, int] | None = None) -> Path:
+    """OUT for this kind of run, checked before any work starts.
+
+    One-file runs default to sweep.parquet and need a writable existing
+    directory; directory runs (partitions, dask, a shard) default to sweep/
+    and need its parent to exist.
+    """
+    if shard is not None and (engine == "dask" or partitions is not None):
+        raise RfsweepError("--shard runs one part on its own: drop --engine dask / --partitions "
+                           "(N comes from I/N)")
+    to_directory = shard is not None or engine == "dask" or partitions is not None
+    out = Path(output) if output is not None else Path("sweep" if to_directory else "sweep.parquet")
+    if not to_directory:
+        check_output_path(out)
+    elif not out.absolute().parent.is_dir():
+        raise RfsweepError(f"output directory does not exist: {out.parent}")
+    return out
 
 
 def run_sweep(spec: GridSpec, out: Path | str, *, threads: int | None = None, chunk_ids: int = 1 << 20,

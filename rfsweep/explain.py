@@ -171,7 +171,10 @@ def story(stack: Stack, result: dict) -> list[str]:
                              f"spaced {spacing} apart, so it sees {prev_rf} + {k - 1}*{spacing} = {rf}")
         prev_rf, prev_jump = rf, _first(row["jump"])
     if growing:
-        lines.append("; ".join(parts) + ".")
+        if len(parts) > 4:  # one or two sentences, not a paragraph per layer
+            parts = parts[:2] + [f"... ({len(parts) - 3} more layers) ..."] + parts[-1:]
+        axis = "" if stack.is_square else " (height axis)"
+        lines.append("; ".join(parts) + axis + ".")
     total = result["total"]
     single = single_kernel_equivalent(stack, result)
     if single is not None and len(rows) > 1:

@@ -70,6 +70,20 @@ def conv_weights(kh, kw, c_in, c_out, groups):
     return kh * kw * (c_in // groups) * c_out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def axis_step(n, rf, jump, var, k, s, p, d, ceil_mode):
+    """One layer along one axis: (out size, RF, jump, ERF variance) from the incoming ones."""
+    return (out_size(n, k, s, p, d, ceil_mode), grow_rf(rf, jump, k, d), jump * s,
+            grow_erf_var(var, jump, k, d))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def conv_cost(kh, kw, c_in, c_out, groups, bias, n_h, n_w):
+    """(params, MACs) of one conv: the bias adds params, never MACs (as fvcore)."""
+    weights = conv_weights(kh, kw, c_in, c_out, groups)
+    return weights + (c_out if bias else 0), weights * n_h * n_w
+
+
 @njit(cache=True, nogil=True)
 def evaluate_stack(kind, kh, kw, sh, sw, ph, pw, dh, dw, c_out, groups, bias,
                    ceil_mode, in_h, in_w, in_c,
@@ -81,8 +95,8 @@ def evaluate_stack(kind, kh, kw, sh, sw, ph, pw, dh, dw, c_out, groups, bias,
     carrying c_out = incoming channels and groups = 1). Returns the 0-based
     index of the first layer whose output is empty, or -1 when all are valid.
     """
-    n_cur_h = in_h
-    n_cur_w = in_w
+    m_h = in_h
+    m_w = in_w
     r_h = 1
     r_w = 1
     j_h = 1
@@ -93,30 +107,20 @@ def evaluate_stack(kind, kh, kw, sh, sw, ph, pw, dh, dw, c_out, groups, bias,
     v_w = 0.0
     c_cur = in_c
     for i in range(kind.shape[0]):
-        new_h = out_size(n_cur_h, kh[i], sh[i], ph[i], dh[i], ceil_mode[i])
-        new_w = out_size(n_cur_w, kw[i], sw[i], pw[i], dw[i], ceil_mode[i])
-        if new_h < 1 or new_w < 1:
-            return i
-        r_h = grow_rf(r_h, j_h, kh[i], dh[i])
-        r_w = grow_rf(r_w, j_w, kw[i], dw[i])
         s_h = shift_start(s_h, j_h, kh[i], ph[i], dh[i])
         s_w = shift_start(s_w, j_w, kw[i], pw[i], dw[i])
-        v_h = grow_erf_var(v_h, j_h, kh[i], dh[i])
-        v_w = grow_erf_var(v_w, j_w, kw[i], dw[i])
-        j_h *= sh[i]
-        j_w *= sw[i]
+        m_h, r_h, j_h, v_h = axis_step(m_h, r_h, j_h, v_h, kh[i], sh[i], ph[i], dh[i], ceil_mode[i])
+        m_w, r_w, j_w, v_w = axis_step(m_w, r_w, j_w, v_w, kw[i], sw[i], pw[i], dw[i], ceil_mode[i])
+        if m_h < 1 or m_w < 1:
+            return i
         if kind[i] == CONV:
-            weights = conv_weights(kh[i], kw[i], c_cur, c_out[i], groups[i])
-            params[i] = weights + (c_out[i] if bias[i] else 0)
-            macs[i] = weights * new_h * new_w
+            params[i], macs[i] = conv_cost(kh[i], kw[i], c_cur, c_out[i], groups[i], bias[i], m_h, m_w)
             c_cur = c_out[i]
         else:
             params[i] = 0
             macs[i] = 0
-        n_cur_h = new_h
-        n_cur_w = new_w
-        n_h[i] = new_h
-        n_w[i] = new_w
+        n_h[i] = m_h
+        n_w[i] = m_w
         rf_h[i] = r_h
         rf_w[i] = r_w
         jump_h[i] = j_h

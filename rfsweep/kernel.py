@@ -19,7 +19,7 @@ thread count. All layer arithmetic comes from `arithmetic.py`.
 import numpy as np
 from numba import njit, prange
 
-from .arithmetic import CONV, conv_weights, erf_ratio, grow_erf_var, grow_rf, out_size
+from .arithmetic import CONV, axis_step, conv_cost, erf_ratio
 
 OK = 0
 INVALID = 1
@@ -29,10 +29,7 @@ PRUNED = 2
 @njit(cache=True, nogil=True, inline="always")
 def _geometry(v, n_in, rf_in, jump_in, var_in, t_k, t_s, t_d, t_p):
     """Size, RF, jump and ERF variance after layer choice v (not its channels)."""
-    k = t_k[v]
-    d = t_d[v]
-    n = out_size(n_in, k, t_s[v], t_p[v], d, False)
-    return n, grow_rf(rf_in, jump_in, k, d), jump_in * t_s[v], grow_erf_var(var_in, jump_in, k, d)
+    return axis_step(n_in, rf_in, jump_in, var_in, t_k[v], t_s[v], t_p[v], t_d[v], False)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -41,8 +38,8 @@ def _cost(v, n, c_in, params_in, macs_in, t_type, t_k, t_c, bias):
     if t_type[v] != CONV:
         return c_in, params_in, macs_in
     c = t_c[v]
-    weights = conv_weights(t_k[v], t_k[v], c_in, c, 1)
-    return c, params_in + weights + (c if bias else 0), macs_in + weights * n * n
+    params, macs = conv_cost(t_k[v], t_k[v], c_in, c, 1, bias, n, n)
+    return c, params_in + params, macs_in + macs
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -161,6 +161,15 @@ def _same(X, a, b):
 
 
 @njit(cache=True, nogil=True)
+def _run_end(X, order, i):
+    """End of the run of rows identical to order[i] (ties share one verdict)."""
+    j = i + 1
+    while j < order.shape[0] and _same(X, order[j], order[i]):
+        j += 1
+    return j
+
+
+@njit(cache=True, nogil=True)
 def _scan2(X, order, keep):
     """Two objectives, rows visited in lexicographic order: one pass."""
     n = order.shape[0]
@@ -193,9 +202,7 @@ def _sweep3(X, order, rank1, n_ranks, keep):
     i = 0
     while i < n:
         a = order[i]
-        j = i + 1
-        while j < n and _same(X, order[j], a):
-            j += 1
+        j = _run_end(X, order, i)
         # every row inserted so far is lexicographically smaller and distinct from a
         dominated = False
         k = rank1[a] + 1
@@ -226,9 +233,7 @@ def _sweep_many(X, order, keep):
     i = 0
     while i < n:
         a = order[i]
-        j = i + 1
-        while j < n and _same(X, order[j], a):
-            j += 1
+        j = _run_end(X, order, i)
         dominated = False
         for f in range(size):
             p = front[f]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arithmetic import CONV, LAYER_TYPES, erf_ratio, evaluate_stack
+from .arithmetic import LAYER_TYPES, erf_ratio, evaluate_stack
 from .errors import RfsweepError
 from .layers import Layer, Stack, load_stack
 

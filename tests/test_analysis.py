@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import signal
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import typer
+
+import cli_helpers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -386,27 +387,9 @@ def test_write_front_failure_leaves_the_old_file(sweep_file, tmp_path, monkeypat
 # ------------------------------------------------------------------ CLI
 
 @pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run argv through rfsweep.cli.main on an app with compare/pareto registered: (code, out, err)."""
-    from rfsweep import cli
-    from rfsweep.cli_analysis import register
-
-    names = {command.name or command.callback.__name__ for command in cli.app.registered_commands}
-    if "pareto" not in names:  # not wired into cli.py yet: a copy of the app with them added
-        app = typer.Typer(add_completion=False, rich_markup_mode=None)
-        app.registered_commands = list(cli.app.registered_commands)
-        register(app)
-        monkeypatch.setattr(cli, "app", app)
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def run(*argv):
-        with pytest.raises(SystemExit) as info:
-            cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return info.value.code or 0, out, err
-
-    yield run
-    signal.signal(signal.SIGTERM, previous)
+def run_cli(capsys):
+    """Run argv through rfsweep.cli.main in-process: (code, out, err)."""
+    return lambda *argv: cli_helpers.run_cli(capsys, *argv)
 
 
 def test_register_adds_both_commands():

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from rfsweep.cli import main
+from cli_helpers import run_cli
 
 SCRIPT = Path(sys.executable).parent / "rfsweep"
 
@@ -20,21 +19,9 @@ LAYER_KEYS = {"index", "type", "kernel", "stride", "padding", "dilation", "group
 TOTAL_KEYS = {"rf", "jump", "start", "out_size", "out_channels", "eff_padding", "params", "macs", "flops"}
 
 
-@pytest.fixture(autouse=True)
-def _keep_sigterm_handler():
-    """main() installs a SIGTERM handler; put pytest's back afterwards."""
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
-
-
 def run_inprocess(capsys, *argv):
     """Call the console entry point in-process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    code = info.value.code
-    return (0 if code is None else code), out, err
+    return run_cli(capsys, *argv)
 
 
 def run_script(*argv, cwd=None):

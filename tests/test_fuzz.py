@@ -30,7 +30,6 @@ import hashlib
 import itertools
 import json
 import math
-import signal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -39,7 +38,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import rfsweep
-from rfsweep.cli import main
+from cli_helpers import run_cli
 from rfsweep.grid import DEFAULTS, LIST_KEYS
 
 MAX_LINE = 600          # a "reasonable" length for the one error line
@@ -70,14 +69,6 @@ def _report_count(request):
     yield
 
 
-@pytest.fixture(autouse=True)
-def _keep_sigterm_handler():
-    """main() installs a SIGTERM handler; put pytest's back afterwards."""
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")
@@ -103,14 +94,7 @@ def run(capsys, argv: list[str], files: tuple[Path, ...] = ()):
         key.update(path.read_bytes())
     _SEEN.add(key.hexdigest())
     _CALLS[0] += 1
-    capsys.readouterr()
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = 0 if exc.code is None else exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, *argv)
 
 
 def check(code, out, err, argv, expect=None, mention=None):

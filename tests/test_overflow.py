@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import time
 from math import isqrt
 
@@ -27,26 +26,15 @@ from hypothesis import strategies as st
 import rfsweep
 from rfsweep.cli import main
 
+from cli_helpers import run_cli
+
 INT64_MAX = 2**63 - 1
 EDGE = 2**62          # FLOPs at the edge: 2**61 MACs
 MAX_FIELD = 1 << 20
 
 
-@pytest.fixture(autouse=True)
-def _keep_sigterm_handler():
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
-
-
 def run(capsys, *argv):
-    capsys.readouterr()
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exc:
-        code = 0 if exc.code is None else exc.code
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(capsys, *argv)
     assert "Traceback" not in err, err
     return code, out, err
 
@@ -405,13 +393,10 @@ def decode(spec, config_id):
 @pytest.fixture(scope="module")
 def edge_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("edge") / "edge.parquet"
-    previous = signal.getsignal(signal.SIGTERM)
     try:
         main(["sweep", *EDGE_ARGS, "-q", "-o", str(out)])
     except SystemExit as exc:
         assert exc.code in (0, None), f"edge spec refused (exit {exc.code})"
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return out, pq.read_table(out)
 
 

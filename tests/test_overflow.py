@@ -390,6 +390,20 @@ def decode(spec, config_id):
     return depth, base, radix, layers
 
 
+def reference_of_row(spec, config_id):
+    """(depth, decoded layers, last layer of the Python-int reference) of one sweep row."""
+    depth, _, _, layers = decode(spec, config_id)
+    c_in, resolved = spec["in_channels"], []
+    for layer in layers:
+        if layer["type"] != "conv":  # pools keep their input's channels
+            layer = {**layer, "c": c_in}
+        resolved.append(layer)
+        c_in = layer["c"]
+    ref, empty = reference(resolved, spec["input_size"], spec["in_channels"])
+    assert empty is None
+    return depth, layers, ref[-1]
+
+
 @pytest.fixture(scope="module")
 def edge_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("edge") / "edge.parquet"
@@ -416,25 +430,16 @@ def test_sweep_edge_values_exact(edge_sweep):
     assert meta["counts"]["enumerated"] == radix + radix**2
     biggest = 0
     for row in rows:
-        depth, _, _, layers = decode(EDGE_SPEC, row["config_id"])
+        depth, layers, last = reference_of_row(EDGE_SPEC, row["config_id"])
         assert not any(layer["pool_dup"] for layer in layers)
         assert row["depth"] == depth
-        c_in, resolved = EDGE_SPEC["in_channels"], []
-        for layer in layers:
-            if layer["type"] != "conv":
-                layer = {**layer, "c": c_in}
-            resolved.append(layer)
-            c_in = layer["c"]
-        ref, empty = reference(resolved, EDGE_SPEC["input_size"], EDGE_SPEC["in_channels"])
-        assert empty is None
-        last = ref[-1]
         for name in ("params", "macs", "flops"):
             assert row[name] == last[name], (row["config_id"], name, row[name], last[name])
             assert type(row[name]) is int
         assert (row["rf"], row["jump"], row["out_size"]) == (last["rf"][0], last["jump"][0], last["out_size"][0])
         assert row["out_channels"] == last["out_channels"]
         # per-layer columns agree with the decoded stack
-        for i, layer in enumerate(resolved, start=1):
+        for i, layer in enumerate(layers, start=1):
             assert row[f"l{i}_kernel"] == layer["k"] and row[f"l{i}_stride"] == layer["s"]
             assert row[f"l{i}_padding"] == layer["p"]
         biggest = max(biggest, row["flops"])
@@ -507,16 +512,7 @@ def test_sweep_narrow_columns_exact(tmp_path, spec):
     rows = table.to_pylist()
     assert rows
     for row in rows[:: max(1, len(rows) // 400)]:
-        depth, _, _, layers = decode(spec, row["config_id"])
-        c_in, resolved = spec["in_channels"], []
-        for layer in layers:
-            if layer["type"] != "conv":
-                layer = {**layer, "c": c_in}
-            resolved.append(layer)
-            c_in = layer["c"]
-        ref, empty = reference(resolved, spec["input_size"], spec["in_channels"])
-        assert empty is None
-        last = ref[-1]
+        _, _, last = reference_of_row(spec, row["config_id"])
         assert (row["params"], row["macs"], row["flops"]) == (last["params"], last["macs"], last["flops"])
         assert (row["rf"], row["jump"], row["out_size"]) == (last["rf"][0], last["jump"][0], last["out_size"][0])
 

@@ -164,6 +164,7 @@ def write_range(spec: GridSpec, out: Path | str, lo: int = 0, hi: int | None = N
             # small tables (heavily pruned chunks) are copied out of their buffers and
             # gathered, so row groups stay near ROW_GROUP_ROWS instead of one per chunk
             pending: list[pa.Table] = []
+            pending_rows = 0
             while (item := todo.get()) is not None:
                 table, buffers = item
                 try:
@@ -173,9 +174,11 @@ def write_range(spec: GridSpec, out: Path | str, lo: int = 0, hi: int | None = N
                         else:
                             pending.append(pa.concat_tables([table, evaluator.schema.empty_table()])
                                            .combine_chunks())  # a copy: the buffers go back now
-                            if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS:
+                            pending_rows += table.num_rows
+                            if pending_rows >= ROW_GROUP_ROWS:
                                 writer.write(pa.concat_tables(pending))
                                 pending.clear()
+                                pending_rows = 0
                 except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                     failure.append(exc)
                 free.put(buffers)

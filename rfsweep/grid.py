@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -311,5 +311,3 @@ def load_spec(path: Path | str | None = None, overrides: dict | None = None) -> 
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return GridSpec.build(values)
 
-
-SPEC_FIELDS = tuple(f.name for f in fields(GridSpec))

@@ -162,7 +162,8 @@ def write_range(spec: GridSpec, out: Path | str, lo: int = 0, hi: int | None = N
     with AtomicParquetWriter(out, evaluator.schema) as writer:
         def drain():
             # small tables (heavily pruned chunks) are copied out of their buffers and
-            # gathered, so row groups stay near ROW_GROUP_ROWS instead of one per chunk
+            # gathered, so row groups stay near ROW_GROUP_ROWS instead of one per chunk;
+            # tables are written in the order they arrive, i.e. ascending config_id
             pending: list[pa.Table] = []
             pending_rows = 0
             while (item := todo.get()) is not None:
@@ -170,7 +171,10 @@ def write_range(spec: GridSpec, out: Path | str, lo: int = 0, hi: int | None = N
                 try:
                     if not failure and table.num_rows:
                         if table.num_rows >= ROW_GROUP_ROWS // 2:
-                            writer.write(table)
+                            # gathered rows come first: they have the smaller ids (never reorder)
+                            writer.write(pa.concat_tables([*pending, table]) if pending else table)
+                            pending.clear()
+                            pending_rows = 0
                         else:
                             pending.append(pa.concat_tables([table, evaluator.schema.empty_table()])
                                            .combine_chunks())  # a copy: the buffers go back now

@@ -1,8 +1,10 @@
-"""rfsweep: exact receptive field, jump, params and FLOPs of CNN conv stacks, in bulk.
+"""rfsweep: exact receptive field, jump, params and FLOPs of CNN layer stacks and graphs, in bulk.
 
-Public API:
+Public API (each name is imported on first use, so `import rfsweep` stays light):
     load_stack(source)            compact string, JSON path or list of layer dicts -> Stack
-    analyze(stack)                per-layer and total figures (the contract's JSON object)
+    load_graph(source)            a graph ({"nodes": [...]}) or any stack -> Graph
+    analyze(source, end_point=)   per-layer / per-node and total figures (the explain JSON object)
+    from_torch(module, input_size, in_channels)   a torch.nn.Module -> graph dict (needs torch)
     GridSpec.build(values)        a validated sweep grid; load_spec(toml, overrides) from a file
     run_sweep(spec, out)          evaluate the whole grid into a Parquet file -> (Counts, seconds)
     write_range(spec, out, lo, hi)  the same for one config_id range (shards, Dask partitions)
@@ -13,18 +15,31 @@ MACs count one multiply-accumulate as 1 (bias adds not counted, as fvcore);
 FLOPs = 2 * MACs. Coordinates are 0-indexed input pixel centres.
 """
 
+from importlib import import_module
+
 __version__ = "0.1.0"
 
 from .jit_cache import drop_stale_cache  # noqa: E402
 
 drop_stale_cache()  # before any @njit(cache=True) module loads its cache
 
-from .errors import RfsweepError  # noqa: E402
-from .explain import analyze  # noqa: E402
-from .grid import GridSpec, load_spec  # noqa: E402
-from .layers import Layer, Stack, load_stack  # noqa: E402
-from .engines import Counts, write_range  # noqa: E402
-from .sweep import run_sweep, stack_of  # noqa: E402
+_HOMES = {"RfsweepError": "errors", "Layer": "layers", "Stack": "layers", "load_stack": "layers",
+          "Graph": "graph", "load_graph": "graph", "analyze": "explain", "GridSpec": "grid",
+          "load_spec": "grid", "Counts": "engines", "write_range": "engines", "run_sweep": "sweep",
+          "stack_of": "sweep", "from_torch": "torch_import"}
 
-__all__ = ["RfsweepError", "Layer", "Stack", "GridSpec", "Counts", "analyze", "load_stack", "load_spec",
-           "run_sweep", "write_range", "stack_of", "__version__"]
+__all__ = [*_HOMES, "__version__"]
+
+
+def __getattr__(name: str):
+    """Import a public name's module only when it is first used (numba, pyarrow, pandas are slow)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'rfsweep' has no attribute {name!r}")
+    value = getattr(import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,16 +1,16 @@
-"""Single-stack analysis: `analyze` (the contract's JSON) and the plain-words story.
+"""`analyze`: the contract's explain object for a stack or a graph, and the plain-words story.
 
-`analyze` packs a resolved Stack into small int64 arrays and hands them to
-`arithmetic.evaluate_stack`, the same arithmetic the sweep kernel uses.
+Chains and graphs are walked by the same code (`graph.evaluate`, on the
+arithmetic of `arithmetic.py` that the sweep kernel compiles); a chain keeps
+its layer-by-layer report ("layers"), a graph reports one entry per node.
+Nothing here imports numba, pandas or pyarrow: one answer takes milliseconds.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from .arithmetic import LAYER_TYPES, erf_ratio, evaluate_stack
 from .errors import RfsweepError
-from .layers import Layer, Stack, load_stack
+from .graph import analyze_graph, chain_graph, erf_ratio, evaluate, load_graph
+from .layers import Layer, Stack
 
 INT64_SAFE = 1 << 62  # headroom below 2**63 so FLOPs = 2*MACs cannot wrap either
 
@@ -19,6 +19,7 @@ def _check_no_overflow(stack: Stack) -> None:
     """Refuse stacks whose totals could exceed int64, using exact Python-int bounds.
 
     Output sizes never exceed n + 2p, so k*k*c_in*c_out*(n+2p)^2 bounds MACs.
+    The sweep shares this bound; explain alone would compute exactly anyway.
     """
     n_h, n_w = stack.input_size
     c_in = stack.in_channels
@@ -39,23 +40,6 @@ def _check_no_overflow(stack: Stack) -> None:
                                "(huge channels, input or strides); reduce them")
 
 
-def _columns(stack: Stack) -> dict[str, np.ndarray]:
-    layers = stack.layers
-
-    def col(values):
-        return np.array(values, dtype=np.int64)
-
-    return dict(
-        kind=col([LAYER_TYPES.index(layer.type) for layer in layers]),
-        kh=col([layer.kernel[0] for layer in layers]), kw=col([layer.kernel[1] for layer in layers]),
-        sh=col([layer.stride[0] for layer in layers]), sw=col([layer.stride[1] for layer in layers]),
-        ph=col([layer.padding[0] for layer in layers]), pw=col([layer.padding[1] for layer in layers]),
-        dh=col([layer.dilation[0] for layer in layers]), dw=col([layer.dilation[1] for layer in layers]),
-        c_out=col([layer.out_channels for layer in layers]), groups=col([layer.groups for layer in layers]),
-        bias=col([layer.bias for layer in layers]), ceil_mode=col([layer.ceil_mode for layer in layers]),
-    )
-
-
 def _axis(h, w, square: bool):
     """A per-axis figure: one number for square stacks, [h, w] otherwise."""
     return h if square else [h, w]
@@ -67,60 +51,53 @@ def _layer_figures(layer: Layer) -> dict:
             "out_channels": layer.out_channels}
 
 
-def analyze(stack, input_size=None, in_channels=None) -> dict:
-    """Per-layer and total RF, jump, start, output size, params, MACs, FLOPs.
+def analyze(source, input_size=None, in_channels=None, end_point=None) -> dict:
+    """Per-layer (or per-node) and total RF, jump, start, output size, params, MACs, FLOPs.
 
-    `stack` is a Stack, a compact string, a JSON path, or a list of layer
-    dicts. Returns the contract's `explain --format json` object. MACs count
-    one multiply-accumulate as 1 (bias adds not counted, as fvcore); FLOPs =
-    2 * MACs. Per-axis figures are [h, w] lists for non-square stacks.
-    Raises RfsweepError naming the layer that empties the map.
+    `source` is a compact string, a JSON path (a list of layers, a stack
+    object or a graph with "nodes"), a list/dict, a Stack or a Graph. Stacks
+    return the contract's section-3 object ("layers"), graphs section 6's
+    ("nodes", plus rf_min, the unproductive/critical layers and the paths
+    that set the RF). `end_point` names the node to explain up to (a chain's
+    nodes are its 1-based layer numbers). MACs count one multiply-accumulate
+    as 1 (bias adds not counted, as fvcore); FLOPs = 2 * MACs. Raises
+    RfsweepError naming the layer or node at fault.
     """
-    stack = load_stack(stack, input_size, in_channels)
+    graph = load_graph(source, input_size, in_channels)
+    if graph.chain is None:
+        return analyze_graph(graph, end_point)
+    stack = graph.chain
+    if end_point is not None:
+        depth = len(stack.layers)
+        if str(end_point) not in {str(i) for i in range(1, depth + 1)}:
+            raise RfsweepError(f"unknown end-point {end_point!r}: a stack's end-points are its layer "
+                               f"numbers 1..{depth}")
+        stack = Stack(stack.layers[:int(end_point)], stack.input_size, stack.in_channels, stack.name)
+    return analyze_stack(stack)
+
+
+def analyze_stack(stack: Stack) -> dict:
+    """The section-3 object of one resolved stack (see `analyze`)."""
     _check_no_overflow(stack)
-    cols = _columns(stack)
-    depth = len(stack.layers)
-    ints = {name: np.zeros(depth, np.int64) for name in
-            ("n_h", "n_w", "rf_h", "rf_w", "jump_h", "jump_w", "params", "macs")}
-    floats = {name: np.zeros(depth, np.float64) for name in ("start_h", "start_w", "var_h", "var_w")}
-    bad = evaluate_stack(cols["kind"], cols["kh"], cols["kw"], cols["sh"], cols["sw"], cols["ph"],
-                         cols["pw"], cols["dh"], cols["dw"], cols["c_out"], cols["groups"],
-                         cols["bias"], cols["ceil_mode"], stack.input_size[0], stack.input_size[1],
-                         stack.in_channels, ints["n_h"], ints["n_w"], ints["rf_h"], ints["rf_w"],
-                         ints["jump_h"], ints["jump_w"], floats["start_h"], floats["start_w"],
-                         floats["var_h"], floats["var_w"], ints["params"], ints["macs"])
-    if bad >= 0:
-        layer = stack.layers[bad]
-        incoming = stack.input_size if bad == 0 else (int(ints["n_h"][bad - 1]), int(ints["n_w"][bad - 1]))
-        size = incoming[0] if incoming[0] == incoming[1] else f"{incoming[0]}x{incoming[1]}"
-        raise RfsweepError(f"layer {bad + 1} ({layer.compact()}): output size < 1 pixel "
-                           f"(input to this layer is {size})")
+    facts = list(evaluate(chain_graph(stack),
+                          where=lambda node: f"layer {node['name']} ({node['layer'].compact()})").values())
     square = stack.is_square
     rows = []
-    for i, layer in enumerate(stack.layers):
+    for i, (layer, f) in enumerate(zip(stack.layers, facts)):
         figures = {key: (_axis(*value, square) if isinstance(value, tuple) else value)
                    for key, value in _layer_figures(layer).items()}
-        macs = int(ints["macs"][i])
-        rows.append({"index": i + 1, **figures,
-                     "out_size": _axis(int(ints["n_h"][i]), int(ints["n_w"][i]), square),
-                     "rf": _axis(int(ints["rf_h"][i]), int(ints["rf_w"][i]), square),
-                     "jump": _axis(int(ints["jump_h"][i]), int(ints["jump_w"][i]), square),
-                     "start": _axis(float(floats["start_h"][i]), float(floats["start_w"][i]), square),
-                     "params": int(ints["params"][i]), "macs": macs, "flops": 2 * macs})
-    last = depth - 1
-    rf_pair = (int(ints["rf_h"][last]), int(ints["rf_w"][last]))
-    start_pair = (float(floats["start_h"][last]), float(floats["start_w"][last]))
-    eff_padding = tuple((rf - 1) / 2 - start for rf, start in zip(rf_pair, start_pair))
-    erf_std = tuple(float(np.sqrt(floats[name][last])) for name in ("var_h", "var_w"))
-    ratio = tuple(float(erf_ratio(std, rf)) for std, rf in zip(erf_std, rf_pair))
-    total_macs = int(ints["macs"].sum())
-    total = {"rf": _axis(*rf_pair, square),
-             "jump": _axis(int(ints["jump_h"][last]), int(ints["jump_w"][last]), square),
-             "start": _axis(*start_pair, square),
-             "out_size": _axis(int(ints["n_h"][last]), int(ints["n_w"][last]), square),
-             "out_channels": stack.layers[last].out_channels,
-             "eff_padding": _axis(*eff_padding, square),
-             "params": int(ints["params"].sum()), "macs": total_macs, "flops": 2 * total_macs,
+        rows.append({"index": i + 1, **figures, "out_size": _axis(*f.n, square), "rf": _axis(*f.rf, square),
+                     "jump": _axis(*f.jump, square), "start": _axis(*map(float, f.start), square),
+                     "params": f.params, "macs": f.macs, "flops": 2 * f.macs})
+    end = facts[-1]
+    eff_padding = tuple((rf - 1) / 2 - start for rf, start in zip(end.rf, end.start))
+    erf_std = tuple(v ** 0.5 for v in end.var)
+    ratio = tuple(float(erf_ratio(std, rf)) for std, rf in zip(erf_std, end.rf))
+    total_macs = sum(f.macs for f in facts)
+    total = {"rf": _axis(*end.rf, square), "jump": _axis(*end.jump, square),
+             "start": _axis(*map(float, end.start), square), "out_size": _axis(*end.n, square),
+             "out_channels": stack.layers[-1].out_channels, "eff_padding": _axis(*eff_padding, square),
+             "params": sum(f.params for f in facts), "macs": total_macs, "flops": 2 * total_macs,
              "erf_std": _axis(*erf_std, square), "erf_ratio": _axis(*ratio, square)}
     h, w = stack.input_size
     return {"input": {"size": _axis(h, w, square), "channels": stack.in_channels},

@@ -19,7 +19,11 @@ thread count. All layer arithmetic comes from `arithmetic.py`.
 import numpy as np
 from numba import njit, prange
 
-from .arithmetic import CONV, axis_step, conv_cost, erf_ratio
+from . import arithmetic
+from .jit import compile_module
+
+compile_module(arithmetic)  # the one arithmetic, compiled: kernels below inline it
+from .arithmetic import CONV, axis_step, conv_cost, erf_ratio  # noqa: E402
 
 OK = 0
 INVALID = 1
@@ -29,7 +33,7 @@ PRUNED = 2
 @njit(cache=True, nogil=True, inline="always")
 def _geometry(v, n_in, rf_in, jump_in, var_in, t_k, t_s, t_d, t_p):
     """Size, RF, jump and ERF variance after layer choice v (not its channels)."""
-    return axis_step(n_in, rf_in, jump_in, var_in, t_k[v], t_s[v], t_p[v], t_d[v], False)
+    return axis_step(n_in, rf_in, jump_in, var_in, t_k[v], t_s[v], t_p[v], t_p[v], t_d[v], False)
 
 
 @njit(cache=True, nogil=True, inline="always")

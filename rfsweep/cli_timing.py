@@ -1,0 +1,179 @@
+"""`rfsweep bench` and `rfsweep measure`: parse flags, call rfsweep.timing, print.
+
+Wire them into the main app with `register(app)` (rfsweep/cli.py). torch is
+imported only by rfsweep.timing's functions; without it both commands exit 2
+with one line naming `pip install -e ".[torch]"`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+FormatChoice = Literal["table", "json"]
+DtypeChoice = Literal["float32", "float16", "bfloat16"]
+
+TIMING_NOTE = (
+    "Each stack runs as a torch.nn.Sequential (Conv2d/MaxPool2d/AvgPool2d with the exact fields; a ReLU after "
+    "every conv unless --no-relu), timed with torch.utils.benchmark (warm-up, cudnn.benchmark on, CUDA "
+    "synchronised, adaptive_autorange until IQR < 10% of the median or --max-time). Median and IQR are per step "
+    "(one batch); GMAC/s = MACs per image x batch (x3 with --backward) / median. Needs PyTorch: "
+    "pip install -e \".[torch]\".")
+
+BENCH_HELP = (
+    "Time stacks on this machine and put the measured time next to the exact MACs.\n\n"
+    "STACK is a compact string (c3x64,c3x64,c3x64) or a JSON stack file; ratios are against the first one "
+    "(\"0.55x MACs, 0.81x time\"). The output names the device, torch/cuDNN versions, threads and load. "
+    + TIMING_NOTE)
+
+MEASURE_HELP = (
+    "Time rows of a sweep file, a front (pareto -o) or a directory of parts, and write them with latency columns.\n\n"
+    "Takes the first --top rows in file order, or the --top smallest by --sort-by (--descending: largest); each "
+    "row's stack is rebuilt from the spec stored in the file (or a 'stack' column). -o gets the same rows and "
+    "columns plus latency_ms, latency_iqr_ms, gmacs_per_s and the setup in the metadata, so `rfsweep pareto OUT "
+    "--minimize latency_ms` and `rfsweep show OUT ID` work. " + TIMING_NOTE)
+
+
+def _cli():
+    from . import cli  # shared consoles and number formatting
+
+    return cli
+
+
+# options shared by bench, measure and compare --measure
+Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N")]
+Batch = Annotated[int, typer.Option(help="images per timed step")]
+Dtype = Annotated[DtypeChoice, typer.Option(help="float32, float16 or bfloat16")]
+ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="NHWC memory format for input and weights")]
+Backward = Annotated[bool, typer.Option("--backward", help="time forward + backward (input and weight grads)")]
+Threads = Annotated[Optional[int], typer.Option(help="torch intra-op threads [default: torch's own]")]
+Relu = Annotated[bool, typer.Option("--relu/--no-relu", help="a ReLU after every conv")]
+Warmup = Annotated[int, typer.Option(help="untimed steps before timing")]
+MinTime = Annotated[float, typer.Option(help="seconds of timing per stack before the IQR may stop it")]
+MaxTime = Annotated[float, typer.Option(help="seconds of timing per stack at most (one block always completes)")]
+
+
+def make_setup(device="cpu", batch=1, dtype="float32", channels_last=False, backward=False, threads=None,
+               relu=True, warmup=2, min_time=0.2, max_time=2.0):
+    """A checked BenchSetup from CLI values (RfsweepError on bad ones or without torch)."""
+    from .timing import BenchSetup, require_torch
+
+    require_torch("timing")
+    return BenchSetup(device=device, batch=batch, dtype=dtype, channels_last=channels_last, backward=backward,
+                      threads=threads, relu=relu, warmup=warmup, min_run_time=min_time,
+                      max_run_time=max_time).checked()
+
+
+def setup_line(env: dict) -> str:
+    """One line: where and how the times were measured."""
+    extra = f", cuDNN {env['cudnn']}" if env.get("cudnn") else ""
+    load = env.get("loadavg")
+    load_text = f"; load {load[0]:.2f} before, {env['loadavg_after'][0]:.2f} after" if load and env.get(
+        "loadavg_after") else ""
+    return (f"{env['device']} ({env['device_name']}), {env['threads']} threads, torch {env['torch']}{extra}; "
+            f"{env['dtype']}, batch {env['batch']}, {env['direction']}"
+            f"{', channels_last' if env['channels_last'] else ''}{', ReLU after each conv' if env['relu'] else ''}"
+            f"{load_text}")
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None
+    stderr = _cli().stderr
+
+    def show(*args):
+        text = args[-1]
+        where = f"{args[0] + 1}/{args[1]} " if len(args) == 3 else ""
+        stderr.print(f"timing {where}{text}", markup=False)
+
+    return show
+
+
+def bench(
+    stacks: Annotated[list[str], typer.Argument(metavar="STACK...", help="compact strings or JSON stack files",
+                                                show_default=False)],
+    batch: Batch = 1,
+    input_size: Annotated[Optional[int], typer.Option(help="input height = width [default: the stack's, 224]")] = None,
+    in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: the stack's, 3]")] = None,
+    dtype: Dtype = "float32",
+    channels_last: ChannelsLast = False,
+    backward: Backward = False,
+    device: Device = "cpu",
+    threads: Threads = None,
+    relu: Relu = True,
+    warmup: Warmup = 2,
+    min_time: MinTime = 0.2,
+    max_time: MaxTime = 2.0,
+    format: Annotated[FormatChoice, typer.Option("--format", help="table for people, json for scripts")] = "table",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress lines")] = False,
+):
+    from .timing import bench as run_bench
+    from .timing import ratio_text
+
+    setup = make_setup(device, batch, dtype, channels_last, backward, threads, relu, warmup, min_time, max_time)
+    result = run_bench(stacks, setup, input_size, in_channels, progress=_progress(quiet or format == "json"))
+    if format == "json":
+        print(json.dumps(result.as_dict()))
+        return
+    cli = _cli()
+    from rich.table import Table
+
+    table = Table(title=f"measured on {setup_line(result.environment)}", title_justify="left")
+    for name in ("stack", "depth", "params", "MACs/image", "median ms", "IQR ms", "GMAC/s", "x MACs", "x time"):
+        table.add_column(name, justify="left" if name == "stack" else "right")
+    for row in result.rows:
+        table.add_row(row["stack"], str(row["depth"]), cli._fmt(row["params"]), cli._fmt(row["macs"]),
+                      f"{row['latency_ms']:.3f}", f"{row['latency_iqr_ms']:.3f}", f"{row['gmacs_per_s']:.1f}",
+                      f"{row['macs_ratio']:.2f}", f"{row['time_ratio']:.2f}")
+    table.caption = (f"x MACs / x time: against {result.rows[0]['stack']}; median and IQR of one step over "
+                     f"{min(r['steps'] for r in result.rows)}+ steps per stack. MACs count one multiply-"
+                     "accumulate as 1 (bias adds not counted).")
+    table.caption_justify = "left"
+    cli.stdout.print(table)
+    for row in result.rows[1:]:
+        cli.stdout.print(f"{row['stack']}: {ratio_text(row)} against {result.rows[0]['stack']}", markup=False)
+
+
+def measure(
+    source: Annotated[Path, typer.Argument(metavar="SWEEP", help="a sweep or front Parquet file, or a directory of parts")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the timed Parquet file to write", show_default=False)],
+    top: Annotated[int, typer.Option(help="time this many rows (0: all)")] = 20,
+    sort_by: Annotated[Optional[str], typer.Option(help="pick the --top smallest by this column [default: file order]")] = None,
+    descending: Annotated[bool, typer.Option("--descending", help="with --sort-by: the largest instead")] = False,
+    batch: Batch = 1,
+    input_size: Annotated[Optional[int], typer.Option(help="time at this input size [default: the sweep's]")] = None,
+    dtype: Dtype = "float32",
+    channels_last: ChannelsLast = False,
+    backward: Backward = False,
+    device: Device = "cpu",
+    threads: Threads = None,
+    relu: Relu = True,
+    warmup: Warmup = 2,
+    min_time: MinTime = 0.2,
+    max_time: MaxTime = 2.0,
+    allow_incomplete: Annotated[bool, typer.Option(
+        "--allow-incomplete", help="accept a directory without the _rfsweep.json manifest of a finished run")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress lines, no summary")] = False,
+):
+    from .errors import RfsweepError
+    from .timing import measure_file
+
+    if top < 0:
+        raise RfsweepError(f"--top must be >= 0, got {top}")
+    setup = make_setup(device, batch, dtype, channels_last, backward, threads, relu, warmup, min_time, max_time)
+    result = measure_file(source, output, setup, top=top, sort_by=sort_by, descending=descending,
+                          input_size=input_size, allow_incomplete=allow_incomplete, progress=_progress(quiet))
+    if not quiet:
+        cli = _cli()
+        latency = result.table.column("latency_ms").to_pylist()
+        cli.stderr.print(f"wrote {result.rows:,} timed rows to {output} (latency {min(latency):.3f}-"
+                         f"{max(latency):.3f} ms; {setup_line(result.timing)})", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `bench` and `measure` to the rfsweep Typer app."""
+    app.command(help=BENCH_HELP)(bench)
+    app.command(help=MEASURE_HELP)(measure)

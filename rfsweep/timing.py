@@ -1,0 +1,492 @@
+"""Measured latency of stacks (torch.utils.benchmark), next to rfsweep's exact MACs.
+
+MACs are not time: three 3x3 convs have 0.55x the MACs of one 7x7 but three
+kernel launches and three passes over memory. This module builds a stack as
+a `torch.nn.Sequential` with exactly the layer fields rfsweep counts, times
+it on the user's device, and reports median / IQR, achieved GMAC/s and the
+measured time ratio beside the MAC ratio.
+
+torch is an optional extra: it is imported only inside these functions, and
+a missing torch is bad input (RfsweepError, exit 2) naming the install command.
+
+Conventions:
+- A ReLU (in place) follows every conv unless relu=False: a stack's depth is
+  its number of nonlinearities (as `compare` says), and the extra pass over
+  memory is part of what a stack of small kernels costs. Pools get none.
+  AvgPool2d keeps PyTorch's count_include_pad=True (geometry is the same).
+- Work: MACs per image from `rfsweep.analyze` x batch; with backward=True the
+  step is forward + backward of every conv (input gradient included, as for a
+  block inside a network), counted as 3x the forward MACs.
+- Timing: warm-up steps (cudnn.benchmark picks its algorithms there), then
+  `Timer.adaptive_autorange` (blocks of a fixed number of steps until the
+  IQR is under 10% of the median after at least 4 blocks, or max_run_time).
+  On CUDA the timer synchronises the device before reading the clock.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+import timeit
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import RfsweepError
+from .explain import analyze
+from .layers import Stack, load_stack
+
+INSTALL_HINT = 'pip install -e ".[torch]"'
+DTYPES = ("float32", "float16", "bfloat16")
+BACKWARD_WORK = 3  # forward + grad input + grad weight, each the forward's MACs (convs)
+TIME_COLUMNS = ("latency_ms", "latency_iqr_ms", "gmacs_per_s")
+
+
+def require_torch(what: str = "timing"):
+    """Import torch or raise the one-line error that names the install command."""
+    try:
+        import torch
+    except ImportError:
+        raise RfsweepError(f"{what} needs PyTorch, which is not installed: {INSTALL_HINT}") from None
+    return torch
+
+
+@dataclass(frozen=True)
+class BenchSetup:
+    """How to time: device, batch, dtype, layout, direction, threads, run-time budget."""
+
+    device: str = "cpu"
+    batch: int = 1
+    dtype: str = "float32"
+    channels_last: bool = False
+    backward: bool = False
+    relu: bool = True
+    threads: int | None = None     # None: torch's current intra-op thread count
+    warmup: int = 2                # untimed steps before timing (>= 1)
+    min_run_time: float = 0.2      # seconds per stack before the IQR may stop timing
+    max_run_time: float = 2.0      # seconds per stack at most (one block always completes)
+    threshold: float = 0.1         # stop once IQR / median is below this (after >= 4 blocks)
+
+    def checked(self) -> "BenchSetup":
+        """Validate every field (RfsweepError naming the option); resolve the device string."""
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            raise RfsweepError(f"--batch must be an integer >= 1, got {self.batch!r}")
+        if self.dtype not in DTYPES:
+            raise RfsweepError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise RfsweepError(f"--threads must be an integer >= 1, got {self.threads!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 1:
+            raise RfsweepError(f"--warmup must be an integer >= 1, got {self.warmup!r}")
+        for name in ("min_run_time", "max_run_time", "threshold"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise RfsweepError(f"{name} must be a number > 0, got {value!r}")
+        if self.max_run_time < self.min_run_time:
+            raise RfsweepError(f"max_run_time ({self.max_run_time}) must be >= min_run_time ({self.min_run_time})")
+        return replace(self, device=resolve_device(self.device))
+
+
+def resolve_device(device: str) -> str:
+    """'cpu', 'cuda' or 'cuda:N', checked against this machine (RfsweepError otherwise)."""
+    text = str(device).strip().lower()
+    if text != "cpu" and text != "cuda" and not (text.startswith("cuda:") and text[5:].isdigit()):
+        raise RfsweepError(f"unknown device {device!r}: use cpu, cuda or cuda:N")
+    torch = require_torch("timing")
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RfsweepError(f"--device {text}: no CUDA device available (torch.cuda.is_available() is False "
+                               f"with torch {torch.__version__})")
+        index = int(text[5:]) if ":" in text else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise RfsweepError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s)")
+        return f"cuda:{index}"
+    return "cpu"
+
+
+# ------------------------------------------------------------------ the builder
+
+def build_module(stack: Stack, relu: bool = True):
+    """The stack as a torch.nn.Sequential with exactly its fields (kernel, stride, padding,
+    dilation, groups, bias, ceil_mode), a ReLU after each conv when `relu`."""
+    torch = require_torch("building a torch module")
+    nn = torch.nn
+    modules = []
+    c_in = stack.in_channels
+    for layer in stack.layers:
+        if layer.is_conv:
+            modules.append(nn.Conv2d(c_in, layer.out_channels, layer.kernel, stride=layer.stride,
+                                     padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
+                                     bias=layer.bias))
+            if relu:
+                modules.append(nn.ReLU(inplace=True))
+            c_in = layer.out_channels
+        elif layer.type == "maxpool":
+            modules.append(nn.MaxPool2d(layer.kernel, stride=layer.stride, padding=layer.padding,
+                                        ceil_mode=layer.ceil_mode))
+        elif layer.type == "avgpool":
+            modules.append(nn.AvgPool2d(layer.kernel, stride=layer.stride, padding=layer.padding,
+                                        ceil_mode=layer.ceil_mode))
+        else:  # the layer model has no other kinds today; graphs will bring merges
+            raise RfsweepError(f"cannot build a torch module for layer type {layer.type!r}")
+    return nn.Sequential(*modules)
+
+
+# ------------------------------------------------------------------ timing one callable
+
+@dataclass
+class Timing:
+    """Per-step statistics of one timed callable, in seconds."""
+
+    median: float
+    iqr: float
+    blocks: int
+    steps_per_block: int
+
+    @property
+    def steps(self) -> int:
+        return self.blocks * self.steps_per_block
+
+
+def device_timer(device: str) -> Callable[[], float]:
+    """A clock for `device`: perf_counter, after torch.cuda.synchronize on CUDA."""
+    if not device.startswith("cuda"):
+        return timeit.default_timer
+    torch = require_torch()
+
+    def synced() -> float:
+        torch.cuda.synchronize(device)
+        return timeit.default_timer()
+
+    return synced
+
+
+def time_callable(step: Callable[[], object], setup: BenchSetup, timer: Callable[[], float] | None = None,
+                  label: str = "") -> Timing:
+    """Time `step()` with torch.utils.benchmark.Timer.adaptive_autorange after `setup.warmup` calls.
+
+    `timer` replaces the clock (default: device_timer(setup.device), which
+    synchronises CUDA); tests inject a fake clock here. Runs with
+    setup.threads intra-op threads and cudnn.benchmark on.
+    """
+    torch = require_torch()
+    from torch.utils.benchmark import Timer
+
+    clock = timer if timer is not None else device_timer(setup.device)
+    threads = setup.threads or torch.get_num_threads()
+    previous_threads = torch.get_num_threads()
+    previous_cudnn = torch.backends.cudnn.benchmark
+    torch.set_num_threads(threads)
+    torch.backends.cudnn.benchmark = True
+    try:
+        for _ in range(setup.warmup):
+            step()
+        clock()  # on CUDA: wait for the warm-up before timing starts
+        measurement = Timer("step()", globals={"step": step}, timer=clock, num_threads=threads,
+                            label=label).adaptive_autorange(
+            threshold=setup.threshold, min_run_time=setup.min_run_time, max_run_time=setup.max_run_time)
+    finally:
+        torch.backends.cudnn.benchmark = previous_cudnn
+        torch.set_num_threads(previous_threads)
+    times = measurement.times
+    return Timing(median=float(measurement.median), iqr=float(measurement.iqr) if len(times) > 1 else 0.0,
+                  blocks=len(times), steps_per_block=int(measurement.number_per_run))
+
+
+def _torch_dtype(torch, name: str):
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def stack_step(stack: Stack, setup: BenchSetup):
+    """(module, input, step): the built module on the device and a no-argument step to time."""
+    torch = require_torch()
+    dtype = _torch_dtype(torch, setup.dtype)
+    module = build_module(stack, relu=setup.relu).to(device=setup.device, dtype=dtype)
+    h, w = stack.input_size
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(setup.batch, stack.in_channels, h, w, generator=generator).to(device=setup.device, dtype=dtype)
+    if setup.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if setup.backward:
+        module.train()
+        x.requires_grad_(True)
+        grad = None
+
+        def step():
+            nonlocal grad
+            module.zero_grad(set_to_none=True)
+            x.grad = None
+            out = module(x)
+            if grad is None:
+                grad = torch.ones_like(out)
+            out.backward(grad)
+    else:
+        module.eval()
+
+        def step():
+            with torch.no_grad():
+                module(x)
+    return module, x, step
+
+
+# ------------------------------------------------------------------ stacks, ratios
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def time_stack(stack: Stack, setup: BenchSetup, timer: Callable[[], float] | None = None) -> dict:
+    """One row: stack, depth, params, macs (per image), median/IQR in ms, GMAC/s, blocks, steps."""
+    torch = require_torch()
+    total = analyze(stack)["total"]
+    text = stack.name or stack.compact()
+    try:
+        _, _, step = stack_step(stack, setup)
+        timing = time_callable(step, setup, timer, label=text)
+    except (RuntimeError, NotImplementedError) as exc:  # unsupported dtype on this device, out of memory
+        if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
+            raise RfsweepError(f"{text}: out of memory on {setup.device} at batch {setup.batch}; "
+                               "lower --batch or --input-size") from None
+        raise RfsweepError(f"{text}: torch cannot run it on {setup.device} as {setup.dtype}: "
+                           f"{_first_line(exc)}") from None
+    work = total["macs"] * setup.batch * (BACKWARD_WORK if setup.backward else 1)
+    return {"stack": text, "depth": sum(layer.is_conv for layer in stack.layers),
+            "params": total["params"], "macs": total["macs"], "work_macs": work,
+            "latency_ms": timing.median * 1e3, "latency_iqr_ms": timing.iqr * 1e3,
+            "gmacs_per_s": work / timing.median / 1e9,
+            "blocks": timing.blocks, "steps": timing.steps}
+
+
+def add_ratios(rows: list[dict], reference: int = 0) -> list[dict]:
+    """macs_ratio and time_ratio of every row against rows[reference] (in place; returns rows)."""
+    ref = rows[reference]
+    for row in rows:
+        row["macs_ratio"] = row["macs"] / ref["macs"] if ref["macs"] else math.nan
+        row["time_ratio"] = row["latency_ms"] / ref["latency_ms"]
+    return rows
+
+
+def ratio_text(row: dict) -> str:
+    """'0.55x MACs, 0.81x time'."""
+    return f"{row['macs_ratio']:.2f}x MACs, {row['time_ratio']:.2f}x time"
+
+
+def environment(setup: BenchSetup) -> dict:
+    """What the numbers were measured on: device, versions, threads, layout, load."""
+    torch = require_torch()
+    cuda = setup.device.startswith("cuda")
+    if cuda:
+        name = torch.cuda.get_device_name(setup.device)
+    else:
+        name = _cpu_name()
+    return {"device": setup.device, "device_name": name, "torch": torch.__version__,
+            "cuda": torch.version.cuda if cuda else None,
+            "cudnn": torch.backends.cudnn.version() if cuda else None,
+            "threads": setup.threads or torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "loadavg": _loadavg(),
+            "dtype": setup.dtype, "batch": setup.batch, "channels_last": setup.channels_last,
+            "direction": "forward+backward" if setup.backward else "forward", "relu": setup.relu,
+            "timer": "torch.utils.benchmark.Timer.adaptive_autorange", "warmup": setup.warmup,
+            "min_run_time": setup.min_run_time, "max_run_time": setup.max_run_time,
+            "threshold": setup.threshold, "cudnn_benchmark": True,
+            "work": "macs x batch" + (" x 3 (forward, grad input, grad weight)" if setup.backward else ""),
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+@dataclass
+class BenchResult:
+    """Rows (first = the reference of the ratios) plus the environment they were measured in."""
+
+    rows: list[dict]
+    environment: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"environment": self.environment, "rows": self.rows}
+
+
+def bench(stacks: Sequence, setup: BenchSetup = BenchSetup(), input_size: int | None = None,
+          in_channels: int | None = None, timer: Callable[[], float] | None = None,
+          progress: Callable[[str], None] | None = None) -> BenchResult:
+    """Time every stack (compact string, JSON path, list or Stack) and compare with the first.
+
+    Each row has stack, depth (convs), params, macs (per image, rfsweep's
+    arithmetic), work_macs (x batch, x3 with backward), latency_ms and
+    latency_iqr_ms (per step), gmacs_per_s, blocks, steps, and macs_ratio /
+    time_ratio against the first stack. The environment (device, torch and
+    cuDNN versions, threads, load average before and after) comes with it.
+    """
+    if not stacks:
+        raise RfsweepError("bench needs at least one stack")
+    setup = setup.checked()
+    resolved = [load_stack(s, input_size, in_channels) for s in stacks]
+    for stack in resolved:
+        analyze(stack)  # bad geometry is bad input before any timing starts
+    env = environment(setup)
+    rows = []
+    for stack in resolved:
+        if progress is not None:
+            progress(stack.name or stack.compact())
+        rows.append(time_stack(stack, setup, timer))
+    env["loadavg_after"] = _loadavg()
+    return BenchResult(add_ratios(rows), env)
+
+
+def time_compare_rows(rows: list[dict], input_size: int, in_channels: int, setup: BenchSetup = BenchSetup(),
+                      timer: Callable[[], float] | None = None) -> dict:
+    """Time the rows of rfsweep.analysis.compare in place (latency_ms, latency_iqr_ms, gmacs_per_s,
+    time_ratio against the single conv) and return the environment."""
+    setup = setup.checked()
+    env = environment(setup)
+    for row in rows:
+        row.update({k: v for k, v in time_stack(load_stack(row["stack"], input_size, in_channels), setup, timer).items()
+                    if k in (*TIME_COLUMNS, "work_macs", "blocks", "steps")})
+    single = next((row for row in rows if row.get("single")), rows[0])
+    for row in rows:
+        row["time_ratio"] = row["latency_ms"] / single["latency_ms"]
+    env["loadavg_after"] = _loadavg()
+    return env
+
+
+# ------------------------------------------------------------------ sweep files and fronts
+
+@dataclass
+class MeasureResult:
+    """What measure_file wrote: the output path, rows timed, the setup stored in the metadata."""
+
+    path: Path
+    rows: int
+    timing: dict
+    table: object = None
+
+
+def _select(dataset, top: int, sort_by: str | None, descending: bool):
+    """The first `top` rows in file order (0: all), or the `top` smallest (largest) by a column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if sort_by is None:
+        return dataset.head(top) if top else dataset.to_table()
+    if sort_by not in dataset.schema.names:
+        raise RfsweepError(f"--sort-by: no column {sort_by!r} (columns: {', '.join(dataset.schema.names[:12])}, ...)")
+    column = dataset.to_table(columns=[sort_by]).column(sort_by)
+    order = pc.sort_indices(pa.table({"key": column}),
+                            sort_keys=[("key", "descending" if descending else "ascending")],
+                            null_placement="at_end")
+    if top:
+        order = order[:top]
+    return dataset.take(order)
+
+
+def _stacks_of_rows(table, metadata: dict | None, path, input_size, in_channels) -> list[Stack]:
+    """Rebuild each row's stack: from the spec in the metadata and config_id, else a 'stack' column."""
+    names = table.schema.names
+    spec_dict = (metadata or {}).get("spec")
+    if isinstance(spec_dict, dict) and "config_id" in names:
+        from .grid import GridSpec
+        from .layers import build_stack
+
+        spec = GridSpec.build(spec_dict)
+        size = input_size or spec.input_size
+        channels = in_channels or spec.in_channels
+        return [build_stack(spec.layers_of(int(i)), size, channels)
+                for i in table.column("config_id").to_pylist()]
+    if "stack" in names:
+        return [load_stack(str(text), input_size, in_channels) for text in table.column("stack").to_pylist()]
+    raise RfsweepError(f"{path}: cannot rebuild the stacks: no rfsweep spec metadata with a config_id column, "
+                       "and no 'stack' column of compact strings")
+
+
+def measure_file(path, out, setup: BenchSetup = BenchSetup(), top: int = 20, sort_by: str | None = None,
+                 descending: bool = False, input_size: int | None = None, in_channels: int | None = None,
+                 allow_incomplete: bool = False, timer: Callable[[], float] | None = None,
+                 progress: Callable[[int, int, str], None] | None = None) -> MeasureResult:
+    """Time rows of a sweep file, front or directory and write them with latency columns.
+
+    Rows: the first `top` in file order (top=0: all), or the `top` smallest
+    by `sort_by` (largest with descending); they are written in that order.
+    Each row's stack is rebuilt from the spec in the file's rfsweep metadata
+    and its config_id (or from a 'stack' column of compact strings), at the
+    spec's input size unless `input_size` is given. The output has the same
+    columns and types plus latency_ms, latency_iqr_ms and gmacs_per_s (float64;
+    replaced if present), and the rfsweep metadata with a "timing" entry
+    (the environment and selection), so `rfsweep pareto OUT --minimize
+    latency_ms` and `rfsweep show OUT ID` work. Written to a temporary file
+    beside OUT, then renamed.
+    """
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .analysis import _open_sweep
+    from .writer import atomic_output, check_output_path
+
+    if isinstance(top, bool) or not isinstance(top, int) or top < 0:
+        raise RfsweepError(f"--top must be an integer >= 0, got {top!r}")
+    setup = setup.checked()
+    out = Path(out)
+    check_output_path(out)
+    try:
+        dataset, metadata = _open_sweep(path, allow_incomplete)
+        table = _select(dataset, top, sort_by, descending)
+    except (OSError, pa.ArrowException) as exc:
+        raise RfsweepError(f"{path}: cannot read the sweep ({_first_line(exc)})") from None
+    if table.num_rows == 0:
+        raise RfsweepError(f"{path}: no rows to time")
+    stacks = _stacks_of_rows(table, metadata, path, input_size, in_channels)
+    for i, stack in enumerate(stacks):
+        try:
+            analyze(stack)
+        except RfsweepError as exc:
+            raise RfsweepError(f"{path}: row {i} ({stack.compact()}): {exc}") from None
+    env = environment(setup)
+    latency, iqr, rate = [], [], []
+    for i, stack in enumerate(stacks):
+        if progress is not None:
+            progress(i, len(stacks), stack.compact())
+        row = time_stack(stack, setup, timer)
+        latency.append(row["latency_ms"])
+        iqr.append(row["latency_iqr_ms"])
+        rate.append(row["gmacs_per_s"])
+    env["loadavg_after"] = _loadavg()
+    for name, values in zip(TIME_COLUMNS, (latency, iqr, rate)):
+        if name in table.schema.names:
+            table = table.drop_columns([name])
+        table = table.append_column(pa.field(name, pa.float64(), nullable=False), pa.array(values, pa.float64()))
+    meta = dict(metadata or {})
+    source_counts = meta.pop("counts", None)
+    timing = {**env, "source": str(path), "rows": table.num_rows, "top": top, "sort_by": sort_by,
+              "descending": descending if sort_by else None,
+              "input_size": list(stacks[0].input_size), "in_channels": stacks[0].in_channels,
+              "source_counts": source_counts,
+              "columns": {"latency_ms": "median time of one step (batch images) in ms",
+                          "latency_iqr_ms": "interquartile range of the step time in ms",
+                          "gmacs_per_s": "work MACs / median time / 1e9"}}
+    meta["timing"] = timing
+    table = table.replace_schema_metadata({b"rfsweep": json.dumps(meta).encode()})
+    with atomic_output(out) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return MeasureResult(out, table.num_rows, timing, table)
+

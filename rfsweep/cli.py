@@ -66,57 +66,35 @@ def _fail(message: str, code: int = 2):
 
 # ---------------------------------------------------------------- explain
 
-@app.command(help="Explain one stack or network node by node: RF, jump, start, out size, params, MACs.\n\n"
-                  "STACK is a compact string, or a JSON file: a list of layers, or a graph with \"nodes\" "
-                  "(residual, inception, dense: see the README). Graphs also report rf_min (the narrowest path) "
-                  "and the layers that are unproductive for the input size.\n\n"
+@app.command(help="Explain one stack layer by layer: RF, jump, start, out size, params, MACs.\n\n"
                   + COMPACT_GRAMMAR.replace("\n", "\n\n"))
 def explain(
     stack: Annotated[Optional[str], typer.Argument(
-        help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack/graph file", show_default=False)] = None,
+        help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack file", show_default=False)] = None,
     input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
-    torch_target: Annotated[Optional[str], typer.Option(
-        "--torch", help="your PyTorch model instead of STACK: package.module:callable or path/to/file.py:callable "
-                        "(the callable returns an nn.Module; needs rfsweep[torch])")] = None,
-    end_point: Annotated[Optional[str], typer.Option(
-        help="explain up to this node (a graph node name, or a stack's layer number) [default: the output]")] = None,
     format: Annotated[Format, typer.Option("--format", help="table for people, json for scripts")] = Format.table,
     plot: Annotated[Optional[Path], typer.Option(help="also draw the RF growth to this PNG (needs rfsweep[plot])")] = None,
 ):
     from .explain import analyze, story
-    from .graph import graph_story, load_graph
+    from .layers import load_stack
 
-    if sum(item is not None for item in (stack, arch, torch_target)) != 1:
-        _fail("give exactly one of STACK, --arch NAME or --torch TARGET")
+    if (stack is None) == (arch is None):
+        _fail("give exactly one of STACK or --arch NAME")
     if arch is not None:
         from .architectures import arch_path
         stack = str(arch_path(arch))
-    if torch_target is not None:
-        from .torch_import import from_torch, load_target
-        source = from_torch(load_target(torch_target), input_size=input_size or 224, in_channels=in_channels or 3)
-        graph = load_graph(source)
-    else:
-        graph = load_graph(stack, input_size, in_channels)
-    result = analyze(graph, end_point=end_point)
+    resolved = load_stack(stack, input_size, in_channels)
+    result = analyze(resolved)
     if plot is not None:
         from .plots import plot_rf_growth
-        plot_rf_growth(graph.chain, result, plot)
+        plot_rf_growth(resolved, result, plot)
     if format is Format.json:
         print(json.dumps(result))
         return
-    if graph.chain is not None:
-        resolved = graph.chain if end_point is None else load_graph(
-            {"layers": [], "input_size": 1}) if False else graph.chain
-        rows_stack = resolved.__class__(resolved.layers[:len(result["layers"])], resolved.input_size,
-                                        resolved.in_channels, resolved.name)
-        stdout.print(_explain_table(rows_stack, result))
-        for line in story(rows_stack, result):
-            stdout.print(line, markup=False)
-        return
-    stdout.print(_graph_table(graph, result))
-    for line in graph_story(result):
+    stdout.print(_explain_table(resolved, result))
+    for line in story(resolved, result):
         stdout.print(line, markup=False)
 
 

@@ -66,35 +66,61 @@ def _fail(message: str, code: int = 2):
 
 # ---------------------------------------------------------------- explain
 
-@app.command(help="Explain one stack layer by layer: RF, jump, start, out size, params, MACs.\n\n"
+@app.command(help="Explain one stack or network node by node: RF, jump, start, out size, params, MACs.\n\n"
+                  "STACK is a compact string, or a JSON file: a list of layers, or a graph with \"nodes\" "
+                  "(residual, inception, dense: see the README). Graphs also report rf_min (the narrowest path) "
+                  "and the layers that are unproductive for the input size.\n\n"
                   + COMPACT_GRAMMAR.replace("\n", "\n\n"))
 def explain(
     stack: Annotated[Optional[str], typer.Argument(
-        help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack file", show_default=False)] = None,
+        help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack/graph file", show_default=False)] = None,
     input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
+    torch_target: Annotated[Optional[str], typer.Option(
+        "--torch", help="your PyTorch model instead of STACK: package.module:callable or path/to/file.py:callable "
+                        "(the callable returns an nn.Module; needs rfsweep[torch])")] = None,
+    end_point: Annotated[Optional[str], typer.Option(
+        help="explain up to this node (a graph node name, or a stack's layer number) [default: the output]")] = None,
     format: Annotated[Format, typer.Option("--format", help="table for people, json for scripts")] = Format.table,
     plot: Annotated[Optional[Path], typer.Option(help="also draw the RF growth to this PNG (needs rfsweep[plot])")] = None,
 ):
     from .explain import analyze, story
-    from .layers import load_stack
+    from .graph import graph_story, load_graph
 
-    if (stack is None) == (arch is None):
-        _fail("give exactly one of STACK or --arch NAME")
+    if sum(item is not None for item in (stack, arch, torch_target)) != 1:
+        _fail("give exactly one of STACK, --arch NAME or --torch TARGET")
     if arch is not None:
         from .architectures import arch_path
         stack = str(arch_path(arch))
-    resolved = load_stack(stack, input_size, in_channels)
-    result = analyze(resolved)
+    if torch_target is not None:
+        try:
+            import torch  # noqa: F401 - only to say how to get it
+        except ImportError:
+            _fail('--torch needs PyTorch: pip install "rfsweep[torch]" (from a checkout: pip install -e ".[torch]")')
+        from .torch_import import from_torch, load_target
+        source = from_torch(load_target(torch_target), input_size=input_size or 224, in_channels=in_channels or 3)
+        graph = load_graph(source)
+    else:
+        graph = load_graph(stack, input_size, in_channels)
+    result = analyze(graph, end_point=end_point)
     if plot is not None:
         from .plots import plot_rf_growth
-        plot_rf_growth(resolved, result, plot)
+        plot_rf_growth(graph.chain, result, plot)
     if format is Format.json:
         print(json.dumps(result))
         return
-    stdout.print(_explain_table(resolved, result))
-    for line in story(resolved, result):
+    if graph.chain is not None:
+        from .layers import Stack
+
+        chain = graph.chain  # cut to the end-point's layers
+        shown = Stack(chain.layers[:len(result["layers"])], chain.input_size, chain.in_channels, chain.name)
+        stdout.print(_explain_table(shown, result))
+        for line in story(shown, result):
+            stdout.print(line, markup=False)
+        return
+    stdout.print(_graph_table(graph, result))
+    for line in graph_story(result):
         stdout.print(line, markup=False)
 
 
@@ -123,6 +149,54 @@ def _explain_table(stack, result) -> Table:
         "out_size", "out_channels", "jump", "rf", "start", "params", "macs")))
     table.caption = (f"effective padding {_fmt(total['eff_padding'])}, FLOPs {_fmt(total['flops'])}, "
                      f"ERF std {_fmt(round_pair(total['erf_std']))} px (ratio {_fmt(round_pair(total['erf_ratio']))})")
+    table.caption_justify = "left"
+    return table
+
+
+def _fmt_field(value) -> str:
+    """A layer field for the node table; per-side padding [[t, b], [l, r]] reads t:b x l:r."""
+    if value is None:
+        return ""
+    if isinstance(value, list) and all(isinstance(v, list) for v in value):
+        sides = [f"{before}:{after}" for before, after in value]
+        return sides[0] if sides[0] == sides[1] else "x".join(sides)
+    return _fmt(value)
+
+
+def _graph_table(graph, result) -> Table:
+    """One row per node; rf_min beside rf; the border layer and where the spatial part ends marked."""
+    title = f"{escape(graph.name or 'network')} on {_fmt(result['input']['size'])} x {result['input']['channels']}ch"
+    table = Table(title=title + f", up to {escape(result['output'])}", title_justify="left")
+    for name in ("#", "node", "type", "inputs", "k", "s", "p", "d", "out", "ch", "jump", "RF", "RF min",
+                 "start", "params", "MACs", ""):
+        table.add_column(name, justify="left" if name in ("node", "type", "inputs", "") else "right")
+    unproductive = set(result["unproductive"])
+    critical = set(result["critical"])
+    spatial_seen = False
+    for row in result["nodes"]:
+        if spatial_seen and not row["spatial"]:
+            table.add_section()  # the head: no longer a feature map
+            spatial_seen = False
+        spatial_seen = spatial_seen or row["spatial"]
+        mark = ("border, unproductive" if row["name"] == result["border"] else "unproductive"
+                if row["name"] in unproductive else "critical" if row["name"] in critical else "")
+        if row["name"] == result["output"]:
+            mark = (mark + ", " if mark else "") + "end-point"
+        if row.get("padding_depends_on_input"):
+            mark = (mark + ", " if mark else "") + "SAME pad depends on size"
+        inputs = ",".join(row["inputs"])
+        table.add_row(str(row["index"]), escape(row["name"]), row["type"],
+                      escape(inputs if len(inputs) <= 24 else inputs[:21] + "..."),
+                      *(_fmt_field(row.get(key)) for key in ("kernel", "stride", "padding", "dilation")),
+                      *(_fmt(row[key]) for key in ("out_size", "out_channels", "jump", "rf", "rf_min", "start",
+                                                   "params", "macs")), mark)
+    total = result["total"]
+    table.add_section()
+    table.add_row("", "total", "", "", "", "", "", "", *(_fmt(total[key]) for key in (
+        "out_size", "out_channels", "jump", "rf", "rf_min", "start", "params", "macs")), "")
+    table.caption = (f"effective padding {_fmt(total['eff_padding'])}, FLOPs {_fmt(total['flops'])}, "
+                     f"ERF std {_fmt(round_pair(total['erf_std']))} px (ratio {_fmt(round_pair(total['erf_ratio']))}); "
+                     "params and MACs summed over every node shown")
     table.caption_justify = "left"
     return table
 
@@ -259,8 +333,10 @@ def show(
 
 from .cli_analysis import register as _register_analysis  # noqa: E402 - needs `app` above
 from .cli_timing import register as _register_timing  # noqa: E402
+from .cli_visual import register as _register_visual  # noqa: E402
 
 _register_analysis(app)
+_register_visual(app)
 _register_timing(app)
 
 

@@ -533,7 +533,7 @@ def graph_story(result: dict) -> list[str]:
         if not path:
             return "no layer (the input itself)"
         names = path if len(path) <= 6 else path[:3] + ["..."] + path[-2:]
-        return " -> ".join(names) + f" ({len(path)} layers)"
+        return " -> ".join(names) + f" ({len(path)} layer{'s' if len(path) > 1 else ''})"
 
     lines = [f"{result['output']} sees rf {_text(total['rf'])} (jump {_text(total['jump'])}): "
              f"the widest path is {show(result['rf_path'])}."]

@@ -151,11 +151,12 @@ def write_range(spec: GridSpec, out: Path | str, lo: int = 0, hi: int | None = N
     bounded. The file appears at `out` only when complete.
     """
     hi = spec.total if hi is None else hi
-    evaluator = Evaluator(spec, threads)
+    # block spaces (blocks.BlockSpec) bring their own kernel and columns: the hook keeps one writer loop
+    evaluator = spec.evaluator(threads) if hasattr(spec, "evaluator") else Evaluator(spec, threads)
     capacity = min(chunk_ids, max(1, hi - lo))
     free: queue.Queue = queue.Queue()
     for _ in range(3):
-        free.put(Buffers(spec, capacity))
+        free.put(evaluator.new_buffers(capacity) if hasattr(evaluator, "new_buffers") else Buffers(spec, capacity))
     todo: queue.Queue = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
     total = Counts()

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import pandas as pd
-from numba import njit
 
 from .errors import RfsweepError
+from .jit import compile_module, kernel_function
 from .explain import analyze
 from .layers import _check_int, load_stack
 
@@ -152,7 +151,7 @@ def _compare_row(text: str, depth: int, input_size: int, in_channels: int, singl
 # X is an (m, n) array, one row per objective, every objective to be minimised
 # (maximised columns are negated before). All kernels are serial and cached.
 
-@njit(cache=True, nogil=True)
+@kernel_function(cache=True, nogil=True)
 def _same(X, a, b):
     for c in range(X.shape[0]):
         if X[c, a] != X[c, b]:
@@ -160,7 +159,7 @@ def _same(X, a, b):
     return True
 
 
-@njit(cache=True, nogil=True)
+@kernel_function(cache=True, nogil=True)
 def _run_end(X, order, i):
     """End of the run of rows identical to order[i] (ties share one verdict)."""
     j = i + 1
@@ -169,7 +168,7 @@ def _run_end(X, order, i):
     return j
 
 
-@njit(cache=True, nogil=True)
+@kernel_function(cache=True, nogil=True)
 def _scan2(X, order, keep):
     """Two objectives, rows visited in lexicographic order: one pass."""
     n = order.shape[0]
@@ -192,7 +191,7 @@ def _scan2(X, order, keep):
         i = j
 
 
-@njit(cache=True, nogil=True)
+@kernel_function(cache=True, nogil=True)
 def _sweep3(X, order, rank1, n_ranks, keep):
     """Three objectives in lexicographic order; a Fenwick tree over ranks of objective 1
     holds the lowest objective 2 seen so far (prefix minima)."""
@@ -223,7 +222,7 @@ def _sweep3(X, order, rank1, n_ranks, keep):
         i = j
 
 
-@njit(cache=True, nogil=True)
+@kernel_function(cache=True, nogil=True)
 def _sweep_many(X, order, keep):
     """Four or more objectives: each row (lexicographic order) against the front so far."""
     m = X.shape[0]
@@ -253,7 +252,7 @@ def _sweep_many(X, order, keep):
         i = j
 
 
-@njit(cache=True, nogil=True)
+@kernel_function(cache=True, nogil=True)
 def _filter2(X, u0, low, alive):
     """Drop rows dominated by a filter set summarised as low[i] = min x1 over x0 <= u0[i]."""
     for r in range(X.shape[1]):
@@ -268,7 +267,7 @@ def _filter2(X, u0, low, alive):
             alive[r] = False
 
 
-@njit(cache=True, nogil=True)
+@kernel_function(cache=True, nogil=True)
 def _filter3(X, u0, u1, low, filled, alive):
     """As _filter2 with a 2-D table low[i, j] = min x2 over x0 <= u0[i], x1 <= u1[j]."""
     for r in range(X.shape[1]):
@@ -286,7 +285,7 @@ def _filter3(X, u0, u1, low, filled, alive):
             alive[r] = False
 
 
-@njit(cache=True, nogil=True)
+@kernel_function(cache=True, nogil=True)
 def _table3(X, rows, u0, u1):
     """Prefix-minimum table of x2 over the filter rows, on the grid u0 x u1."""
     low = np.empty((u0.shape[0], u1.shape[0]), X.dtype)
@@ -309,7 +308,7 @@ def _table3(X, rows, u0, u1):
     return low, filled
 
 
-@njit(cache=True, nogil=True)
+@kernel_function(cache=True, nogil=True)
 def _filter_many(X, rows, alive):
     """Brute force against a few filter rows (4 or more objectives)."""
     m = X.shape[0]
@@ -331,6 +330,7 @@ def _filter_many(X, rows, alive):
 
 def _exact_front(X: np.ndarray) -> np.ndarray:
     """Column positions of X's exact front, in lexicographic order of the objectives."""
+    compile_module(__name__)  # numba is loaded by the first front, not by `compare`
     m, n = X.shape
     if n == 0:
         return np.zeros(0, np.int64)
@@ -354,6 +354,7 @@ def _prefilter(X: np.ndarray) -> np.ndarray:
     A superset of the front (dominance is transitive), found in one
     O(n log k) pass, so the exact sort-based step only sees the survivors.
     """
+    compile_module(__name__)
     m, n = X.shape
     if n <= 4 * SAMPLE_ROWS or m == 1:
         return np.arange(n)
@@ -621,6 +622,8 @@ def _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample,
         raise RfsweepError(f"{path}: config_id is not unique (overlapping parts?); "
                            f"{len(ids)} front ids match {len(front)} rows")
     # back into the front's order (best first), whatever order the file had
+    import pandas as pd
+
     order = np.argsort(pd.Index(ids).get_indexer(front["config_id"]))
     front = front.iloc[order].reset_index(drop=True)
     meta = dict(metadata or {})

@@ -296,8 +296,19 @@ class GridSpec:
         return layers
 
 
+def spec_from_dict(values):
+    """A stored spec (metadata, manifest) back as a GridSpec, or a blocks.BlockSpec if it has stages."""
+    if isinstance(values, dict) and "stage" in values:
+        from .blocks import BlockSpec
+        return BlockSpec.build(values)
+    return GridSpec.build(values)
+
+
 def load_spec(path: Path | str | None = None, overrides: dict | None = None) -> GridSpec:
-    """A GridSpec from an optional TOML file, with explicit flag values overriding it."""
+    """A GridSpec from an optional TOML file, with explicit flag values overriding it.
+
+    A file with [[stage]] tables is a block space: a blocks.BlockSpec instead.
+    """
     values: dict = {}
     if path is not None:
         text = read_user_file(path, "spec")
@@ -305,9 +316,15 @@ def load_spec(path: Path | str | None = None, overrides: dict | None = None) -> 
             values = tomllib.loads(text)
         except (ValueError, RecursionError) as exc:  # TOMLDecodeError, over-long ints, deep nesting
             raise RfsweepError(f"{path}: invalid TOML: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        if "stage" in values:  # [[stage]] tables: a block/stage design space
+            from .blocks import load_block_spec
+            return load_block_spec(values, overrides, path)
         unknown = sorted(set(values) - set(DEFAULTS))
         if unknown:
             raise RfsweepError(f"{path}: unknown key {unknown[0]!r} (allowed: {', '.join(DEFAULTS)})")
+    if any((overrides or {}).get(key) is not None for key in ("sample", "seed")):
+        raise RfsweepError("--sample/--seed need a block spec (a TOML file with [[stage]] tables)")
+    overrides = {k: v for k, v in (overrides or {}).items() if k not in ("sample", "seed")}
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return GridSpec.build(values)
 

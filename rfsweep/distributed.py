@@ -50,7 +50,7 @@ from typing import Any, Callable
 from . import __version__
 from .engines import CHUNK_IDS, Counts, write_range
 from .errors import RfsweepError
-from .grid import GridSpec
+from .grid import GridSpec, spec_from_dict
 
 MANIFEST = "_rfsweep.json"
 MAX_PARTITIONS = 99_999  # five digits in part names
@@ -259,7 +259,7 @@ def is_complete(out_dir: Path | str, verify: bool = False) -> bool:
     """
     try:
         manifest = read_manifest(out_dir)
-        spec = GridSpec.build(manifest["spec"])
+        spec = spec_from_dict(manifest["spec"])
         count = int(manifest["partitions"])
     except (RfsweepError, TypeError, ValueError):
         return False
@@ -286,7 +286,7 @@ def spec_of_output(path: Path | str) -> GridSpec:
         from .writer import read_metadata
         spec = read_metadata(path).get("spec")
     try:
-        return GridSpec.build(spec)
+        return spec_from_dict(spec)
     except (TypeError, AttributeError):
         raise RfsweepError(f"{path}: rfsweep metadata has no usable spec") from None
 
@@ -435,7 +435,7 @@ def _run_partition(spec_dict: dict, out_dir: str, index: int, count: int, lo: in
     not allow concurrent parallel launches); elsewhere: the CPUs in this
     process's affinity mask (a SLURM allocation), capped by NUMBA_NUM_THREADS.
     """
-    spec = GridSpec.build(spec_dict)
+    spec = spec_from_dict(spec_dict)
     path = Path(out_dir) / part_name(index, count)
     extra = {"partition": {"index": index, "count": count, "lo": lo, "hi": hi}}
     lock = None

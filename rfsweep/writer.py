@@ -96,7 +96,7 @@ def sweep_schema(spec: GridSpec) -> pa.Schema:
 def sweep_metadata(spec: GridSpec, counts: dict, extra: dict | None = None) -> dict:
     """The `rfsweep` key-value metadata object stored in every sweep file."""
     return {"version": __version__, "spec": spec.to_dict(), "counts": counts,
-            "conventions": CONVENTIONS, **(extra or {})}
+            "conventions": getattr(spec, "conventions", CONVENTIONS), **(extra or {})}
 
 
 def read_metadata(path: Path | str) -> dict:

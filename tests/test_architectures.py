@@ -1,57 +1,89 @@
-"""The shipped architectures parse, carry their sources, and match the published figures.
+"""The shipped architectures: well-formed graphs with sources, generated, matching their published figures.
 
-`published` holds only figures that apply to exactly the file's layer list
-(rf, jump, eff_padding, and where a source gives them params, macs). An
-optional "axis": "h" or "w" says the figure holds for that axis only (e.g.
-Inception v3, whose longest path differs per axis).
+`published` holds figures from the literature for exactly the file's network: for the TF-Slim
+networks the last end-point's row of Google's receptive-field table (rf, jump, eff_padding at
+its `input_size`; every row is tested in test_catalog_table.py), for the torchvision ones
+torchvision's parameter total.
 """
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
 import rfsweep
-from rfsweep.architectures import arch_path, list_archs
+from rfsweep.architectures import ALIASES, arch_info, arch_path, list_archs
+from rfsweep.errors import RfsweepError
+from rfsweep.graph import load_graph
 
 ARCHS = list_archs()
-COMPARED = ("rf", "jump", "eff_padding", "out_size", "params", "macs")
-AXIS = {"h": 0, "w": 1}
+TOOL = Path(__file__).resolve().parent.parent / "tools" / "make_catalog.py"
+LAYER_TYPES = ("conv", "maxpool", "avgpool")
 
 
 def test_known_networks_are_shipped():
-    assert {"alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v1", "inception_v3"} <= set(ARCHS)
+    table = {"alexnet_v2", "vgg_a", "vgg_16", "inception_v2", "inception_v2-no-separable-conv", "inception_v3",
+             "inception_v4", "inception_resnet_v2", "inception_resnet_v2-same", "mobilenet_v1", "mobilenet_v1_075"}
+    table |= {f"resnet_v{v}_{d}" for v in (1, 2) for d in (50, 101, 152, 200)}
+    assert table | {"resnet18", "resnet50", "mobilenet_v2"} == set(ARCHS)
 
 
 @pytest.mark.parametrize("name", ARCHS)
-def test_file_has_metadata_and_layers(name):
+def test_file_is_a_graph_with_metadata(name):
     data = json.loads(arch_path(name).read_text())
-    assert data["name"] == name
+    assert data["name"] == name and data["title"].strip()
     assert data["source"].strip() and data["notes"].strip()
-    assert isinstance(data["layers"], list) and data["layers"]
-    for layer in data["layers"]:  # written out in full, never left to defaults
-        assert "stride" in layer and "padding" in layer, layer
-    published = data["published"]
-    assert published is None or published["reference"].strip()
-    stack = rfsweep.load_stack(arch_path(name))
-    assert len(stack.layers) == len(data["layers"])
+    assert data["in_channels"] == 3 and data["input_size"] in (224, 299)
+    names = [node["name"] for node in data["nodes"]]
+    assert len(names) == len(set(names)) and "input" not in names
+    assert data["output"] in names
+    for node in data["nodes"]:
+        assert node["inputs"], node  # written out, never left to "the previous node"
+        if node["type"] in LAYER_TYPES:  # written out in full, never left to defaults
+            assert "stride" in node and "padding" in node, node
+    graph = load_graph(arch_path(name))
+    assert len(graph.nodes) == len(data["nodes"])
+
+
+def test_catalog_is_generated():
+    """The files are exactly what tools/make_catalog.py writes (edit the generator, not the JSON)."""
+    spec = importlib.util.spec_from_file_location("make_catalog", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    built = module.build_all()
+    assert sorted(built) == ARCHS
+    for name, data in built.items():
+        assert arch_path(name).read_text() == module.render(data), name
 
 
 def _published_cases():
     for name in ARCHS:
-        published = json.loads(arch_path(name).read_text())["published"]
-        for key in COMPARED:
-            if published and key in published:
-                yield pytest.param(name, key, published[key], published.get("axis"), id=f"{name}-{key}")
+        published = arch_info(name)["published"]
+        for key in ("rf", "jump", "eff_padding", "params"):
+            if key in published:
+                yield pytest.param(name, key, published[key], id=f"{name}-{key}")
 
 
-@pytest.mark.parametrize(("name", "key", "expected", "axis"), list(_published_cases()))
-def test_matches_published(name, key, expected, axis):
-    got = rfsweep.analyze(rfsweep.load_stack(arch_path(name)))["total"][key]
-    if isinstance(got, list):
-        got = [got[AXIS[axis]]] if axis else got
-    else:
-        got = [got]
-    assert all(value == pytest.approx(expected) for value in got), (name, key, got, expected)
+@pytest.mark.parametrize(("name", "key", "expected"), list(_published_cases()))
+def test_matches_published(name, key, expected):
+    published = arch_info(name)["published"]
+    assert published["reference"].strip()
+    result = rfsweep.analyze(arch_path(name), input_size=published.get("input_size"),
+                             end_point=published.get("end_point"))
+    got = result["total"][key]
+    assert (got if isinstance(got, list) else [got, got]) == [expected, expected], (name, key, got)
+
+
+def test_aliases():
+    assert arch_path("vgg16") == arch_path("vgg_16") and arch_path("VGG16") == arch_path("vgg_16")
+    assert arch_path("alexnet") == arch_path("alexnet_v2")
+    assert arch_path("inception_resnet_v2_same") == arch_path("inception_resnet_v2-same")
+    assert set(ALIASES.values()) <= set(ARCHS) and not set(ALIASES) & set(ARCHS)
+    with pytest.raises(RfsweepError, match="unknown architecture 'nope'.*resnet_v1_50"):
+        arch_path("nope")
+    with pytest.raises(RfsweepError, match="unknown architecture"):
+        arch_path("../architectures/resnet50")
 
 
 def test_vgg16_by_hand(tmp_path):
@@ -65,3 +97,5 @@ def test_vgg16_by_hand(tmp_path):
     total = rfsweep.analyze(rfsweep.load_stack(path))["total"]
     assert (total["rf"], total["jump"], total["eff_padding"]) == (212, 32, 90)
     assert total["out_size"] == 7 and total["params"] == 14_714_688  # VGG-16's conv layers
+    shipped = rfsweep.analyze(arch_path("vgg_16"))["total"]  # same convs as a graph
+    assert (shipped["rf"], shipped["jump"], shipped["eff_padding"], shipped["params"]) == (212, 32, 90, 14_714_688)

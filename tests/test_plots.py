@@ -13,7 +13,6 @@ import pytest
 import rfsweep
 from rfsweep import RfsweepError, plots
 from rfsweep.analysis import compare
-from rfsweep.architectures import arch_path
 
 SHAPE = (500, 800)  # rows, columns: figsize (8, 5) at dpi 100
 
@@ -29,7 +28,8 @@ def check_png(path):
 
 @pytest.mark.parametrize("source", [
     "c3x64,c3x64,c3x64", "c7s2p3x64,mp3s2p1,c3x64,c3x64", "c3d2x8,c3d4x8", "c1_7p0_3x192,c7_1p3_0x192",
-    "c3s2p0x8,mp2ceil,c3p0x8", str(arch_path("resnet50")),
+    "c3s2p0x8,mp2ceil,c3p0x8",
+    "c3x64,c3x64,mp2,c3x128,c3x128,mp2,c3x256,c3x256,c3x256,mp2,c3x512,c3x512,c3x512,mp2,c3x512,c3x512,c3x512,mp2",
 ])
 def test_plot_rf_growth(tmp_path, source):
     stack = rfsweep.load_stack(source)

@@ -333,7 +333,8 @@ def inception_resnet_v2(align_feature_maps=False):
             [("conv", "Conv2d_0a_1x1", 32, 1), ("conv", "Conv2d_0b_3x3", 48, 3), ("conv", "Conv2d_0c_3x3", 64, 3)]])
     _branches(g, "Mixed_6a", g.last, [
         [("conv", "Conv2d_1a_3x3", 384, 3, 2, pad)],
-        [("conv", "Conv2d_0a_1x1", 256, 1), ("conv", "Conv2d_0b_3x3", 256, 3), ("conv", "Conv2d_1a_3x3", 384, 3, 2, pad)],
+        [("conv", "Conv2d_0a_1x1", 256, 1), ("conv", "Conv2d_0b_3x3", 256, 3),
+         ("conv", "Conv2d_1a_3x3", 384, 3, 2, pad)],
         [("maxpool", "MaxPool_1a_3x3", 3, 2, pad)]])
     for i in range(1, 21):
         residual(f"Repeat_1/block17_{i}", [
@@ -344,7 +345,8 @@ def inception_resnet_v2(align_feature_maps=False):
     _branches(g, "Mixed_7a", g.last, [
         [("conv", "Conv2d_0a_1x1", 256, 1), ("conv", "Conv2d_1a_3x3", 384, 3, 2, pad)],
         [("conv", "Conv2d_0a_1x1", 256, 1), ("conv", "Conv2d_1a_3x3", 288, 3, 2, pad)],
-        [("conv", "Conv2d_0a_1x1", 256, 1), ("conv", "Conv2d_0b_3x3", 288, 3), ("conv", "Conv2d_1a_3x3", 320, 3, 2, pad)],
+        [("conv", "Conv2d_0a_1x1", 256, 1), ("conv", "Conv2d_0b_3x3", 288, 3),
+         ("conv", "Conv2d_1a_3x3", 320, 3, 2, pad)],
         [("maxpool", "MaxPool_1a_3x3", 3, 2, pad)]])
     block8 = [[("conv", "Conv2d_1x1", 192, 1)],
               [("conv", "Conv2d_0a_1x1", 192, 1), ("conv", "Conv2d_0b_1x3", 224, [1, 3]),
@@ -482,9 +484,12 @@ def _slim_source(files, extra=""):
 TF_NOTES = ("Feature extractor up to the table's last end-point (classifier heads and, for alexnet_v2/vgg, the "
             "convolutional fc6/fc7 are not included). TF 'SAME' padding is written as \"same_tf\" and resolved "
             "against the incoming size, so effective padding depends on the input size wherever a stride-2 layer "
-            "has SAME padding (the table's None). Convolutions with a normalizer are conv (no bias) + a bn node "
-            "counted as 2*C params (TF-Slim's inception arg scope uses BN without the scale, i.e. C params); "
-            "activations are not written.")
+            "has SAME padding (the table's None). Normalisation as in the model's own arg scope (the released "
+            "checkpoints): alexnet_v2 and vgg convs have a bias and no BN; the others are conv (no bias) + a bn "
+            "node counted as 2*C params (TF-Slim's inception arg scope has BN without the scale, C params), except "
+            "where the definition sets normalizer_fn=None (resnet_v2's conv1, shortcut and conv3, "
+            "inception_resnet_v2's residual 1x1 'up' convs: bias, no BN). Activations are not written. Geometry "
+            "does not depend on any of this.")
 
 
 def catalog():

@@ -1,8 +1,9 @@
-"""Known networks as JSON stacks (shipped with the package), each with its source.
+"""Known networks as graph JSON files (shipped with the package), each with its source.
 
-Each file holds the contract's JSON object form plus `name`, `title`,
-`source`, `notes` and `published` (RF, jump and effective padding from the
-literature, or null) so a test can hold our arithmetic to them.
+Each file is a section-6 graph (`nodes`, `output`) plus `name`, `title`,
+`source`, `notes`, `input_size`, `in_channels` and `published` (figures from
+the literature that a test holds our arithmetic to). The files are generated
+by tools/make_catalog.py; docs/catalog.md lists them and how end-points are named.
 """
 
 from __future__ import annotations
@@ -14,20 +15,35 @@ from ..errors import RfsweepError
 
 _HERE = Path(__file__).parent
 
+# Old names (the chain files they replaced) and spellings with underscores for the table's hyphens.
+ALIASES = {
+    "vgg16": "vgg_16",
+    "alexnet": "alexnet_v2",
+    "inception_v2_no_separable_conv": "inception_v2-no-separable-conv",
+    "inception_resnet_v2_same": "inception_resnet_v2-same",
+}
+
 
 def list_archs() -> list[str]:
-    """Names of the known networks, sorted."""
+    """Names of the known networks, sorted (aliases not included)."""
     return sorted(path.stem for path in _HERE.glob("*.json"))
+
+
+def resolve_name(name: str) -> str:
+    """The canonical name of a known network or alias (case-insensitive)."""
+    key = name.lower()
+    return ALIASES.get(key, key)
 
 
 def arch_path(name: str) -> Path:
     """The JSON file of a known network; RfsweepError listing the names if unknown."""
-    path = _HERE / f"{name.lower()}.json"
-    if not path.is_file():
+    key = resolve_name(name)
+    path = _HERE / f"{key}.json"
+    if "/" in key or "\\" in key or not path.is_file():
         raise RfsweepError(f"unknown architecture {name!r} (known: {', '.join(list_archs())})")
     return path
 
 
 def arch_info(name: str) -> dict:
-    """The raw JSON object of a known network (layers, source, published figures)."""
+    """The raw JSON object of a known network (nodes, source, published figures)."""
     return json.loads(arch_path(name).read_text())

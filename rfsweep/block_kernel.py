@@ -1,0 +1,403 @@
+"""The block-space kernel: evaluate a range (or a sorted list) of config_ids, keep the rows that pass.
+
+Like `kernel.py` for chains: `_part_range` walks ids as an odometer whose
+digits are stages. Consecutive ids share every stage but the last, so the
+state after each stage (size, channels, RF, narrowest RF, jump, params,
+MACs, ERF variance, depth, unproductive convs) is computed once and reused
+for all ids below it. A stage that empties the map, hits an ignored-choice
+position or a grouped conv whose channels do not divide, is invalid; one
+over a monotone budget (RF, params, MACs only grow with more stages; blocks
+never enlarge the map, so min_out_size too) is pruned; either way the whole
+block of ids below that prefix is counted without being visited.
+
+Each block is the graph of `blocks.block_graph` evaluated in closed form
+with `arithmetic.py`'s functions (the graph walker's arithmetic): every
+block conv is odd-sized with 'same' padding (k_eff - 1)/2, so all paths of a
+block stay centred on the same start; the union of the paths' intervals is
+then the widest path (rf = max), rf_min the narrowest, and an `add` mixes
+the paths' ERFs with equal weights (variance = mean of the variances, as
+`graph.py` does for aligned inputs). The tests check every column against
+`rfsweep.analyze` of the row's graph.
+
+`sweep_blocks` splits a range into parts, one `prange` iteration each;
+part p writes its rows from its own offset, so threads never share a row.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from . import arithmetic
+from .jit import compile_module
+
+compile_module(arithmetic)  # the one arithmetic, compiled: the kernel below inlines it
+from .arithmetic import conv_weights, erf_ratio, grow_erf_var, out_size  # noqa: E402
+
+OK = 0
+INVALID = 1
+PRUNED = 2
+# block codes (blocks.BLOCKS) and fields of the choice table T[field, stage, digit]
+CONV, BASIC, BOTTLENECK, DWSEP, MBCONV = 0, 1, 2, 3, 4
+F_BLOCK, F_REPEATS, F_KERNEL, F_STRIDE, F_DILATION, F_WIDTH, F_EXPANSION, F_GROUPS, F_VALID = range(9)
+# the state after a stage, S[field, stage]: ints; the ERF variance lives in a float array
+S_N, S_C, S_RF, S_RFMIN, S_JUMP, S_PARAMS, S_MACS, S_DEPTH, S_UNPROD = range(9)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _conv_bn(k, c_in, c_out, groups, n_out):
+    """(params, MACs) of a bias-free conv followed by BatchNorm (2*c_out params, no MACs)."""
+    weights = conv_weights(k, k, c_in, c_out, groups)
+    return weights + 2 * c_out, weights * n_out * n_out
+
+
+@njit(cache=True, nogil=True)
+def _block(code, n, c, rf, rfmin, jump, var, k, s, d, w, e, g, in_size):
+    """One block on an incoming state.
+
+    Returns (status, n, c, rf, rf_min, jump, params, macs, var, depth, unproductive),
+    params/MACs/depth/unproductive being this block's own.
+    """
+    n2 = out_size(n, k, s, d * (k - 1) // 2, d * (k - 1) // 2, d, False)
+    if n2 < 1:
+        return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
+    grow = d * (k - 1) * jump  # the kxk conv's RF growth on this map
+    var_k = grow_erf_var(var, jump, k, d)
+    if code == CONV:
+        if c % g:
+            return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
+        params, macs = _conv_bn(k, c, w, g, n2)
+        return OK, n2, w, rf + grow, rfmin + grow, jump * s, params, macs, var_k, 1, int(rfmin + grow > in_size)
+    if code == DWSEP:
+        p1, m1 = _conv_bn(k, c, c, c, n2)
+        p2, m2 = _conv_bn(1, c, w, 1, n2)
+        return (OK, n2, w, rf + grow, rfmin + grow, jump * s, p1 + p2, m1 + m2, var_k, 2,
+                2 * int(rfmin + grow > in_size))
+    if code == MBCONV:
+        hidden = c * e
+        params = 0
+        macs = 0
+        depth = 2
+        unprod = 2 * int(rfmin + grow > in_size)
+        if e != 1:
+            params, macs = _conv_bn(1, c, hidden, 1, n)
+            depth = 3
+            unprod += int(rfmin > in_size)
+        p2, m2 = _conv_bn(k, hidden, hidden, hidden, n2)
+        p3, m3 = _conv_bn(1, hidden, w, 1, n2)
+        params += p2 + p3
+        macs += m2 + m3
+        if s == 1 and c == w:  # residual: rf_min follows the identity path, ERFs mix
+            return OK, n2, w, rf + grow, rfmin, jump, params, macs, (var_k + var) / 2.0, depth, unprod
+        return OK, n2, w, rf + grow, rfmin + grow, jump * s, params, macs, var_k, depth, unprod
+    if code == BASIC:
+        if c % g:
+            return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
+        p1, m1 = _conv_bn(k, c, w, g, n2)
+        p2, m2 = _conv_bn(k, w, w, g, n2)
+        params = p1 + p2
+        macs = m1 + m2
+        grow2 = d * (k - 1) * jump * s  # the second kxk conv runs on the strided map
+        var_main = grow_erf_var(var_k, jump * s, k, d)
+        rf_main = rf + grow + grow2
+        unprod = int(rfmin + grow > in_size) + int(rfmin + grow + grow2 > in_size)
+        depth = 2
+    else:  # BOTTLENECK (v1.5: the stride on the kxk conv)
+        inner = w // e
+        p1, m1 = _conv_bn(1, c, inner, 1, n)
+        p2, m2 = _conv_bn(k, inner, inner, g, n2)
+        p3, m3 = _conv_bn(1, inner, w, 1, n2)
+        params = p1 + p2 + p3
+        macs = m1 + m2 + m3
+        var_main = var_k
+        rf_main = rf + grow
+        unprod = int(rfmin > in_size) + 2 * int(rfmin + grow > in_size)
+        depth = 3
+    if s != 1 or c != w:  # projection shortcut: 1x1 conv stride s + BN
+        p4, m4 = _conv_bn(1, c, w, 1, n2)
+        params += p4
+        macs += m4
+        unprod += int(rfmin > in_size)
+    return OK, n2, w, rf_main, rfmin, jump * s, params, macs, (var_main + var) / 2.0, depth, unprod
+
+
+@njit(cache=True, nogil=True)
+def _stage(T, pos, v, st, var_st, in_size):
+    """Stage `pos` at choice v on the state st[:, pos]: (status, n, c, rf, rf_min, jump, params,
+    macs, var, depth, unproductive) after all of its blocks (totals, not increments)."""
+    if not T[F_VALID, pos, v]:
+        return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
+    code = T[F_BLOCK, pos, v]
+    k = T[F_KERNEL, pos, v]
+    d = T[F_DILATION, pos, v]
+    w = T[F_WIDTH, pos, v]
+    e = T[F_EXPANSION, pos, v]
+    g = T[F_GROUPS, pos, v]
+    n = st[S_N, pos]
+    c = st[S_C, pos]
+    rf = st[S_RF, pos]
+    rfmin = st[S_RFMIN, pos]
+    jump = st[S_JUMP, pos]
+    params = st[S_PARAMS, pos]
+    macs = st[S_MACS, pos]
+    depth = st[S_DEPTH, pos]
+    unprod = st[S_UNPROD, pos]
+    var = var_st[pos]
+    s = T[F_STRIDE, pos, v]
+    for _ in range(T[F_REPEATS, pos, v]):
+        status, n, c, rf, rfmin, jump, p, m, var, dd, du = _block(
+            code, n, c, rf, rfmin, jump, var, k, s, d, w, e, g, in_size)
+        if status != OK:
+            return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
+        params += p
+        macs += m
+        depth += dd
+        unprod += du
+        s = 1
+    return OK, n, c, rf, rfmin, jump, params, macs, var, depth, unprod
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _over_budget(rf, params, macs, n, limits):
+    """Monotone constraints, safe on a prefix (limits: min_rf, max_rf, max_params, max_macs, min_out_size)."""
+    return rf > limits[1] or params > limits[2] or macs > limits[3] or n < limits[4]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store(st, var_st, pos, n, c, rf, rfmin, jump, params, macs, var, depth, unprod):
+    st[S_N, pos] = n
+    st[S_C, pos] = c
+    st[S_RF, pos] = rf
+    st[S_RFMIN, pos] = rfmin
+    st[S_JUMP, pos] = jump
+    st[S_PARAMS, pos] = params
+    st[S_MACS, pos] = macs
+    st[S_DEPTH, pos] = depth
+    st[S_UNPROD, pos] = unprod
+    var_st[pos] = var
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _write_row(row, config_id, n, c, rf, jump, params, macs, var, depth, unprod,
+               o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+               o_depth, o_unprod):
+    std = np.sqrt(var)
+    o_id[row] = config_id
+    o_rf[row] = rf
+    o_jump[row] = jump
+    o_size[row] = n
+    o_ch[row] = c
+    o_params[row] = params
+    o_macs[row] = macs
+    o_flops[row] = 2 * macs
+    o_erf_std[row] = std
+    o_erf_ratio[row] = erf_ratio(std, rf)
+    o_depth[row] = depth
+    o_unprod[row] = unprod
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _write_stage(T, pos, v, a, b, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
+    """Stage pos's choice columns for rows a..b-1 (one choice: a fill, not a scatter)."""
+    c_block[pos, a:b] = T[F_BLOCK, pos, v]
+    c_rep[pos, a:b] = T[F_REPEATS, pos, v]
+    c_k[pos, a:b] = T[F_KERNEL, pos, v]
+    c_s[pos, a:b] = T[F_STRIDE, pos, v]
+    c_d[pos, a:b] = T[F_DILATION, pos, v]
+    c_w[pos, a:b] = T[F_WIDTH, pos, v]
+    c_e[pos, a:b] = T[F_EXPANSION, pos, v]
+    c_g[pos, a:b] = T[F_GROUPS, pos, v]
+
+
+@njit(cache=True, nogil=True)
+def _carry(digits, pos, radix):
+    """Add one at digit `pos` with carry; returns the most significant digit changed."""
+    digits[pos] += 1
+    while digits[pos] == radix[pos] and pos > 0:
+        digits[pos] = 0
+        pos -= 1
+        digits[pos] += 1
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def _part_range(T, radix, stem, stem_var, in_size, limits, lo, hi, row0,
+                o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+                o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
+    """Evaluate ids lo..hi-1; write kept rows from row0 on. Returns (kept, invalid, pruned, skipped)."""
+    stages = radix.shape[0]
+    last = stages - 1
+    digits = np.zeros(stages, np.int64)
+    rel = lo
+    for pos in range(last, -1, -1):
+        digits[pos] = rel % radix[pos]
+        rel //= radix[pos]
+    block = np.ones(stages, np.int64)  # ids below one digit of each stage
+    for pos in range(last - 1, -1, -1):
+        block[pos] = block[pos + 1] * radix[pos + 1]
+    st = np.zeros((9, stages + 1), np.int64)
+    var_st = np.zeros(stages + 1, np.float64)
+    st[:, 0] = stem
+    var_st[0] = stem_var
+    kept = 0
+    invalid = 0
+    pruned = 0
+    skipped = 0
+    row = row0
+    dirty = 0
+    i = lo
+    while i < hi:
+        failed = -1
+        status = OK
+        for pos in range(dirty, last):
+            status, n, c, rf, rfmin, jump, params, macs, var, depth, unprod = _stage(
+                T, pos, digits[pos], st, var_st, in_size)
+            if status == OK and _over_budget(rf, params, macs, n, limits):
+                status = PRUNED
+            if status != OK:
+                failed = pos
+                break
+            _store(st, var_st, pos + 1, n, c, rf, rfmin, jump, params, macs, var, depth, unprod)
+        if failed >= 0:
+            offset = 0
+            for pos in range(failed + 1, stages):
+                offset += digits[pos] * block[pos]
+                digits[pos] = 0
+            skip = min(block[failed] - offset, hi - i)
+            if status == INVALID:
+                invalid += skip
+            else:
+                pruned += skip
+            skipped += skip
+            i += skip
+            dirty = _carry(digits, failed, radix)
+            continue
+        v = digits[last]
+        block_row = row
+        while v < radix[last] and i < hi:
+            status, n, c, rf, rfmin, jump, params, macs, var, depth, unprod = _stage(
+                T, last, v, st, var_st, in_size)
+            if status != OK:
+                invalid += 1
+            elif _over_budget(rf, params, macs, n, limits) or rf < limits[0]:
+                pruned += 1
+            else:
+                _write_row(row, i, n, c, rf, jump, params, macs, var, depth, unprod,
+                           o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std,
+                           o_erf_ratio, o_depth, o_unprod)
+                _write_stage(T, last, v, row, row + 1, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+                row += 1
+                kept += 1
+            v += 1
+            i += 1
+        for pos in range(last):  # the prefix is the same for every row of this block
+            _write_stage(T, pos, digits[pos], block_row, row, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+        digits[last] = v
+        if v == radix[last] and stages > 1:
+            digits[last] = 0
+            dirty = _carry(digits, last - 1, radix)
+        else:
+            dirty = last
+    return kept, invalid, pruned, skipped
+
+
+@njit(cache=True, nogil=True)
+def _part_ids(T, radix, stem, stem_var, in_size, limits, ids, lo, hi, row0,
+              o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+              o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
+    """Evaluate the sorted ids[lo:hi] (a sample); prefixes shared with the previous id are reused."""
+    stages = radix.shape[0]
+    digits = np.zeros(stages, np.int64)
+    prev = np.full(stages, -1, np.int64)
+    st = np.zeros((9, stages + 1), np.int64)
+    var_st = np.zeros(stages + 1, np.float64)
+    st[:, 0] = stem
+    var_st[0] = stem_var
+    ready = 0  # states st[:, 1..ready] hold for the digits in prev
+    kept = 0
+    invalid = 0
+    pruned = 0
+    row = row0
+    for j in range(lo, hi):
+        rel = ids[j]
+        for pos in range(stages - 1, -1, -1):
+            digits[pos] = rel % radix[pos]
+            rel //= radix[pos]
+        dirty = 0
+        while dirty < ready and digits[dirty] == prev[dirty]:
+            dirty += 1
+        prev[:] = digits
+        status = OK
+        ready = dirty
+        for pos in range(dirty, stages):
+            status, n, c, rf, rfmin, jump, params, macs, var, depth, unprod = _stage(
+                T, pos, digits[pos], st, var_st, in_size)
+            if status == OK and (_over_budget(rf, params, macs, n, limits) or (pos == stages - 1 and rf < limits[0])):
+                status = PRUNED
+            if status != OK:
+                break
+            _store(st, var_st, pos + 1, n, c, rf, rfmin, jump, params, macs, var, depth, unprod)
+            ready = pos + 1
+        if status == INVALID:
+            invalid += 1
+        elif status == PRUNED:
+            pruned += 1
+        else:
+            f = stages
+            _write_row(row, ids[j], st[S_N, f], st[S_C, f], st[S_RF, f], st[S_JUMP, f], st[S_PARAMS, f],
+                       st[S_MACS, f], var_st[f], st[S_DEPTH, f], st[S_UNPROD, f],
+                       o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+                       o_depth, o_unprod)
+            for pos in range(stages):
+                _write_stage(T, pos, digits[pos], row, row + 1, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+            row += 1
+            kept += 1
+    return kept, invalid, pruned, 0
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def sweep_blocks(T, radix, stem, stem_var, in_size, limits, ids, use_ids, lo, hi, parts,
+                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+                 o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g, counts):
+    """Evaluate ids lo..hi-1 (or ids[lo:hi] when use_ids) in `parts` independent slices.
+
+    Part p covers [a, b) = [lo + span*p//parts, lo + span*(p+1)//parts) and writes its rows at
+    [a - lo, a - lo + counts[p, 0]). counts[p] = kept, invalid, pruned, skipped.
+    """
+    span = hi - lo
+    for p in prange(parts):
+        a = lo + span * p // parts
+        b = lo + span * (p + 1) // parts
+        if use_ids:
+            kept, invalid, pruned, skipped = _part_ids(
+                T, radix, stem, stem_var, in_size, limits, ids, a, b, a - lo,
+                o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+                o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+        else:
+            kept, invalid, pruned, skipped = _part_range(
+                T, radix, stem, stem_var, in_size, limits, a, b, a - lo,
+                o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+                o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+        counts[p, 0] = kept
+        counts[p, 1] = invalid
+        counts[p, 2] = pruned
+        counts[p, 3] = skipped
+
+
+@njit(nogil=True, cache=True)
+def sweep_blocks_serial(T, radix, stem, stem_var, in_size, limits, ids, use_ids, lo, hi, parts,
+                        o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+                        o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g, counts):
+    """`sweep_blocks` on the calling thread as one part (several Python threads may call it at once)."""
+    if use_ids:
+        kept, invalid, pruned, skipped = _part_ids(
+            T, radix, stem, stem_var, in_size, limits, ids, lo, hi, 0,
+            o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+            o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+    else:
+        kept, invalid, pruned, skipped = _part_range(
+            T, radix, stem, stem_var, in_size, limits, lo, hi, 0,
+            o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+            o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+    counts[0, 0] = kept
+    counts[0, 1] = invalid
+    counts[0, 2] = pruned
+    counts[0, 3] = skipped

@@ -1,0 +1,175 @@
+"""Block-space sweeps: the kernel's columns as Arrow tables, for the shared writer loop.
+
+`BlockEvaluator` is what `engines.write_range` asks a spec for
+(`spec.evaluator(threads)`): it owns the choice table and turns one id range
+(or, with --sample, one range of positions in the sorted sample) into an
+Arrow table that views reusable buffers. Everything else -- the writer
+thread, row-group gathering, atomic rename, shards, partitions, Dask -- is
+the chain sweep's machinery, unchanged.
+
+Column types come from a small fixed set (uint32 or uint64 totals, uint16
+or uint32 stage fields), so the kernel compiles for a handful of signatures,
+not one per spec.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from .block_kernel import F_VALID, sweep_blocks, sweep_blocks_serial
+from .blocks import BLOCKS, STAGE_COLUMNS, TABLE_FIELDS, BlockSpec
+from .engines import PARALLEL_MIN_IDS, Counts
+from .errors import RfsweepError
+
+INT64_MAX = np.iinfo(np.int64).max
+TOTALS = ("config_id", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops",
+          "erf_std", "erf_ratio", "depth", "unproductive")
+STAGE_FIELDS = STAGE_COLUMNS + ("groups",)
+BLOCK_DICTIONARY = pa.array(BLOCKS, pa.string())
+CONVENTIONS = {
+    "coordinates": "0-indexed input pixel centres (Distill 2019, google receptive_field)",
+    "macs": "one multiply-accumulate = 1; bias adds not counted (as fvcore, ptflops, thop); BatchNorm 0 MACs",
+    "flops": "2 * macs (as torch.utils.flop_counter, calflops)",
+    "params": "convs without bias, BatchNorm after every conv (2 * channels); no classifier head",
+    "rf": "union of the paths' intervals (shortcuts are paths); blocks keep every path centred",
+    "erf_std": "std (px) of the effective RF with uniform weights, no nonlinearity; an add mixes its "
+               "inputs' ERFs with equal weights (rfsweep.analyze of the row's graph)",
+    "erf_ratio": "erf_std / std of a uniform window as wide as the RF",
+    "depth": "conv layers on the longest path, stem included",
+    "unproductive": "conv layers whose rf_min (narrowest path) exceeds the input size (Richter et al. 2021)",
+    "config_id": "mixed-radix position in the space; stage 1 most significant; per stage block, repeats, "
+                 "kernel, stride, dilation, width, expansion, groups (fastest)",
+    "ignored": "s{i}_expansion is 1 for conv/basic/dwsep blocks and s{i}_groups 1 for dwsep/mbconv; the "
+               "other positions of an ignored list are invalid ids",
+    "blocks": "torchvision: basic = BasicBlock, bottleneck = Bottleneck v1.5 (inner width = width / "
+              "expansion), dwsep = MobileNet v1 depthwise + pointwise, mbconv = MobileNet v2 "
+              "InvertedResidual; 1x1 stride-s projection + BN where stride or width change",
+}
+
+
+def column_dtypes(spec: BlockSpec) -> dict[str, np.dtype]:
+    """numpy dtype of every column (a few fixed choices, so few kernel compilations)."""
+    bounds = spec.bounds()
+    small = np.dtype(np.uint32)
+    geometry = small if max(bounds[k] for k in ("rf", "jump", "out_size", "channels")) < 2**32 else np.dtype(np.uint64)
+    values = [v for s in spec.stage for key in ("repeats", "kernel", "stride", "dilation", "width", "expansion")
+              for v in s[key]] + [g for s in spec.stage for g in (s["groups"] or [])]
+    stage = np.dtype(np.uint16) if max(values) < 2**16 else np.dtype(np.uint32)
+    if bounds["depth"] >= 2**16:
+        raise RfsweepError("spec: more than 65535 conv layers per network")
+    dtypes = {"config_id": np.dtype(np.uint64), "rf": geometry, "jump": geometry, "out_size": geometry,
+              "out_channels": geometry, "params": np.dtype(np.uint64), "macs": np.dtype(np.uint64),
+              "flops": np.dtype(np.uint64), "erf_std": np.dtype(np.float32), "erf_ratio": np.dtype(np.float32),
+              "depth": np.dtype(np.uint16), "unproductive": np.dtype(np.uint16)}
+    dtypes.update({name: stage for name in STAGE_FIELDS})
+    dtypes["block"] = np.dtype(np.int8)
+    return dtypes
+
+
+def stage_fields(spec: BlockSpec) -> tuple[str, ...]:
+    """Per-stage columns written: groups only when some stage lists groups or group_width."""
+    return STAGE_FIELDS if spec.has_groups else STAGE_COLUMNS
+
+
+def block_schema(spec: BlockSpec) -> pa.Schema:
+    dtypes = column_dtypes(spec)
+    columns = [pa.field(name, pa.from_numpy_dtype(dtypes[name]), nullable=False) for name in TOTALS]
+    for i in range(1, spec.stages + 1):
+        for name in stage_fields(spec):
+            kind = pa.dictionary(pa.int8(), pa.string()) if name == "block" else pa.from_numpy_dtype(dtypes[name])
+            columns.append(pa.field(f"s{i}_{name}", kind, nullable=False))
+    return pa.schema(columns)
+
+
+class BlockBuffers:
+    """Preallocated kernel outputs for one chunk (reused, never regrown)."""
+
+    def __init__(self, spec: BlockSpec, capacity: int):
+        dtypes = column_dtypes(spec)
+        self.totals = {name: np.empty(capacity, dtypes[name]) for name in TOTALS}
+        self.stages = {name: np.empty((spec.stages, capacity), dtypes[name]) for name in STAGE_FIELDS}
+
+
+def _or_max(limit):
+    return INT64_MAX if limit is None else min(limit, INT64_MAX)
+
+
+class BlockEvaluator:
+    """Evaluate id ranges of a block space into Arrow tables (the engines.write_range hook)."""
+
+    def __init__(self, spec: BlockSpec, threads: int | None = None):
+        if spec.grid_total >= 2**63:
+            raise RfsweepError(f"the space has {spec.grid_total:,} networks, more than config_id's 64 bits "
+                               "hold; use fewer choices or stages")
+        self.spec = spec
+        self.schema = block_schema(spec)
+        self.threads = threads or numba.config.NUMBA_NUM_THREADS
+        table = spec.choice_table()
+        self.table = np.ascontiguousarray(np.stack([table[name] for name in TABLE_FIELDS]))
+        assert TABLE_FIELDS.index("valid") == F_VALID
+        self.radix = np.array(spec.radices, np.int64)
+        stem = spec.stem_state()
+        self.stem = np.array([stem.size, stem.channels, stem.rf, stem.rf, stem.jump, stem.params, stem.macs,
+                              stem.depth, stem.unproductive], np.int64)
+        self.stem_var = float(stem.erf_var)
+        self.limits = np.array([min(spec.min_rf or 0, INT64_MAX), _or_max(spec.max_rf), _or_max(spec.max_params),
+                                _or_max(spec.max_macs), min(spec.min_out_size or 0, INT64_MAX)], np.int64)
+        # the stem alone over a monotone budget: every network is pruned there
+        self.stem_pruned = bool(stem.rf > self.limits[1] or stem.params > self.limits[2]
+                                or stem.macs > self.limits[3] or stem.size < self.limits[4])
+        sample = spec.sample_ids()
+        self.ids = (np.zeros(1, np.int64) if sample is None else sample.astype(np.int64))
+        self.use_ids = sample is not None
+        self.fields = stage_fields(spec)
+
+    def new_buffers(self, capacity: int) -> BlockBuffers:
+        return BlockBuffers(self.spec, capacity)
+
+    def evaluate(self, depth: int, base: int, lo: int, hi: int, buffers: BlockBuffers) -> tuple[pa.Table, Counts]:
+        """Run the kernel on ids [lo, hi) (sample positions with --sample); the table views `buffers`."""
+        if self.stem_pruned:
+            return self.schema.empty_table(), Counts(hi - lo, 0, hi - lo, 0, hi - lo)
+        if self.threads > 1 and hi - lo >= PARALLEL_MIN_IDS:
+            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+            kernel, parts = sweep_blocks, 4 * self.threads
+        else:
+            kernel, parts = sweep_blocks_serial, 1
+        counts = np.zeros((parts, 4), np.int64)
+        out, st = buffers.totals, buffers.stages
+        kernel(self.table, self.radix, self.stem, self.stem_var, self.spec.input_size, self.limits,
+               self.ids, self.use_ids, lo, hi, parts, *(out[name] for name in TOTALS),
+               *(st[name] for name in STAGE_FIELDS), counts)
+        span = hi - lo
+        batches = [self._batch(buffers, span * p // parts, int(counts[p, 0])) for p in range(parts) if counts[p, 0]]
+        table = pa.Table.from_batches(batches, self.schema) if batches else self.schema.empty_table()
+        kept, invalid, pruned, skipped = (int(x) for x in counts.sum(axis=0))
+        return table, Counts(hi - lo, invalid, pruned, kept, skipped)
+
+    def _batch(self, buffers: BlockBuffers, start: int, kept: int) -> pa.RecordBatch:
+        end = start + kept
+        arrays = [pa.array(buffers.totals[name][start:end]) for name in TOTALS]
+        for i in range(self.spec.stages):
+            for name in self.fields:
+                values = pa.array(buffers.stages[name][i, start:end])
+                arrays.append(pa.DictionaryArray.from_arrays(values, BLOCK_DICTIONARY) if name == "block" else values)
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+def estimate(spec: BlockSpec) -> dict:
+    """Rough run time (s) and output size (bytes), for --dry-run and the size line."""
+    from .sweep import STACKS_PER_SECOND
+    return {"stacks": spec.total, "seconds": spec.total / STACKS_PER_SECOND,
+            "bytes": spec.total * (4.0 + 1.5 * spec.stages)}
+
+
+def graph_of(path, config_id: int) -> dict:
+    """The graph of one row of a block-space sweep file or directory (for `rfsweep show`)."""
+    from .blocks import block_graph
+    from .distributed import spec_of_output
+
+    spec = spec_of_output(path)
+    if not isinstance(spec, BlockSpec):
+        raise RfsweepError(f"{path} is a chain sweep, not a block space")
+    return block_graph(spec, config_id)

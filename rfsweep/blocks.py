@@ -1,0 +1,555 @@
+"""Block/stage design spaces: the spec, its choice tables, config_id and each row's graph.
+
+A space is a fixed `stem` (a compact string) followed by stages; each stage
+repeats one block (`conv`, `basic`, `bottleneck`, `dwsep`, `mbconv`, built
+as torchvision builds them, see docs/blocks.md) and every block of a stage
+shares the stage's choices. config_id is a mixed-radix number whose most
+significant digit is stage 1; within a stage the digit enumerates `block`
+slowest, then repeats, kernel, stride, dilation, width, expansion, and
+groups (or group_width) fastest, each list in the order given.
+
+Choices that do not apply (expansion of a conv/basic/dwsep block, groups of
+a dwsep/mbconv block) are enumerated once, at their first position; the
+other positions are invalid and counted, like a pool's dilation in the
+chain sweep. `block_graph` builds a row's network as a graph (contract
+section 6) for `rfsweep.analyze`: that is what `rfsweep show` explains and
+what the tests check the kernel against.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import arithmetic
+from .errors import RfsweepError, read_user_file
+from .layers import MAX_FIELD, load_stack
+
+BLOCKS = ("conv", "basic", "bottleneck", "dwsep", "mbconv")
+CONV, BASIC, BOTTLENECK, DWSEP, MBCONV = range(5)
+EXPANSION_APPLIES = (BOTTLENECK, MBCONV)
+GROUPS_APPLY = (CONV, BASIC, BOTTLENECK)
+DIGIT_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups")
+STAGE_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "group_width")
+STAGE_DEFAULTS = dict(repeats=[1], kernel=[3], stride=[1], dilation=[1], expansion=[1])
+STAGE_COLUMNS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion")
+TOP_DEFAULTS = dict(stem="", stage=None, input_size=224, in_channels=3, min_rf=None, max_rf=None,
+                    max_params=None, max_macs=None, min_out_size=None, sample=None, seed=0)
+LIMIT_KEYS = ("min_rf", "max_rf", "max_params", "max_macs", "min_out_size")
+MAX_STAGES = 16
+INT64_SAFE = 1 << 62
+TABLE_FIELDS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "valid")
+
+
+def _python(func):
+    """The plain-Python arithmetic even after a kernel compiled the module (exact ints)."""
+    return getattr(func, "py_func", func)
+
+
+def is_block_spec(values) -> bool:
+    """A spec dict (TOML or metadata) describes a block space when it has stages."""
+    return isinstance(values, dict) and "stage" in values
+
+
+def _int_list(value, where: str, key: str, minimum: int = 1) -> list[int]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise RfsweepError(f"{where}: {key}: needs at least one value")
+    out = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise RfsweepError(f"{where}: {key}: expected integers, got {item!r}")
+        if not minimum <= item <= MAX_FIELD:
+            raise RfsweepError(f"{where}: {key}: {item} is out of range (allowed {minimum}..{MAX_FIELD})")
+        out.append(item)
+    if len(set(out)) != len(out):
+        raise RfsweepError(f"{where}: {key}: duplicate values in {out}")
+    return out
+
+
+def _stage(raw, index: int) -> dict:
+    """Validate one [[stage]] table into normalised lists."""
+    where = f"stage {index}"
+    if not isinstance(raw, dict):
+        raise RfsweepError(f"{where}: expected a table of choice lists, got {raw!r}")
+    unknown = sorted(set(raw) - set(STAGE_KEYS))
+    if unknown:
+        raise RfsweepError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(STAGE_KEYS)})")
+    for key in ("block", "width"):
+        if key not in raw:
+            raise RfsweepError(f"{where}: {key} is required")
+    blocks = raw["block"] if isinstance(raw["block"], list) else [raw["block"]]
+    if not blocks:
+        raise RfsweepError(f"{where}: block: needs at least one value")
+    for name in blocks:
+        if name not in BLOCKS:
+            raise RfsweepError(f"{where}: block: unknown block {name!r} (allowed: {', '.join(BLOCKS)})")
+    if len(set(blocks)) != len(blocks):
+        raise RfsweepError(f"{where}: block: duplicate values in {blocks}")
+    stage = {"block": list(blocks)}
+    for key in ("repeats", "kernel", "stride", "dilation", "width", "expansion"):
+        stage[key] = _int_list(raw.get(key, STAGE_DEFAULTS.get(key)), where, key)
+    even = [k for k in stage["kernel"] if k % 2 == 0]
+    if even:
+        raise RfsweepError(f"{where}: kernel: {even[0]} is even (blocks use odd kernels with 'same' padding, "
+                           "so that the shortcut and the main path stay aligned)")
+    if "groups" in raw and "group_width" in raw:
+        raise RfsweepError(f"{where}: groups: give groups or group_width, not both")
+    stage["groups"] = _int_list(raw["groups"], where, "groups") if "groups" in raw else None
+    stage["group_width"] = _int_list(raw["group_width"], where, "group_width") if "group_width" in raw else None
+    for key in ("groups", "group_width"):
+        for g in stage[key] or ():
+            for w in stage["width"]:
+                if w % g:
+                    raise RfsweepError(f"{where}: {key}: width {w} is not divisible by {key} {g}")
+    return stage
+
+
+def _limit(value, key: str):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RfsweepError(f"{key}: expected an integer >= 0, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class StemState:
+    """The fixed stem's totals: what every row starts from."""
+
+    size: int
+    channels: int
+    rf: int
+    jump: int
+    params: int
+    macs: int
+    erf_var: float
+    depth: int
+    unproductive: int
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """A validated block/stage design space (see the module docstring and docs/blocks.md)."""
+
+    stem: str
+    stage: tuple
+    input_size: int = 224
+    in_channels: int = 3
+    min_rf: int | None = None
+    max_rf: int | None = None
+    max_params: int | None = None
+    max_macs: int | None = None
+    min_out_size: int | None = None
+    sample: int | None = None
+    seed: int = 0
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def build(cls, values: dict) -> "BlockSpec":
+        """Validate raw values (a TOML document, flags, or stored metadata) into a BlockSpec."""
+        if not isinstance(values, dict):
+            raise RfsweepError("block spec: expected a table")
+        unknown = sorted(set(values) - set(TOP_DEFAULTS))
+        if unknown:
+            raise RfsweepError(f"unknown spec key {unknown[0]!r} in a block spec (allowed: "
+                               f"{', '.join(TOP_DEFAULTS)}; per stage: {', '.join(STAGE_KEYS)})")
+        merged = {**TOP_DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
+        stages = merged["stage"]
+        if not isinstance(stages, list) or not stages:
+            raise RfsweepError("stage: a block spec needs at least one [[stage]] table")
+        if len(stages) > MAX_STAGES:
+            raise RfsweepError(f"stage: at most {MAX_STAGES} stages, got {len(stages)}")
+        stem = merged["stem"]
+        if not isinstance(stem, str):
+            raise RfsweepError(f"stem: expected a compact string such as 'c7s2p3x64nb,mp3s2p1', got {stem!r}")
+        spec = {"stem": stem.replace(" ", ""), "stage": tuple(_stage(raw, i) for i, raw in enumerate(stages, 1))}
+        for key in ("input_size", "in_channels"):
+            value = merged[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FIELD:
+                raise RfsweepError(f"{key}: expected an integer in 1..{MAX_FIELD}, got {value!r}")
+            spec[key] = value
+        for key in LIMIT_KEYS:
+            spec[key] = _limit(merged[key], key)
+        sample, seed = merged["sample"], merged["seed"]
+        if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1):
+            raise RfsweepError(f"sample: expected an integer >= 1, got {sample!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise RfsweepError(f"seed: expected an integer >= 0, got {seed!r}")
+        spec.update(sample=sample, seed=seed)
+        built = cls(**spec)
+        built.stem_state()  # a stem that empties the map is a bad spec, not N invalid rows
+        built.check_int64()
+        if sample is not None and sample > built.grid_total:
+            raise RfsweepError(f"sample: {sample:,} is more than the {built.grid_total:,} networks of the space")
+        return built
+
+    def to_dict(self) -> dict:
+        """Every key, normalised: what the Parquet metadata stores (and `build` reads back)."""
+        return {"stem": self.stem, "stage": [dict(s) for s in self.stage], "input_size": self.input_size,
+                "in_channels": self.in_channels, **{k: getattr(self, k) for k in LIMIT_KEYS},
+                "sample": self.sample, "seed": self.seed}
+
+    # ------------------------------------------------------------ sizes
+
+    @property
+    def stages(self) -> int:
+        return len(self.stage)
+
+    def stage_radix(self, i: int) -> int:
+        """Choices of stage i (0-based): its digit's base."""
+        s = self.stage[i]
+        groups = s["groups"] or s["group_width"] or [1]
+        return math.prod(len(s[key]) for key in DIGIT_KEYS[:-1]) * len(groups)
+
+    @property
+    def radices(self) -> list[int]:
+        return [self.stage_radix(i) for i in range(self.stages)]
+
+    @property
+    def grid_total(self) -> int:
+        """Networks in the whole space (what config_id numbers)."""
+        return math.prod(self.radices)
+
+    @property
+    def total(self) -> int:
+        """Ids a run evaluates: the whole space, or the sample's size with --sample."""
+        return self.sample if self.sample is not None else self.grid_total
+
+    def depth_blocks(self) -> list[tuple[int, int, int]]:
+        """One block of ids (so engines.chunks splits runs as for chain grids)."""
+        return [(self.stages, 0, self.total)]
+
+    @property
+    def has_groups(self) -> bool:
+        return any(s["groups"] or s["group_width"] for s in self.stage)
+
+    # ------------------------------------------------------------ the stem
+
+    def stem_stack(self):
+        """The stem as a resolved Stack (None when the stem is empty)."""
+        if not self.stem:
+            return None
+        try:
+            stack = load_stack(self.stem, self.input_size, self.in_channels)
+        except RfsweepError as exc:
+            raise RfsweepError(f"stem: {exc}") from None
+        if not stack.is_square:
+            raise RfsweepError("stem: rectangular layers are not supported in block spaces")
+        return stack
+
+    def stem_state(self) -> StemState:
+        """Totals after the stem (each stem conv followed by BatchNorm: 2*C params)."""
+        if "stem" in self._cache:
+            return self._cache["stem"]
+        n, c, rf, jump, params, macs, var, depth, unprod = self.input_size, self.in_channels, 1, 1, 0, 0, 0.0, 0, 0
+        stack = self.stem_stack()
+        step, cost = _python(arithmetic.axis_step), _python(arithmetic.conv_cost)
+        for index, layer in enumerate(stack.layers if stack else (), start=1):
+            k, s, p, d = layer.kernel[0], layer.stride[0], layer.padding[0], layer.dilation[0]
+            out, rf_out, jump_out, var = step(n, rf, jump, var, k, s, p, p, d, layer.ceil_mode)
+            if out < 1:
+                raise RfsweepError(f"stem: layer {index} empties the map ({n} px in, input_size {self.input_size})")
+            n, rf, jump = out, rf_out, jump_out
+            if layer.is_conv:
+                weights, layer_macs = cost(k, k, c, layer.out_channels, layer.groups, layer.bias, n, n)
+                c = layer.out_channels
+                params += weights + 2 * c
+                macs += layer_macs
+                depth += 1
+                unprod += rf > self.input_size
+        state = StemState(n, c, rf, jump, params, macs, var, depth, unprod)
+        self._cache["stem"] = state
+        return state
+
+    # ------------------------------------------------------------ tables
+
+    def stage_rows(self, i: int) -> list[dict]:
+        """Stage i's choices in digit order: resolved values and static validity."""
+        s = self.stage[i]
+        mode = "groups" if s["groups"] else "group_width" if s["group_width"] else None
+        gvalues = s[mode] if mode else [1]
+        rows = []
+        for block in s["block"]:
+            code = BLOCKS.index(block)
+            for r in s["repeats"]:
+                for k in s["kernel"]:
+                    for st in s["stride"]:
+                        for d in s["dilation"]:
+                            for w in s["width"]:
+                                for ei, e in enumerate(s["expansion"]):
+                                    for gi, gv in enumerate(gvalues):
+                                        rows.append(_resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode))
+        return rows
+
+    def choice_table(self) -> dict[str, np.ndarray]:
+        """Per field a (stages, max radix) int64 array; row v of stage i is digit v."""
+        if "table" in self._cache:
+            return self._cache["table"]
+        width = max(self.radices)
+        table = {name: np.zeros((self.stages, width), np.int64) for name in TABLE_FIELDS}
+        for i in range(self.stages):
+            for v, row in enumerate(self.stage_rows(i)):
+                for name in TABLE_FIELDS:
+                    table[name][i, v] = row[name]
+        table = {name: np.ascontiguousarray(values) for name, values in table.items()}
+        self._cache["table"] = table
+        return table
+
+    # ------------------------------------------------------------ ids
+
+    def decode(self, config_id: int) -> list[int]:
+        """config_id -> per-stage digits, stage 1 first."""
+        if isinstance(config_id, bool) or not isinstance(config_id, (int, np.integer)) or config_id < 0:
+            raise RfsweepError(f"config_id must be an integer >= 0, got {config_id!r}")
+        config_id = int(config_id)
+        if config_id >= self.grid_total:
+            raise RfsweepError(f"config_id {config_id} is outside this space (0..{self.grid_total - 1})")
+        digits = []
+        for radix in reversed(self.radices):
+            config_id, digit = divmod(config_id, radix)
+            digits.append(digit)
+        return digits[::-1]
+
+    def encode(self, digits: list[int]) -> int:
+        """Per-stage digits -> config_id; the inverse of decode."""
+        if len(digits) != self.stages:
+            raise RfsweepError(f"expected {self.stages} stage digits, got {len(digits)}")
+        value = 0
+        for digit, radix in zip(digits, self.radices):
+            if not 0 <= digit < radix:
+                raise RfsweepError(f"digit {digit} outside 0..{radix - 1}")
+            value = value * radix + digit
+        return value
+
+    def choices(self, config_id: int) -> list[dict]:
+        """Per stage: block, repeats, kernel, stride, dilation, width, expansion, groups, valid."""
+        return [self.stage_rows(i)[digit] for i, digit in enumerate(self.decode(config_id))]
+
+    def config_id_of(self, stages: list[dict]) -> int:
+        """The config_id of explicit per-stage choices (values, not positions); for tests and docs.
+
+        Each dict gives the stage's block, repeats, kernel, stride, dilation,
+        width, expansion (and groups or group_width where the stage has them);
+        a missing key takes the stage's first value.
+        """
+        if len(stages) != self.stages:
+            raise RfsweepError(f"expected {self.stages} stages, got {len(stages)}")
+        digits = []
+        for i, (want, s) in enumerate(zip(stages, self.stage), start=1):
+            mode = "groups" if s["groups"] else "group_width" if s["group_width"] else None
+            lists = [s[key] for key in DIGIT_KEYS[:-1]] + [s[mode] if mode else [1]]
+            keys = list(DIGIT_KEYS[:-1]) + [mode or "groups"]
+            digit = 0
+            for key, values in zip(keys, lists):
+                value = want.get(key, values[0])
+                if value not in values:
+                    raise RfsweepError(f"stage {i}: {key} {value!r} is not among {values}")
+                digit = digit * len(values) + values.index(value)
+            digits.append(digit)
+        return self.encode(digits)
+
+    def sample_ids(self) -> np.ndarray | None:
+        """The sorted sample of config_ids (uniform, without replacement, from `seed`)."""
+        if self.sample is None:
+            return None
+        if "sample" not in self._cache:
+            rng = np.random.default_rng(self.seed)
+            total = self.grid_total
+            if total < 2**63:
+                ids = rng.choice(total, size=self.sample, replace=False)
+            else:  # Floyd's algorithm on Python ints
+                chosen: set[int] = set()
+                for j in range(total - self.sample, total):
+                    t = int(rng.integers(0, j + 1)) if j < 2**63 else int(rng.random() * (j + 1))
+                    chosen.add(j if t in chosen else t)
+                ids = np.array(sorted(chosen), dtype=np.uint64)
+            self._cache["sample"] = np.sort(np.asarray(ids)).astype(np.uint64)
+        return self._cache["sample"]
+
+    def describe(self, config_id: int) -> str:
+        """A short human string of one row: 'basic x2 k3 s1 w64 | bottleneck x3 k3 s2 w512 e4 ...'."""
+        parts = []
+        for row in self.choices(config_id):
+            text = f"{BLOCKS[row['block']]} x{row['repeats']} k{row['kernel']}"
+            text += f" s{row['stride']}" + (f" d{row['dilation']}" if row["dilation"] != 1 else "")
+            text += f" w{row['width']}" + (f" e{row['expansion']}" if row["block"] in EXPANSION_APPLIES else "")
+            text += f" g{row['groups']}" if row["groups"] != 1 else ""
+            parts.append(text)
+        return " | ".join(parts)
+
+    # ------------------------------------------------------------ bounds
+
+    def bounds(self) -> dict[str, int]:
+        """Exact Python-int upper bounds of every total (overflow checks, column types)."""
+        st = self.stem_state()
+        n, rf, jump = st.size, st.rf, st.jump
+        c = max([st.channels] + [w for s in self.stage for w in s["width"]])
+        e = max([1] + [x for s in self.stage for x in s["expansion"]])
+        params, macs = st.params, st.macs
+        for s in self.stage:
+            k_eff = max(s["dilation"]) * (max(s["kernel"]) - 1)
+            reps = max(s["repeats"])
+            k2 = max(s["kernel"]) ** 2
+            per_block = 3 * k2 * (c * e) * (c * e) + 4 * c * e + c * c + 2 * c
+            params += reps * per_block
+            macs += reps * per_block * n * n
+            rf += reps * 3 * k_eff * jump * max(s["stride"])
+            jump *= max(s["stride"])
+        return {"rf": rf, "jump": jump, "out_size": n, "channels": c, "params": params,
+                "macs": macs, "flops": 2 * macs, "depth": st.depth + 3 * sum(max(s["repeats"]) for s in self.stage) + 1}
+
+    def check_int64(self) -> None:
+        if max(self.bounds().values()) > INT64_SAFE:
+            raise RfsweepError("spec: params/MACs/FLOPs could exceed 64-bit integers "
+                               "(widths, expansion, repeats or input_size too large)")
+
+    # ------------------------------------------------------------ output
+
+    def evaluator(self, threads: int | None = None):
+        """The engines hook: an evaluator running the block kernel (see block_sweep)."""
+        from .block_sweep import BlockEvaluator
+        return BlockEvaluator(self, threads)
+
+    @property
+    def conventions(self) -> dict:
+        """What the Parquet metadata says about the columns (writer.sweep_metadata reads it)."""
+        from .block_sweep import CONVENTIONS
+        return CONVENTIONS
+
+    def summary(self) -> str:
+        """One line for --dry-run and the progress header."""
+        shape = " x ".join(f"{r}" for r in self.radices)
+        what = (f"a sample of {self.sample:,} from " if self.sample is not None else "")
+        return f"block space: {what}{self.grid_total:,} networks ({self.stages} stages, choices {shape})"
+
+
+def _resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode) -> dict:
+    """One stage choice with ignored fields normalised (expansion/groups 1) and static validity."""
+    valid = True
+    expansion = e if code in EXPANSION_APPLIES else 1
+    if code not in EXPANSION_APPLIES and ei > 0:
+        valid = False  # expansion ignored: enumerated once
+    groups = 1
+    if code in GROUPS_APPLY:
+        grouped_width = w // e if code == BOTTLENECK else w
+        if code == BOTTLENECK and w % e:
+            valid = False  # the bottleneck's inner width would not be an integer
+        if mode == "group_width":
+            groups = grouped_width // gv if grouped_width % gv == 0 and grouped_width >= gv else 0
+        else:
+            groups = gv
+        if groups < 1 or grouped_width % max(groups, 1):
+            valid, groups = False, max(groups, 1)
+    elif gi > 0:
+        valid = False  # groups ignored by depthwise blocks: enumerated once
+    return {"block": code, "repeats": r, "kernel": k, "stride": st, "dilation": d, "width": w,
+            "expansion": expansion, "groups": groups, "valid": int(valid)}
+
+
+def load_block_spec(values: dict, overrides: dict | None = None, path=None) -> BlockSpec:
+    """A BlockSpec from TOML values plus flag overrides (flags win)."""
+    chain_only = sorted(k for k, v in (overrides or {}).items() if v is not None and k not in TOP_DEFAULTS)
+    if chain_only:
+        raise RfsweepError(f"--{chain_only[0].replace('_', '-')} is a chain-grid flag; a block spec "
+                           f"{'(' + str(path) + ') ' if path else ''}sets choices per [[stage]] table")
+    merged = dict(values)
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return BlockSpec.build(merged)
+
+
+def read_block_spec(path) -> BlockSpec:
+    """A BlockSpec from a TOML file with [[stage]] tables."""
+    text = read_user_file(path, "spec")
+    try:
+        values = tomllib.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise RfsweepError(f"{path}: invalid TOML: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    return load_block_spec(values, path=path)
+
+
+# ================================================================ graphs
+
+def _conv(nodes, name, src, k, s, d, c_out, groups=1, bias=False):
+    nodes.append({"name": name, "type": "conv", "inputs": [src], "kernel": k, "stride": s,
+                  "padding": d * (k - 1) // 2, "dilation": d, "groups": groups, "out_channels": c_out,
+                  "bias": bias})
+    nodes.append({"name": f"{name}.bn", "type": "bn", "inputs": [name]})
+    return f"{name}.bn"
+
+
+def _block_nodes(nodes, prefix, src, code, c_in, k, s, d, w, e, g):
+    """Append one block's nodes (convs + BN, shortcut, add); returns the output node's name."""
+    if code == CONV:
+        return _conv(nodes, f"{prefix}.conv", src, k, s, d, w, g)
+    if code == DWSEP:
+        x = _conv(nodes, f"{prefix}.dw", src, k, s, d, c_in, c_in)
+        return _conv(nodes, f"{prefix}.pw", x, 1, 1, 1, w)
+    if code == MBCONV:
+        hidden = c_in * e
+        x = src if e == 1 else _conv(nodes, f"{prefix}.expand", src, 1, 1, 1, hidden)
+        x = _conv(nodes, f"{prefix}.dw", x, k, s, d, hidden, hidden)
+        x = _conv(nodes, f"{prefix}.project", x, 1, 1, 1, w)
+        if s == 1 and c_in == w:
+            nodes.append({"name": f"{prefix}.add", "type": "add", "inputs": [x, src]})
+            return f"{prefix}.add"
+        return x
+    if code == BASIC:
+        x = _conv(nodes, f"{prefix}.conv1", src, k, s, d, w, g)
+        x = _conv(nodes, f"{prefix}.conv2", x, k, 1, d, w, g)
+    else:  # BOTTLENECK, v1.5: the stride on the kxk conv
+        inner = w // e
+        x = _conv(nodes, f"{prefix}.conv1", src, 1, 1, 1, inner)
+        x = _conv(nodes, f"{prefix}.conv2", x, k, s, d, inner, g)
+        x = _conv(nodes, f"{prefix}.conv3", x, 1, 1, 1, w)
+    short = src
+    if s != 1 or c_in != w:
+        short = _conv(nodes, f"{prefix}.downsample", src, 1, s, 1, w)
+    nodes.append({"name": f"{prefix}.add", "type": "add", "inputs": [x, short]})
+    return f"{prefix}.add"
+
+
+def block_graph(spec: BlockSpec, config_id: int, stages: int | None = None) -> dict:
+    """The network of one row as a graph dict (contract section 6) for `rfsweep.analyze`.
+
+    `stages` keeps only the stem and the first N stages (prefix networks).
+    Node names: stem.{j} (and stem.{j}.bn), s{i}.{b}.conv1 / .conv1.bn /
+    .downsample / .add ..., stage i and block b 1-based. Raises RfsweepError
+    for an id at an ignored-choice position (an invalid row).
+    """
+    rows = spec.choices(config_id)
+    nodes: list[dict] = []
+    src = "input"
+    c = spec.in_channels
+    stem = spec.stem_stack()
+    for j, layer in enumerate(stem.layers if stem else (), start=1):
+        name = f"stem.{j}"
+        node = {"name": name, "type": layer.type, "inputs": [src], "kernel": layer.kernel[0],
+                "stride": layer.stride[0], "padding": layer.padding[0]}
+        if layer.is_conv:
+            node.update(dilation=layer.dilation[0], groups=layer.groups, out_channels=layer.out_channels,
+                        bias=layer.bias)
+            nodes.append(node)
+            nodes.append({"name": f"{name}.bn", "type": "bn", "inputs": [name]})
+            src, c = f"{name}.bn", layer.out_channels
+        else:
+            node["ceil_mode"] = layer.ceil_mode
+            nodes.append(node)
+            src = name
+    for i, row in enumerate(rows[:stages] if stages is not None else rows, start=1):
+        if not row["valid"]:
+            raise RfsweepError(f"config_id {config_id}: stage {i} is at an ignored-choice position "
+                               "(expansion or groups that its block does not use): an invalid row")
+        for b in range(1, row["repeats"] + 1):
+            src = _block_nodes(nodes, f"s{i}.{b}", src, row["block"], c, row["kernel"],
+                               row["stride"] if b == 1 else 1, row["dilation"], row["width"],
+                               row["expansion"], row["groups"])
+            c = row["width"]
+    if not nodes:
+        nodes.append({"name": "identity", "type": "identity", "inputs": ["input"]})
+    return {"input_size": spec.input_size, "in_channels": spec.in_channels, "nodes": nodes,
+            "output": nodes[-1]["name"]}

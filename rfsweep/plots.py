@@ -57,11 +57,20 @@ def plot_rf_growth(stack, result, path) -> Path:
     centre `start` marked, on the input pixel axis (0-indexed pixel centres);
     the bottom row is the input's pixel grid and the shaded band the real
     input (outside it: padding). `stack` is a resolved Stack, `result` its
-    `analyze` object. Rectangular stacks: the h axis.
+    `analyze` object. Rectangular stacks: the h axis. For a graph (`stack`
+    None, `result` with "nodes") the rows are the layers of the widest path.
     """
     figure = _figure()
     ax = figure.add_subplot()
-    rows = result["layers"]
+    if stack is None:
+        by_name = {row["name"]: row for row in result["nodes"]}
+        rows = [by_name[name] for name in result["rf_path"]] or [by_name[result["output"]]]
+        names = [row["name"] for row in rows]
+        title = f"widest path to {result['output']}"
+    else:
+        rows = result["layers"]
+        names = [layer.compact() for layer in stack.layers]
+        title = stack.name or stack.compact()
     n = _h(result["input"]["size"])
     spans = []
     for row in rows:
@@ -82,19 +91,19 @@ def plot_rf_growth(stack, result, path) -> Path:
     ax.scatter(pixels, [0] * len(pixels), s=size, color="0.3", marker="s", zorder=2)
     ax.scatter(padding, [0] * len(padding), s=size, facecolors="none", edgecolors="0.5", marker="s", zorder=2)
     labels = ["input"]
-    for y, ((lo, hi, start, rf, jump), layer) in enumerate(zip(spans, stack.layers), start=1):
+    for y, ((lo, hi, start, rf, jump), name) in enumerate(zip(spans, names), start=1):
         ax.barh(y, hi - lo + 1, left=lo - 0.5, height=0.6, color=BAR_COLOR, alpha=0.55, zorder=2)
         ax.plot([start], [y], marker="|", markersize=12, color="black", zorder=3)
         if len(spans) <= 30:
             ax.annotate(f"rf {rf}, jump {jump}", (hi + 0.5, y), xytext=(4, 0), textcoords="offset points",
                         va="center", fontsize=7)
-        labels.append(f"{y} {layer.compact()}")
+        labels.append(f"{y} {name}")
     step = max(1, len(labels) // 30)
     ticks = list(range(0, len(labels), step))
     ax.set_yticks(ticks, [labels[t] for t in ticks], fontsize=7 if len(labels) > 12 else 9)
     ax.set_ylim(-0.8, len(labels) - 0.2)
     ax.set_xlabel("input pixel (0-indexed centres; | marks each RF's centre)")
-    ax.set_title(_short(stack.name or stack.compact()), fontsize=10)
+    ax.set_title(_short(title), fontsize=10)
     ax.legend(loc="lower right", fontsize=7)
     return _save(figure, path)
 

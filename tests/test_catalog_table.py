@@ -147,3 +147,11 @@ def test_torchvision_resnet_by_hand():
     total = rfsweep.analyze(arch_path("resnet50"), end_point="layer4")["total"]
     assert (total["rf"], total["jump"], total["eff_padding"]) == (427, 32, 213)
     assert rfsweep.analyze(arch_path("resnet50"), end_point="layer1")["total"]["rf"] == 35
+
+
+@pytest.mark.parametrize(("name", "torchvision_params"), [
+    ("resnet_v1_50", 25_557_032), ("resnet_v1_101", 44_549_160), ("resnet_v1_152", 60_192_808)])
+def test_slim_resnet_v1_params_equal_torchvision_without_fc(name, torchvision_params):
+    """TF-Slim's v1 units have the same convs and BNs as torchvision's (only the stride moves),
+    so their params are torchvision's published totals minus the 2048 x 1000 (+ bias) fc."""
+    assert rfsweep.analyze(arch_path(name))["total"]["params"] == torchvision_params - (2048 * 1000 + 1000)

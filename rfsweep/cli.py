@@ -260,6 +260,9 @@ def sweep(
     max_params: Annotated[Optional[int], typer.Option(help="keep params <= this")] = None,
     max_macs: Annotated[Optional[int], typer.Option(help="keep MACs <= this")] = None,
     min_out_size: Annotated[Optional[int], typer.Option(help="keep out_size >= this")] = None,
+    sample: Annotated[Optional[int], typer.Option(min=1, help="block specs: evaluate N config_ids drawn uniformly "
+                      "without replacement, written in ascending config_id")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="random seed of --sample [default: 0]")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Parquet file, or a directory with "
                       "--partitions/--engine dask/--shard [default: sweep.parquet or sweep/]")] = None,
     engine: Annotated[Engine, typer.Option(help="local (this machine) or dask (a cluster)")] = Engine.local,
@@ -283,11 +286,15 @@ def sweep(
     overrides = dict(depth=depth, types=types, kernel=kernel, stride=stride, dilation=dilation,
                      padding=padding, channels=channels, input_size=input_size, in_channels=in_channels,
                      bias=False if no_bias else None, min_rf=min_rf, max_rf=max_rf, max_params=max_params,
-                     max_macs=max_macs, min_out_size=min_out_size)
+                     max_macs=max_macs, min_out_size=min_out_size, sample=sample, seed=seed)
     spec = load_spec(spec_file, overrides)
-    guess = estimate(spec)
-    size_line = (f"grid: {spec.total:,} stacks (depths {_ranges(spec.depth)}, {spec.radix} choices per layer); "
-                 f"about {guess['seconds']:.1f} s, at most {guess['bytes'] / 1e6:,.0f} MB")
+    if hasattr(spec, "summary"):  # a block/stage space ([[stage]] tables, blocks.py)
+        from .block_sweep import estimate as block_estimate
+        guess, grid_line = block_estimate(spec), spec.summary()
+    else:
+        guess = estimate(spec)
+        grid_line = f"grid: {spec.total:,} stacks (depths {_ranges(spec.depth)}, {spec.radix} choices per layer)"
+    size_line = f"{grid_line}; about {guess['seconds']:.1f} s, at most {guess['bytes'] / 1e6:,.0f} MB"
     if dry_run:
         stdout.print(size_line, markup=False)
         return
@@ -321,6 +328,19 @@ def show(
     from .explain import analyze, story
     from .sweep import stack_of
 
+    from .distributed import spec_of_output
+    if hasattr(spec_of_output(sweep_file), "summary"):  # a block space: the row's network as a graph
+        from .block_sweep import graph_of
+        from .graph import graph_story, load_graph
+        graph = load_graph(graph_of(sweep_file, config_id))
+        result = analyze(graph)
+        if format is Format.json:
+            print(json.dumps({"config_id": config_id, **result}))
+            return
+        stdout.print(_graph_table(graph, result))
+        for line in graph_story(result):
+            stdout.print(line, markup=False)
+        return
     stack = stack_of(sweep_file, config_id)
     result = analyze(stack)
     if format is Format.json:

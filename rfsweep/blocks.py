@@ -76,6 +76,7 @@ def _stage(raw, index: int) -> dict:
     where = f"stage {index}"
     if not isinstance(raw, dict):
         raise RfsweepError(f"{where}: expected a table of choice lists, got {raw!r}")
+    raw = {key: value for key, value in raw.items() if value is not None}  # stored specs write null
     unknown = sorted(set(raw) - set(STAGE_KEYS))
     if unknown:
         raise RfsweepError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(STAGE_KEYS)})")

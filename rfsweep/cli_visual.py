@@ -1,0 +1,75 @@
+"""`rfsweep draw` and `rfsweep report`: parse flags, call rfsweep.draw / rfsweep.report.
+
+Wire them into the main app with `register(app)` (rfsweep/cli.py). Both need
+the `plot` extra; without it they exit 2 with the install command. Bad input
+is RfsweepError: one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+ModeChoice = Literal["auto", "grid", "schematic"]
+
+DRAW_HELP = (
+    "Draw how one unit's receptive field grows: every feature map as a grid of cells (input at the "
+    "bottom, padding cells shaded), one unit of the top map highlighted and its footprint traced down "
+    "to the input, window by window, with stride and dilation gaps.\n\n"
+    "OUT is .png, .svg or .gif (the .gif steps layer by layer). Small inputs (every map with its "
+    "padding at most 32 cells a side, at most 8 layers) are drawn as grids; larger or deeper "
+    "networks as a schematic: one row per layer on the input-pixel axis, the RF of a traced unit as "
+    "a bar and the layer's unit centres as ticks spaced by its jump. Needs rfsweep[plot].")
+
+REPORT_HELP = (
+    "Write one self-contained HTML page about a sweep file (or directory): counts and spec, the "
+    "exact Pareto fronts of params and of MACs against RF (hover: the stack; click: its explain "
+    "table), RF and params distributions by depth, stack-vs-large-kernel comparisons for RFs in "
+    "the sweep, and the top rows as a sortable table.\n\n"
+    "Everything (plotly.js included) is inlined: the page opens offline. Background clouds are "
+    "sampled; fronts and distributions are exact. Needs rfsweep[plot]. MACs count one "
+    "multiply-accumulate as 1 (bias adds not counted); FLOPs = 2*MACs.")
+
+
+def draw(
+    stack: Annotated[str, typer.Argument(help="compact string (e.g. c3x8,c3x8,c3x8) or a JSON stack file")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="image to write: .png, .svg or .gif",
+                                         show_default=False)],
+    input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
+    in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
+    unit: Annotated[Optional[str], typer.Option(help="row,column of the traced unit in the top map, 0-based "
+                                                     "[default: the centre]")] = None,
+    mode: Annotated[ModeChoice, typer.Option(help="grid, schematic, or auto (grid for small maps)")] = "auto",
+):
+    from .draw import draw as draw_picture, parse_unit
+
+    drawing = draw_picture(stack, output, unit=parse_unit(unit), input_size=input_size,
+                           in_channels=in_channels, mode=mode)
+    rows, cols = drawing.inside(0)
+    seen = (f"input rows {rows[0]}..{rows[-1]}, cols {cols[0]}..{cols[-1]}" if rows and cols
+            else "only padding")
+    i, j = drawing.unit
+    print(f"wrote {output} ({drawing.mode}): unit ({i}, {j}) of layer {len(drawing.sizes) - 1} sees {seen}")
+
+
+def report(
+    sweep_file: Annotated[Path, typer.Argument(metavar="SWEEP", help="a sweep Parquet file, or a directory of parts")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write", show_default=False)],
+    top: Annotated[int, typer.Option(min=1, max=10_000, help="rows in the sortable table")] = 50,
+    sample: Annotated[int, typer.Option(min=0, max=20_000, help="background points per front plot")] = 2000,
+    allow_incomplete: Annotated[bool, typer.Option(
+        "--allow-incomplete", help="accept a directory without the manifest of a finished run")] = False,
+):
+    from .report import write_report
+
+    info = write_report(sweep_file, output, top=top, sample=sample, allow_incomplete=allow_incomplete)
+    print(f"wrote {output} ({info['bytes'] / 1e6:.2f} MB): {info['rows']:,} rows, fronts of "
+          f"{info['front_params']} (params) and {info['front_macs']} (MACs) rows")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `draw` and `report` to the rfsweep Typer app."""
+    app.command(help=DRAW_HELP)(draw)
+    app.command(help=REPORT_HELP)(report)

@@ -1,0 +1,532 @@
+"""`rfsweep report`: one self-contained HTML page about a sweep (the `plot` extra).
+
+The page holds the counts and spec from the file's metadata, the exact Pareto
+fronts of params and of MACs against RF (plotly: hover shows the stack, a
+click shows its explain table, precomputed here for the front rows), RF and
+params distributions by depth (exact counts, binned), the stack-vs-large-
+kernel comparison (`analysis.compare`) for a few RFs the sweep contains, and
+the first rows of the params front as a sortable table.
+
+Everything is inlined (plotly.js too), so the file opens offline. Nothing
+scales with the sweep but a fixed-size random sample behind each front and
+the fronts themselves; a 5.4M-row sweep gives a page of about 5 MB, almost
+all of it plotly.js. plotly is imported inside functions.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RfsweepError
+
+PLOT_INSTALL = 'pip install -e ".[plot]"'
+MAX_EXPLAINED = 600          # explain tables embedded per front (the first rows, best first)
+COMPARE_RFS = (3, 5, 7, 9, 11, 15)
+COMPARE_SHOWN = 4            # RFs compared
+COMPARE_ROWS = 6             # candidate stacks per RF shown (the single kernel always)
+PARAM_BINS = 40
+EXPLAIN_COLUMNS = ["#", "layer", "k", "s", "p", "d", "out", "ch", "jump", "RF", "start", "params", "MACs"]
+TABLE_COLUMNS = ["config_id", "depth", "stack", "rf", "jump", "out_size", "out_channels", "params", "macs",
+                 "erf_ratio"]
+FRONT_COLOR = "#d62728"
+# a few layout settings instead of a named plotly template (a template embeds ~7 KB of JSON per figure)
+TEMPLATE = {"layout": {"plot_bgcolor": "white", "paper_bgcolor": "white", "font": {"size": 12},
+                       "colorway": ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"],
+                       "xaxis": {"gridcolor": "#eee", "zeroline": False, "linecolor": "#999"},
+                       "yaxis": {"gridcolor": "#eee", "zeroline": False, "linecolor": "#999"}}}
+CLOUD_COLOR = "rgba(120,120,120,0.35)"
+
+
+def _plotly():
+    try:
+        import plotly.graph_objects as go
+        import plotly.io  # noqa: F401 - to_html
+    except ImportError:
+        raise RfsweepError(f"report needs plotly: {PLOT_INSTALL}") from None
+    return go
+
+
+def _check_output(out) -> Path:
+    from .writer import check_output_path
+
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise RfsweepError(f"report writes HTML: give OUT a .html name, got {out}")
+    check_output_path(out)
+    return out
+
+
+# ---------------------------------------------------------------- data
+
+def _spec_of(meta: dict | None):
+    """The sweep's GridSpec, or None (a Parquet file from elsewhere, or a spec this version cannot read)."""
+    if not meta or not isinstance(meta.get("spec"), dict):
+        return None
+    from .grid import GridSpec
+
+    try:
+        return GridSpec.build(meta["spec"])
+    except (RfsweepError, TypeError, KeyError, ValueError):
+        return None
+
+
+def _explain_rows(stack, result) -> dict:
+    """The explain table of one stack as plain lists (what `rfsweep explain` prints)."""
+    def cell(value):
+        if isinstance(value, list):
+            return "x".join(str(cell(v)) for v in value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+    rows = []
+    for layer, row in zip(stack.layers, result["layers"]):
+        rows.append([row["index"], layer.compact(), *(cell(row[key]) for key in (
+            "kernel", "stride", "padding", "dilation", "out_size", "out_channels", "jump", "rf", "start",
+            "params", "macs"))])
+    total = result["total"]
+    rows.append(["", "total", "", "", "", "", *(cell(total[key]) for key in (
+        "out_size", "out_channels", "jump", "rf", "start", "params", "macs"))])
+    return {"rows": rows, "eff_padding": cell(total["eff_padding"]), "flops": total["flops"]}
+
+
+def _stacks(spec, ids) -> dict[int, object]:
+    from .layers import build_stack
+
+    stacks = {}
+    for config_id in ids:
+        config_id = int(config_id)
+        if config_id not in stacks:
+            stacks[config_id] = build_stack(spec.layers_of(config_id), spec.input_size, spec.in_channels)
+    return stacks
+
+
+@dataclass
+class _Scan:
+    """One read of a sweep: both fronts (full rows, best first), a background sample, exact histograms."""
+
+    rows: int
+    fronts: dict
+    sample: object
+    metadata: dict | None
+    dist: dict
+
+
+ROW_COLUMNS = ("config_id", "depth", "rf", "jump", "out_size", "out_channels", "params", "macs", "erf_ratio")
+
+
+def _scan(path, allow_incomplete: bool, sample: int) -> _Scan:
+    """One read of the few columns the page shows; both fronts as `rfsweep pareto --minimize COST
+    --maximize rf` finds them (the same exact kernels), taken by position from that read."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from .analysis import _front_positions, _numeric_field, _open_sweep
+
+    try:
+        dataset, metadata = _open_sweep(path, allow_incomplete)
+        schema = dataset.schema
+        for name in ("config_id", "rf", "params", "macs"):
+            _numeric_field(schema, name, "report")
+        names = [name for name in ROW_COLUMNS if name in schema.names]
+        table = dataset.to_table(columns=names)
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:  # corrupt pages or footer
+        raise RfsweepError(f"{path}: cannot read the sweep ({exc})") from None
+    cols = {}
+    for name in names:
+        column = table.column(name)
+        if column.null_count and name in ("config_id", "rf", "params", "macs", "depth"):
+            raise RfsweepError(f"{path}: column {name!r} has null values")
+        cols[name] = column.to_numpy()
+    fronts = {}
+    for cost in ("params", "macs"):
+        positions = _front_positions([cols[cost], cols["rf"]], [False, True], [cost, "rf"])
+        fronts[cost] = pd.DataFrame({name: cols[name][positions] for name in names})
+    n = table.num_rows
+    pick = np.sort(np.random.default_rng(0).choice(n, size=min(sample, n), replace=False)) if sample else []
+    picked = pd.DataFrame({name: cols[name][pick] for name in ("rf", "params", "macs")})
+    return _Scan(rows=n, fronts=fronts, sample=picked, metadata=metadata, dist=_distributions(cols))
+
+
+def _distributions(cols) -> dict:
+    """Exact counts of rf per depth and of params in log bins per depth (all rows, no sampling)."""
+    rf = cols["rf"]
+    params = cols["params"]
+    out = {"rf": {}, "params": {}, "rf_values": np.zeros(0, np.int64), "edges": np.zeros(0)}
+    if rf.size == 0:
+        return out
+    depth = cols["depth"] if "depth" in cols else np.zeros(rf.size, np.int64)
+    depths = np.flatnonzero(np.bincount(depth.astype(np.intp)))
+    rf_max = int(rf.max())
+    if rf_max < 1 << 20:  # RF per depth: one bincount over (depth, rf) codes
+        codes = depth.astype(np.int64) * (rf_max + 1) + rf
+        table = np.bincount(codes, minlength=(int(depths[-1]) + 1) * (rf_max + 1)).reshape(-1, rf_max + 1)
+        present = np.flatnonzero(table.sum(axis=0))
+        out["rf_values"] = present
+        for d in depths:
+            out["rf"][int(d)] = table[d, present]
+    low, high = max(float(params.min()), 1.0), max(float(params.max()), 1.0)
+    edges = np.logspace(np.log10(low), np.log10(high) + 1e-9, PARAM_BINS + 1)
+    out["edges"] = edges
+    width = (np.log10(high) + 1e-9 - np.log10(low)) / PARAM_BINS
+    logs = np.log10(np.maximum(params.astype(np.float64), low))
+    bins = np.minimum(((logs - np.log10(low)) / width).astype(np.int64), PARAM_BINS - 1)
+    table = np.bincount(depth.astype(np.int64) * PARAM_BINS + bins,
+                        minlength=(int(depths[-1]) + 1) * PARAM_BINS).reshape(-1, PARAM_BINS)
+    for d in depths:
+        out["params"][int(d)] = table[d]
+    return out
+
+
+def _compare_rows(spec, rf_values) -> list[dict]:
+    """`analysis.compare` for a few RFs the sweep holds, with the sweep's kernels, dilations, channels."""
+    from .analysis import compare
+
+    present = {int(v) for v in rf_values}
+    chosen = [r for r in COMPARE_RFS if r in present][:COMPARE_SHOWN]
+    if not chosen:
+        chosen = sorted(r for r in present if r > 1)[:3]
+    kernels = sorted({int(k) for k in (getattr(spec, "kernel", None) or (3, 5)) if 1 < int(k)}) or [3, 5]
+    dilations = sorted({int(d) for d in (getattr(spec, "dilation", None) or (1,))}) or [1]
+    channels = max(getattr(spec, "channels", None) or [64])
+    depth = min(max(getattr(spec, "depth", None) or [4]), 4)
+    size = getattr(spec, "input_size", 56)
+    size = size[0] if isinstance(size, (list, tuple)) else size
+    out = []
+    for rf in chosen:
+        try:
+            rows = compare(rf, channels=int(channels), max_depth=int(depth),
+                           kernels=[k for k in kernels if k <= rf], dilations=dilations, input_size=int(size))
+        except RfsweepError:
+            continue
+        single = [row for row in rows if row["single"]]
+        others = [row for row in rows if not row["single"]][:COMPARE_ROWS]
+        out.append({"rf": rf, "channels": int(channels), "input_size": int(size), "rows": others + single})
+    return out
+
+
+def _int(value):
+    return int(value) if isinstance(value, (np.integer,)) else value
+
+
+# ---------------------------------------------------------------- figures
+
+def _front_figure(go, sample, front, column: str, stacks: dict, label: str):
+    figure = go.Figure(layout={"template": TEMPLATE})
+    if sample is not None and len(sample):
+        figure.add_trace(go.Scatter(
+            x=sample[column].to_numpy(), y=sample["rf"].to_numpy(), mode="markers", name=f"sample of all rows",
+            marker={"size": 4, "color": CLOUD_COLOR}, hoverinfo="skip"))
+    ids = front["config_id"].to_numpy().astype(np.int64)
+    texts = [stacks[int(i)].compact() if int(i) in stacks else f"config_id {int(i)}" for i in ids]
+    figure.add_trace(go.Scatter(
+        x=front[column].to_numpy(), y=front["rf"].to_numpy(), mode="markers", name=f"front ({len(front):,} rows)",
+        marker={"size": 8, "color": FRONT_COLOR, "line": {"width": 1, "color": "white"}},
+        customdata=ids, hovertext=texts,
+        hovertemplate=f"%{{hovertext}}<br>{label} %{{x:,}}<br>RF %{{y}}<extra>config_id %{{customdata}}</extra>"))
+    order = np.lexsort((front["rf"].to_numpy(), front[column].to_numpy()))
+    figure.add_trace(go.Scatter(
+        x=front[column].to_numpy()[order], y=front["rf"].to_numpy()[order], mode="lines",
+        line={"shape": "hv", "color": FRONT_COLOR, "width": 1}, hoverinfo="skip", showlegend=False))
+    figure.update_layout(xaxis={"type": "log", "title": label}, yaxis={"title": "receptive field (px)"},
+                         height=460, margin={"l": 60, "r": 20, "t": 30, "b": 50},
+                         legend={"x": 0.01, "y": 0.99})
+    return figure
+
+
+def _distribution_figures(go, dist):
+    rf_fig = go.Figure(layout={"template": TEMPLATE})
+    for d, counts in dist["rf"].items():
+        rf_fig.add_trace(go.Scatter(x=np.asarray(dist["rf_values"]), y=counts, mode="lines+markers",
+                                    name=f"depth {d}", marker={"size": 4}))
+    rf_fig.update_layout(xaxis={"title": "receptive field (px)"}, yaxis={"title": "stacks", "type": "log"},
+                         height=380, margin={"l": 60, "r": 20, "t": 30, "b": 50})
+    params_fig = go.Figure(layout={"template": TEMPLATE})
+    edges = np.asarray(dist["edges"])
+    if edges.size:
+        centres = np.sqrt(edges[:-1] * edges[1:])
+        for d, counts in dist["params"].items():
+            params_fig.add_trace(go.Scatter(x=centres, y=counts, mode="lines+markers", name=f"depth {d}",
+                                            marker={"size": 4}))
+    params_fig.update_layout(xaxis={"title": "params (log bins)", "type": "log"},
+                             yaxis={"title": "stacks", "type": "log"}, height=380,
+                             margin={"l": 60, "r": 20, "t": 30, "b": 50})
+    return rf_fig, params_fig
+
+
+def _compare_figure(go, compared):
+    figure = go.Figure(layout={"template": TEMPLATE})
+    for entry in compared:
+        labels = [f"RF {entry['rf']}: {row['stack']}" for row in entry["rows"]]
+        figure.add_trace(go.Bar(x=labels, y=[row["macs_ratio"] for row in entry["rows"]], name=f"RF {entry['rf']}",
+                                hovertemplate="%{x}<br>MACs %{y:.3f}x the single kernel<extra></extra>"))
+    figure.update_layout(yaxis={"title": "MACs / one RxR conv"}, height=420,
+                         margin={"l": 60, "r": 20, "t": 30, "b": 160}, xaxis={"tickangle": -40})
+    return figure
+
+
+# ---------------------------------------------------------------- page
+
+def _fmt(value) -> str:
+    value = _int(value)
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def _kv_table(pairs) -> str:
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in pairs)
+    return f"<table class='kv'>{body}</table>"
+
+
+def _rows_table(front, stacks, top: int) -> str:
+    shown = front.head(top)
+    columns = [c for c in TABLE_COLUMNS if c == "stack" or c in shown.columns]
+    head = "".join(f"<th data-col='{i}'>{html.escape(c)}</th>" for i, c in enumerate(columns))
+    body = []
+    values = {c: shown[c].tolist() for c in columns if c != "stack"}
+    for r in range(len(shown)):
+        config_id = int(values["config_id"][r])
+        cells = []
+        for c in columns:
+            if c == "stack":
+                text = stacks[config_id].compact() if config_id in stacks else ""
+                cells.append(f"<td class='stack'>{html.escape(text)}</td>")
+                continue
+            value = values[c][r]
+            sort = "" if value is None or value != value else value
+            cells.append(f"<td data-v='{html.escape(str(sort))}'>{html.escape(_fmt(round(value, 4) if isinstance(value, float) else value))}</td>")
+        body.append(f"<tr data-id='{config_id}'>{''.join(cells)}</tr>")
+    return (f"<table id='top-rows' class='rows sortable'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _compare_tables(compared) -> str:
+    parts = []
+    for entry in compared:
+        head = "".join(f"<th>{c}</th>" for c in ("stack", "depth", "params", "x params", "MACs", "x MACs",
+                                                  "ERF ratio"))
+        body = "".join(
+            f"<tr class='{'single' if row['single'] else ''}'><td class='stack'>{html.escape(row['stack'])}</td>"
+            f"<td>{row['depth']}</td><td>{row['params']:,}</td><td>{row['params_ratio']:.3f}</td>"
+            f"<td>{row['macs']:,}</td><td>{row['macs_ratio']:.3f}</td><td>{row['erf_ratio']:.3f}</td></tr>"
+            for row in entry["rows"])
+        parts.append(f"<div class='cmp'><h3>RF {entry['rf']} ({entry['channels']} channels, "
+                     f"{entry['input_size']}x{entry['input_size']} input, stride 1)</h3>"
+                     f"<table class='rows'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+    return "".join(parts) or "<p>No RF of this sweep has a stack of smaller kernels to compare.</p>"
+
+
+HEAD_SCRIPT = """
+window.__rfsweepErrors = [];
+window.addEventListener('error', function (e) {
+  var what = e.message || (e.target && (e.target.src || e.target.href)) || 'error';
+  window.__rfsweepErrors.push(String(what));
+}, true);
+window.addEventListener('unhandledrejection', function (e) { window.__rfsweepErrors.push('rejection: ' + e.reason); });
+(function () {
+  var original = console.error;
+  console.error = function () {
+    window.__rfsweepErrors.push(Array.prototype.join.call(arguments, ' '));
+    return original.apply(console, arguments);
+  };
+})();
+"""
+
+PAGE_SCRIPT = """
+(function () {
+  var data = JSON.parse(document.getElementById('rfsweep-data').textContent);
+  function cell(v) { return typeof v === 'number' ? v.toLocaleString('en-US') : String(v); }
+  function showExplain(id) {
+    var panel = document.getElementById('explain');
+    var entry = data.explain[String(id)];
+    if (!entry) { panel.textContent = 'config_id ' + id + ': no explain table embedded (not among the first front rows).'; return; }
+    var html = '<h3>config_id ' + id + ': ' + entry.stack + '</h3><table class="rows"><thead><tr>';
+    data.columns.forEach(function (c) { html += '<th>' + c + '</th>'; });
+    html += '</tr></thead><tbody>';
+    entry.rows.forEach(function (row) {
+      html += '<tr>' + row.map(function (v) { return '<td>' + cell(v) + '</td>'; }).join('') + '</tr>';
+    });
+    html += '</tbody></table><p>effective padding ' + cell(entry.eff_padding) + ', FLOPs ' + cell(entry.flops) + '</p>';
+    panel.innerHTML = html;
+    panel.dataset.shown = String(id);
+  }
+  window.rfsweepShowExplain = showExplain;
+  ['front-params', 'front-macs'].forEach(function (name) {
+    var gd = document.getElementById(name);
+    if (gd && gd.on) gd.on('plotly_click', function (ev) {
+      var p = ev.points && ev.points[0];
+      if (p && p.customdata !== undefined) showExplain(p.customdata);
+    });
+  });
+  document.querySelectorAll('#top-rows tbody tr').forEach(function (tr) {
+    tr.addEventListener('click', function () { showExplain(tr.dataset.id); });
+  });
+  document.querySelectorAll('table.sortable th').forEach(function (th) {
+    th.addEventListener('click', function () {
+      var table = th.closest('table'), body = table.tBodies[0], col = +th.dataset.col;
+      var up = th.dataset.dir !== 'asc';
+      table.querySelectorAll('th').forEach(function (h) { delete h.dataset.dir; });
+      th.dataset.dir = up ? 'asc' : 'desc';
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col], y = b.cells[col];
+        var u = x.dataset.v !== undefined ? parseFloat(x.dataset.v) : NaN, v = y.dataset.v !== undefined ? parseFloat(y.dataset.v) : NaN;
+        var r = (!isNaN(u) && !isNaN(v)) ? u - v : x.textContent.localeCompare(y.textContent);
+        return up ? r : -r;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+  function frontPoints(name) {  // the points plotly drew for the front trace (trace named 'front ...')
+    var gd = document.getElementById(name);
+    if (!gd || !gd.data) return -1;
+    var traces = gd.querySelectorAll('.scatterlayer .trace');
+    for (var i = 0; i < gd.data.length; i++) {
+      if ((gd.data[i].name || '').indexOf('front') === 0 && traces[i]) return traces[i].querySelectorAll('path.point').length;
+    }
+    return -1;
+  }
+  window.addEventListener('load', function () {
+    setTimeout(function () {
+      var status = document.getElementById('rfsweep-status');
+      status.dataset.frontParams = String(frontPoints('front-params'));
+      status.dataset.frontMacs = String(frontPoints('front-macs'));
+      status.dataset.resources = String(performance.getEntriesByType('resource').length);
+      status.dataset.errors = String(window.__rfsweepErrors.length);
+      status.textContent = window.__rfsweepErrors.join('\\n');
+      status.dataset.ready = '1';
+    }, 50);
+  });
+})();
+"""
+
+CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 24px auto; max-width: 1200px;
+       color: #222; padding: 0 16px; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+.note { color: #666; font-size: 0.9em; }
+.grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+table { border-collapse: collapse; font-size: 0.85em; }
+table.kv th { text-align: left; padding: 2px 12px 2px 0; font-weight: 600; }
+table.rows th, table.rows td { border-bottom: 1px solid #eee; padding: 3px 8px; text-align: right; }
+table.rows td.stack { text-align: left; font-family: ui-monospace, monospace; }
+table.sortable th { cursor: pointer; background: #f5f5f5; } table.sortable th[data-dir=asc]::after { content: ' \\25B2'; }
+table.sortable th[data-dir=desc]::after { content: ' \\25BC'; }
+table.sortable tbody tr { cursor: pointer; } table.sortable tbody tr:hover { background: #fff4e5; }
+tr.single td { color: #666; font-style: italic; }
+#explain { min-height: 3em; background: #fafafa; border: 1px solid #eee; padding: 8px 12px; margin-top: 8px; }
+#rfsweep-status { display: none; }
+.cmp { display: inline-block; vertical-align: top; margin: 0 24px 16px 0; }
+"""
+
+
+def build_report(path, top: int = 50, sample: int = 2000, allow_incomplete: bool = False) -> tuple[str, dict]:
+    """The report page for sweep `path` as an HTML string, and a summary dict (rows, front sizes)."""
+    go = _plotly()
+    import plotly.io as pio
+
+    from .explain import analyze
+
+    scan = _scan(path, allow_incomplete, sample)
+    front_params, front_macs = scan.fronts["params"], scan.fronts["macs"]
+    meta = scan.metadata or {}
+    counts = meta.get("counts") or {}
+    spec = _spec_of(meta)
+    ids = list(dict.fromkeys([*front_params["config_id"].head(MAX_EXPLAINED).tolist(),
+                              *front_macs["config_id"].head(MAX_EXPLAINED).tolist()]))
+    stacks = _stacks(spec, ids) if spec is not None else {}
+    explain = {}
+    for config_id, stack in stacks.items():
+        entry = _explain_rows(stack, analyze(stack))
+        explain[str(config_id)] = {"stack": stack.compact(), **entry}
+    dist = scan.dist
+    compared = _compare_rows(spec, dist["rf_values"]) if spec is not None and len(dist["rf_values"]) else []
+
+    config = {"displaylogo": False, "responsive": True}
+    figures = [("front-params", _front_figure(go, scan.sample, front_params, "params", stacks, "params"))]
+    figures.append(("front-macs", _front_figure(go, scan.sample, front_macs, "macs", stacks, "MACs")))
+    rf_fig, params_fig = _distribution_figures(go, dist)
+    figures += [("dist-rf", rf_fig), ("dist-params", params_fig)]
+    if compared:
+        figures.append(("compare", _compare_figure(go, compared)))
+    divs = {}
+    for i, (name, figure) in enumerate(figures):
+        divs[name] = pio.to_html(figure, include_plotlyjs=(i == 0), full_html=False, div_id=name, config=config,
+                                 validate=False)
+
+    source = html.escape(str(path))
+    spec_pairs = list((meta.get("spec") or {}).items())
+    count_pairs = [(k, v) for k, v in counts.items()]
+    considered = scan.rows
+    payload = json.dumps({"columns": EXPLAIN_COLUMNS, "explain": explain}, separators=(",", ":"))
+    payload = payload.replace("</", "<\\/")
+    n_params, n_macs = len(front_params), len(front_macs)
+    explained_note = ("" if n_params <= MAX_EXPLAINED and n_macs <= MAX_EXPLAINED else
+                      f" Explain tables are embedded for the first {MAX_EXPLAINED} rows of each front.")
+    sample_rows = len(scan.sample)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rfsweep report: {source}</title>
+<script>{HEAD_SCRIPT}</script>
+<style>{CSS}</style></head>
+<body>
+<div id="rfsweep-status" data-ready="0"></div>
+<h1>rfsweep report: {source}</h1>
+<p class="note">rfsweep {html.escape(str(meta.get('version', '?')))}; {considered:,} rows. MACs count one
+multiply-accumulate as 1 (bias adds not counted); FLOPs = 2&middot;MACs. RF in input pixels.</p>
+<h2>Counts and spec</h2>
+<div class="grid2"><div>{_kv_table(count_pairs) if count_pairs else '<p>no counts in the metadata</p>'}</div>
+<div>{_kv_table(spec_pairs) if spec_pairs else '<p>no spec in the metadata</p>'}</div></div>
+<h2>Pareto fronts against RF</h2>
+<p class="note">Exact fronts (the rows no other row beats in both cost and RF; ties all kept):
+{n_params:,} rows for params, {n_macs:,} for MACs, over {considered:,} rows. Grey: a random sample of
+{sample_rows:,} rows. Hover a red point for its stack; click it for its explain table below.{explained_note}</p>
+<div class="grid2"><div>{divs['front-params']}</div><div>{divs['front-macs']}</div></div>
+<div id="explain">Click a front point (or a row of the table below) to see its explain table.</div>
+<h2>Distributions by depth</h2>
+<p class="note">Exact counts over all {considered:,} rows (params in {PARAM_BINS} log-spaced bins).</p>
+<div class="grid2"><div>{divs['dist-rf']}</div><div>{divs['dist-params']}</div></div>
+<h2>Stacks against one large kernel</h2>
+<p class="note">For RFs in this sweep: one RxR conv against stacks of smaller convs with the same RF
+(rfsweep compare: stride 1, 'same' padding, the sweep's kernels and dilations, its widest channel count,
+at most 4 layers). The cheapest stacks are shown; italic: the single kernel.</p>
+{divs.get('compare', '')}
+{_compare_tables(compared)}
+<h2>Top rows: the params front</h2>
+<p class="note">The first {min(top, n_params):,} rows of the params-vs-RF front, cheapest first. Click a column
+to sort, a row for its explain table.</p>
+{_rows_table(front_params, stacks, top)}
+<script type="application/json" id="rfsweep-data">{payload}</script>
+<script>{PAGE_SCRIPT}</script>
+</body></html>
+"""
+    info = {"rows": considered, "front_params": n_params, "front_macs": n_macs, "explained": len(explain),
+            "compared_rfs": [entry["rf"] for entry in compared], "sample": sample_rows}
+    return page, info
+
+
+def write_report(path, out, top: int = 50, sample: int = 2000, allow_incomplete: bool = False) -> dict:
+    """Write the report of sweep `path` to `out` (.html) atomically; returns the summary with "bytes"."""
+    from .writer import atomic_output
+
+    out = _check_output(out)
+    page, info = build_report(path, top=top, sample=sample, allow_incomplete=allow_incomplete)
+    data = page.encode("utf-8")
+    with atomic_output(out) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+    info["bytes"] = len(data)
+    return info

@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
+from .cli_timing import Batch, Device, Dtype, Threads
 from .errors import RfsweepError
 
 FormatChoice = Literal["table", "json"]
@@ -51,6 +52,11 @@ def compare(
     input_size: Annotated[int, typer.Option(help="input height = width, for MACs")] = 56,
     format: Annotated[FormatChoice, typer.Option("--format", help="table for people, json for scripts")] = "table",
     plot: Annotated[Optional[Path], typer.Option(help="also draw params ratios to this PNG (needs rfsweep[plot])")] = None,
+    measure: Annotated[bool, typer.Option("--measure", help="also time every row with torch (see `rfsweep bench`)")] = False,
+    device: Device = "cpu",
+    batch: Batch = 1,
+    dtype: Dtype = "float32",
+    threads: Threads = None,
 ):
     from .analysis import compare as compare_stacks
     from .grid import parse_int_list
@@ -58,6 +64,11 @@ def compare(
     kernel_list = parse_int_list(kernels, "--kernels")
     dilation_list = parse_int_list(dilation, "--dilation")
     rows = compare_stacks(rf, channels, max_depth, kernel_list, dilation_list, input_size, in_channels)
+    timing = None
+    if measure:
+        from .cli_timing import measure_compare
+        timing = measure_compare(rows, input_size, channels if in_channels is None else in_channels,
+                                 device, batch, dtype, threads)
     if plot is not None:
         from .plots import plot_compare
         plot_compare(rows, plot)
@@ -65,7 +76,7 @@ def compare(
         print(json.dumps({"rf": rf, "channels": channels,
                           "in_channels": channels if in_channels is None else in_channels,
                           "input_size": input_size, "max_depth": max_depth, "kernels": kernel_list,
-                          "dilations": dilation_list, "rows": rows}))
+                          "dilations": dilation_list, "rows": rows, **({"timing": timing} if timing else {})}))
         return
     cli = _cli()
     from rich.table import Table
@@ -85,6 +96,9 @@ def compare(
                      "no nonlinearity (std in pixels, ratio to a uniform RF). " + COST_NOTE)
     table.caption_justify = "left"
     cli.stdout.print(table)
+    if timing is not None:
+        from .cli_timing import print_compare_timing
+        print_compare_timing(rows, timing)
 
 
 def _stack_strings(metadata: dict | None, ids) -> list[str] | None:

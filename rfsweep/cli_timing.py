@@ -54,17 +54,18 @@ Relu = Annotated[bool, typer.Option("--relu/--no-relu", help="a ReLU after every
 Warmup = Annotated[int, typer.Option(help="untimed steps before timing")]
 MinTime = Annotated[float, typer.Option(help="seconds of timing per stack before the IQR may stop it")]
 MaxTime = Annotated[float, typer.Option(help="seconds of timing per stack at most (one block always completes)")]
+Rounds = Annotated[int, typer.Option(help="time every stack once per round, in turn (load drifts hit all alike)")]
 
 
 def make_setup(device="cpu", batch=1, dtype="float32", channels_last=False, backward=False, threads=None,
-               relu=True, warmup=2, min_time=0.2, max_time=2.0):
+               relu=True, warmup=2, min_time=0.2, max_time=2.0, rounds=1):
     """A checked BenchSetup from CLI values (RfsweepError on bad ones or without torch)."""
     from .timing import BenchSetup, require_torch
 
     require_torch("timing")
     return BenchSetup(device=device, batch=batch, dtype=dtype, channels_last=channels_last, backward=backward,
                       threads=threads, relu=relu, warmup=warmup, min_run_time=min_time,
-                      max_run_time=max_time).checked()
+                      max_run_time=max_time, rounds=rounds).checked()
 
 
 def setup_line(env: dict) -> str:
@@ -84,10 +85,8 @@ def _progress(quiet: bool):
         return None
     stderr = _cli().stderr
 
-    def show(*args):
-        text = args[-1]
-        where = f"{args[0] + 1}/{args[1]} " if len(args) == 3 else ""
-        stderr.print(f"timing {where}{text}", markup=False)
+    def show(index: int, count: int, text: str):
+        stderr.print(f"timing {index + 1}/{count} {text}", markup=False)
 
     return show
 
@@ -107,13 +106,14 @@ def bench(
     warmup: Warmup = 2,
     min_time: MinTime = 0.2,
     max_time: MaxTime = 2.0,
+    rounds: Rounds = 1,
     format: Annotated[FormatChoice, typer.Option("--format", help="table for people, json for scripts")] = "table",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress lines")] = False,
 ):
     from .timing import bench as run_bench
     from .timing import ratio_text
 
-    setup = make_setup(device, batch, dtype, channels_last, backward, threads, relu, warmup, min_time, max_time)
+    setup = make_setup(device, batch, dtype, channels_last, backward, threads, relu, warmup, min_time, max_time, rounds)
     result = run_bench(stacks, setup, input_size, in_channels, progress=_progress(quiet or format == "json"))
     if format == "json":
         print(json.dumps(result.as_dict()))
@@ -154,6 +154,7 @@ def measure(
     warmup: Warmup = 2,
     min_time: MinTime = 0.2,
     max_time: MaxTime = 2.0,
+    rounds: Rounds = 1,
     allow_incomplete: Annotated[bool, typer.Option(
         "--allow-incomplete", help="accept a directory without the _rfsweep.json manifest of a finished run")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress lines, no summary")] = False,
@@ -163,7 +164,7 @@ def measure(
 
     if top < 0:
         raise RfsweepError(f"--top must be >= 0, got {top}")
-    setup = make_setup(device, batch, dtype, channels_last, backward, threads, relu, warmup, min_time, max_time)
+    setup = make_setup(device, batch, dtype, channels_last, backward, threads, relu, warmup, min_time, max_time, rounds)
     result = measure_file(source, output, setup, top=top, sort_by=sort_by, descending=descending,
                           input_size=input_size, allow_incomplete=allow_incomplete, progress=_progress(quiet))
     if not quiet:
@@ -171,6 +172,38 @@ def measure(
         latency = result.table.column("latency_ms").to_pylist()
         cli.stderr.print(f"wrote {result.rows:,} timed rows to {output} (latency {min(latency):.3f}-"
                          f"{max(latency):.3f} ms; {setup_line(result.timing)})", markup=False)
+
+
+def measure_compare(rows: list[dict], input_size: int, in_channels: int, device="cpu", batch=1, dtype="float32",
+                    threads=None) -> dict:
+    """`compare --measure`: time compare's rows in place; returns the environment."""
+    from .timing import time_compare_rows
+
+    setup = make_setup(device, batch, dtype, threads=threads)
+    return time_compare_rows(rows, input_size, in_channels, setup)
+
+
+def print_compare_timing(rows: list[dict], env: dict) -> None:
+    """The measured companion of compare's table: time next to MACs, both against the single conv."""
+    cli = _cli()
+    from rich.table import Table
+
+    table = Table(title=f"measured on {setup_line(env)}", title_justify="left")
+    for name in ("", "stack", "MACs", "x MACs", "median ms", "IQR ms", "GMAC/s", "x time"):
+        table.add_column(name, justify="left" if name in ("", "stack") else "right")
+    for row in rows:
+        mark = "best" if row.get("best") else "single" if row.get("single") else ""
+        table.add_row(mark, row["stack"], cli._fmt(row["macs"]), f"{row['macs_ratio']:.3f}",
+                      f"{row['latency_ms']:.3f}", f"{row['latency_iqr_ms']:.3f}", f"{row['gmacs_per_s']:.1f}",
+                      f"{row['time_ratio']:.3f}")
+    table.caption = "x MACs / x time: against the single conv; median and IQR of one step (one batch)."
+    table.caption_justify = "left"
+    cli.stdout.print(table)
+    single = next((row for row in rows if row.get("single")), rows[0])
+    for row in rows:
+        if row.get("best") and row is not single:
+            cli.stdout.print(f"best {row['stack']}: {row['macs_ratio']:.2f}x MACs, {row['time_ratio']:.2f}x time "
+                             f"against {single['stack']}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

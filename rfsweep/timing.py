@@ -19,7 +19,9 @@ Conventions:
   block inside a network), counted as 3x the forward MACs.
 - Timing: warm-up steps (cudnn.benchmark picks its algorithms there), then
   `Timer.adaptive_autorange` (blocks of a fixed number of steps until the
-  IQR is under 10% of the median after at least 4 blocks, or max_run_time).
+  IQR is under 10% of the median after at least 4 blocks, or max_run_time),
+  optionally in several rounds over all stacks; median and IQR are over the
+  per-step times of all blocks.
   On CUDA the timer synchronises the device before reading the clock.
 """
 
@@ -68,6 +70,7 @@ class BenchSetup:
     min_run_time: float = 0.2      # seconds per stack before the IQR may stop timing
     max_run_time: float = 2.0      # seconds per stack at most (one block always completes)
     threshold: float = 0.1         # stop once IQR / median is below this (after >= 4 blocks)
+    rounds: int = 1                # time all stacks, then all again, ...: load drifts hit every stack alike
 
     def checked(self) -> "BenchSetup":
         """Validate every field (RfsweepError naming the option); resolve the device string."""
@@ -80,6 +83,8 @@ class BenchSetup:
             raise RfsweepError(f"--threads must be an integer >= 1, got {self.threads!r}")
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 1:
             raise RfsweepError(f"--warmup must be an integer >= 1, got {self.warmup!r}")
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
+            raise RfsweepError(f"--rounds must be an integer >= 1, got {self.rounds!r}")
         for name in ("min_run_time", "max_run_time", "threshold"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -138,16 +143,32 @@ def build_module(stack: Stack, relu: bool = True):
 
 @dataclass
 class Timing:
-    """Per-step statistics of one timed callable, in seconds."""
+    """Per-step times of one timed callable (one per block, seconds) and their statistics."""
 
-    median: float
-    iqr: float
-    blocks: int
-    steps_per_block: int
+    times: list[float]
+    steps: int
 
     @property
-    def steps(self) -> int:
-        return self.blocks * self.steps_per_block
+    def median(self) -> float:
+        return _quantile(self.times, 0.5)
+
+    @property
+    def iqr(self) -> float:
+        return _quantile(self.times, 0.75) - _quantile(self.times, 0.25)
+
+    def merged(self, other: "Timing") -> "Timing":
+        return Timing(self.times + other.times, self.steps + other.steps)
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile (numpy's default), exact for equal values."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    if low == high or ordered[low] == ordered[high]:
+        return ordered[low]
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def device_timer(device: str) -> Callable[[], float]:
@@ -190,9 +211,8 @@ def time_callable(step: Callable[[], object], setup: BenchSetup, timer: Callable
     finally:
         torch.backends.cudnn.benchmark = previous_cudnn
         torch.set_num_threads(previous_threads)
-    times = measurement.times
-    return Timing(median=float(measurement.median), iqr=float(measurement.iqr) if len(times) > 1 else 0.0,
-                  blocks=len(times), steps_per_block=int(measurement.number_per_run))
+    times = [float(t) for t in measurement.times]
+    return Timing(times, len(times) * int(measurement.number_per_run))
 
 
 def _torch_dtype(torch, name: str):
@@ -239,26 +259,51 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def time_stack(stack: Stack, setup: BenchSetup, timer: Callable[[], float] | None = None) -> dict:
-    """One row: stack, depth, params, macs (per image), median/IQR in ms, GMAC/s, blocks, steps."""
-    torch = require_torch()
+def _facts(stack: Stack) -> dict:
     total = analyze(stack)["total"]
+    return {"stack": stack.name or stack.compact(), "depth": sum(layer.is_conv for layer in stack.layers),
+            "params": total["params"], "macs": total["macs"]}
+
+
+def _time_once(stack: Stack, setup: BenchSetup, timer) -> Timing:
+    """Build, warm up and time one stack once; torch failures become one-line RfsweepErrors."""
+    torch = require_torch()
     text = stack.name or stack.compact()
     try:
         _, _, step = stack_step(stack, setup)
-        timing = time_callable(step, setup, timer, label=text)
+        return time_callable(step, setup, timer, label=text)
     except (RuntimeError, NotImplementedError) as exc:  # unsupported dtype on this device, out of memory
         if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
             raise RfsweepError(f"{text}: out of memory on {setup.device} at batch {setup.batch}; "
                                "lower --batch or --input-size") from None
         raise RfsweepError(f"{text}: torch cannot run it on {setup.device} as {setup.dtype}: "
                            f"{_first_line(exc)}") from None
-    work = total["macs"] * setup.batch * (BACKWARD_WORK if setup.backward else 1)
-    return {"stack": text, "depth": sum(layer.is_conv for layer in stack.layers),
-            "params": total["params"], "macs": total["macs"], "work_macs": work,
-            "latency_ms": timing.median * 1e3, "latency_iqr_ms": timing.iqr * 1e3,
-            "gmacs_per_s": work / timing.median / 1e9,
-            "blocks": timing.blocks, "steps": timing.steps}
+
+
+def time_stacks(stacks: Sequence[Stack], setup: BenchSetup, timer: Callable[[], float] | None = None,
+                progress: Callable[[int, int, str], None] | None = None) -> list[dict]:
+    """One row per stack: stack, depth, params, macs (per image), work_macs, latency_ms and
+    latency_iqr_ms (median and IQR of the per-step block times, all rounds pooled), gmacs_per_s,
+    blocks, steps. With setup.rounds > 1 every stack is timed once per round, in turn."""
+    rows = [_facts(stack) for stack in stacks]
+    timings: list[Timing | None] = [None] * len(stacks)
+    for _ in range(setup.rounds):
+        for i, stack in enumerate(stacks):
+            if progress is not None:
+                progress(i, len(stacks), rows[i]["stack"])
+            once = _time_once(stack, setup, timer)
+            timings[i] = once if timings[i] is None else timings[i].merged(once)
+    work_factor = setup.batch * (BACKWARD_WORK if setup.backward else 1)
+    for row, timing in zip(rows, timings):
+        work = row["macs"] * work_factor
+        row.update({"work_macs": work, "latency_ms": timing.median * 1e3, "latency_iqr_ms": timing.iqr * 1e3,
+                    "gmacs_per_s": work / timing.median / 1e9, "blocks": len(timing.times), "steps": timing.steps})
+    return rows
+
+
+def time_stack(stack: Stack, setup: BenchSetup, timer: Callable[[], float] | None = None) -> dict:
+    """time_stacks for one stack: its row."""
+    return time_stacks([stack], setup, timer)[0]
 
 
 def add_ratios(rows: list[dict], reference: int = 0) -> list[dict]:
@@ -292,7 +337,7 @@ def environment(setup: BenchSetup) -> dict:
             "direction": "forward+backward" if setup.backward else "forward", "relu": setup.relu,
             "timer": "torch.utils.benchmark.Timer.adaptive_autorange", "warmup": setup.warmup,
             "min_run_time": setup.min_run_time, "max_run_time": setup.max_run_time,
-            "threshold": setup.threshold, "cudnn_benchmark": True,
+            "threshold": setup.threshold, "rounds": setup.rounds, "cudnn_benchmark": True,
             "work": "macs x batch" + (" x 3 (forward, grad input, grad weight)" if setup.backward else ""),
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
@@ -328,7 +373,7 @@ class BenchResult:
 
 def bench(stacks: Sequence, setup: BenchSetup = BenchSetup(), input_size: int | None = None,
           in_channels: int | None = None, timer: Callable[[], float] | None = None,
-          progress: Callable[[str], None] | None = None) -> BenchResult:
+          progress: Callable[[int, int, str], None] | None = None) -> BenchResult:
     """Time every stack (compact string, JSON path, list or Stack) and compare with the first.
 
     Each row has stack, depth (convs), params, macs (per image, rfsweep's
@@ -344,11 +389,7 @@ def bench(stacks: Sequence, setup: BenchSetup = BenchSetup(), input_size: int | 
     for stack in resolved:
         analyze(stack)  # bad geometry is bad input before any timing starts
     env = environment(setup)
-    rows = []
-    for stack in resolved:
-        if progress is not None:
-            progress(stack.name or stack.compact())
-        rows.append(time_stack(stack, setup, timer))
+    rows = time_stacks(resolved, setup, timer, progress)
     env["loadavg_after"] = _loadavg()
     return BenchResult(add_ratios(rows), env)
 
@@ -359,9 +400,9 @@ def time_compare_rows(rows: list[dict], input_size: int, in_channels: int, setup
     time_ratio against the single conv) and return the environment."""
     setup = setup.checked()
     env = environment(setup)
-    for row in rows:
-        row.update({k: v for k, v in time_stack(load_stack(row["stack"], input_size, in_channels), setup, timer).items()
-                    if k in (*TIME_COLUMNS, "work_macs", "blocks", "steps")})
+    timed = time_stacks([load_stack(row["stack"], input_size, in_channels) for row in rows], setup, timer)
+    for row, measured in zip(rows, timed):
+        row.update({k: measured[k] for k in (*TIME_COLUMNS, "work_macs", "blocks", "steps")})
     single = next((row for row in rows if row.get("single")), rows[0])
     for row in rows:
         row["time_ratio"] = row["latency_ms"] / single["latency_ms"]
@@ -391,9 +432,11 @@ def _select(dataset, top: int, sort_by: str | None, descending: bool):
     if sort_by not in dataset.schema.names:
         raise RfsweepError(f"--sort-by: no column {sort_by!r} (columns: {', '.join(dataset.schema.names[:12])}, ...)")
     column = dataset.to_table(columns=[sort_by]).column(sort_by)
-    order = pc.sort_indices(pa.table({"key": column}),
-                            sort_keys=[("key", "descending" if descending else "ascending")],
-                            null_placement="at_end")
+    try:  # a stable sort: ties keep file order
+        order = pc.array_sort_indices(column, order="descending" if descending else "ascending",
+                                      null_placement="at_end")
+    except pa.ArrowNotImplementedError:
+        raise RfsweepError(f"--sort-by: column {sort_by!r} cannot be sorted ({column.type})") from None
     if top:
         order = order[:top]
     return dataset.take(order)
@@ -462,16 +505,10 @@ def measure_file(path, out, setup: BenchSetup = BenchSetup(), top: int = 20, sor
         except RfsweepError as exc:
             raise RfsweepError(f"{path}: row {i} ({stack.compact()}): {exc}") from None
     env = environment(setup)
-    latency, iqr, rate = [], [], []
-    for i, stack in enumerate(stacks):
-        if progress is not None:
-            progress(i, len(stacks), stack.compact())
-        row = time_stack(stack, setup, timer)
-        latency.append(row["latency_ms"])
-        iqr.append(row["latency_iqr_ms"])
-        rate.append(row["gmacs_per_s"])
+    timed = time_stacks(stacks, setup, timer, progress)
     env["loadavg_after"] = _loadavg()
-    for name, values in zip(TIME_COLUMNS, (latency, iqr, rate)):
+    for name in TIME_COLUMNS:
+        values = [row[name] for row in timed]
         if name in table.schema.names:
             table = table.drop_columns([name])
         table = table.append_column(pa.field(name, pa.float64(), nullable=False), pa.array(values, pa.float64()))

@@ -239,7 +239,7 @@ def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: st
         if kind == "gif":
             from matplotlib.animation import PillowWriter
 
-            frames = [figure_for(shown) for shown in range(depth + 1)] + [drawing.figure]
+            frames = [figure_for(shown) for shown in range(depth)] + [drawing.figure]
             writer = PillowWriter(fps=1)
             writer.setup(frames[0], str(tmp), dpi=dpi)
             for frame in frames:
@@ -420,8 +420,9 @@ def _render_schematic(figure, resolved, result, drawing: Drawing, shown: int) ->
             mid = traced[len(traced) // 2]
             c = start + mid * jump
             ax.barh(y, rf, left=c - (rf - 1) / 2 - 0.5, height=0.5, color=FOOT, alpha=0.45, zorder=1)
-            ax.scatter([start + u * jump for u in traced], [y] * len(traced), s=9,
-                       color=UNIT if level == depth else FOOT, zorder=3)
+            marks = ax.scatter([start + u * jump for u in traced], [y] * len(traced), s=9,
+                               color=UNIT if level == depth else FOOT, zorder=3)
+            marks.set_gid(f"trace:{level}")
         ax.text(right, y + 0.3, f"{sizes[level][0]} units, jump {jump}, RF {rf}", ha="right", va="bottom",
                 fontsize=7, color="0.3")
     ax.set_yticks(range(depth + 1), labels, fontsize=8 if depth < 16 else 6)

@@ -1,0 +1,315 @@
+"""rfsweep.draw: the traced footprint is checked against an impulse oracle and `analyze`,
+and the figure is checked by content (the highlighted cell patches), not only by size.
+
+The oracle pushes one impulse per input pixel forward through windows of ones
+(numpy sliding_window_view, dilation as a strided slice of the window), with
+its own output-size rule (PyTorch's, ceil_mode included); the input pixels
+whose impulse reaches the chosen top unit are its footprint.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image
+
+import rfsweep
+from rfsweep import RfsweepError
+from rfsweep.draw import draw, footprint
+from tests.cli_helpers import run_cli
+
+
+# ---------------------------------------------------------------- the oracle
+
+def _out_size(n: int, k_eff: int, s: int, p: int, ceil: bool) -> int:
+    """PyTorch's output size (ceil_mode: the last window must start inside the input or left padding)."""
+    if not ceil:
+        return (n + 2 * p - k_eff) // s + 1
+    out = -(-(n + 2 * p - k_eff) // s) + 1
+    if (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def _forward(x: np.ndarray, layer) -> np.ndarray:
+    """x: (batch, H, W) -> (batch, H', W'): sums over each (dilated) window, zero padding."""
+    sizes, pads, steps = [], [], []
+    for axis in (0, 1):
+        k, s, p, d = layer.kernel[axis], layer.stride[axis], layer.padding[axis], layer.dilation[axis]
+        k_eff = d * (k - 1) + 1
+        n = x.shape[1 + axis]
+        out = _out_size(n, k_eff, s, p, layer.ceil_mode)
+        need = (out - 1) * s + k_eff  # padded length the windows cover (ceil mode may run past the padding)
+        pads.append((p, max(need - n - p, 0)))
+        sizes.append((out, k_eff, s, d))
+    padded = np.pad(x, [(0, 0), *pads])
+    windows = sliding_window_view(padded, (sizes[0][1], sizes[1][1]), axis=(1, 2))
+    (oh, _, sh, dh), (ow, _, sw, dw) = sizes
+    windows = windows[:, ::sh, ::sw][:, :oh, :ow, ::dh, ::dw]
+    return windows.sum(axis=(3, 4))
+
+
+def oracle_support(stack, unit):
+    """Input pixels whose impulse reaches `unit` of the last map, and every map's size."""
+    h, w = stack.input_size
+    impulses = np.eye(h * w).reshape(h * w, h, w)
+    sizes = [(h, w)]
+    x = impulses
+    for layer in stack.layers:
+        x = _forward(x, layer)
+        sizes.append(x.shape[1:])
+    reached = np.flatnonzero(x[:, unit[0], unit[1]] > 0)
+    return {(int(i // w), int(i % w)) for i in reached}, sizes
+
+
+def rf_interval(result, unit):
+    """Per axis, the [lo, hi] input interval analyze gives for `unit` of the last layer."""
+    total = result["total"]
+    out = []
+    for axis in (0, 1):
+        rf = total["rf"][axis] if isinstance(total["rf"], list) else total["rf"]
+        jump = total["jump"][axis] if isinstance(total["jump"], list) else total["jump"]
+        start = total["start"][axis] if isinstance(total["start"], list) else total["start"]
+        centre = start + unit[axis] * jump
+        out.append((centre - (rf - 1) / 2, centre + (rf - 1) / 2))
+    return out
+
+
+def check_against_oracle(text: str, size: int, unit=None):
+    stack = rfsweep.load_stack(text, size, 4)
+    result = rfsweep.analyze(stack)
+    found = footprint(stack, unit)
+    expected, sizes = oracle_support(stack, found.unit)
+    assert [tuple(s) for s in sizes] == found.sizes  # analyze's map sizes = the oracle's
+    assert found.cells[0] == expected
+    # the highlighted input lies in analyze's RF interval at the unit's position, clipped to the input;
+    # when no map in between reads padding, the walk's extent (padding included) is that interval exactly
+    for axis, (lo, hi) in enumerate(rf_interval(result, found.unit)):
+        touched = found.rows if axis == 0 else found.cols
+        inside = found.inside(0)[axis]
+        assert max(lo, 0) <= min(inside) and max(inside) <= min(hi, size - 1)
+        between = range(1, len(found.sizes) - 1)
+        if all(0 <= i < found.sizes[level][axis] for level in between for i in touched[level]):
+            assert (touched[0][0], touched[0][-1]) == (lo, hi)
+    return found, result
+
+
+def clipped(result, unit, size, axis=0):
+    lo, hi = rf_interval(result, unit)[axis]
+    return list(range(max(int(lo), 0), min(int(hi), size - 1) + 1))
+
+
+# ---------------------------------------------------------------- hand-checked cases
+
+def test_three_3x3_on_7x7_is_3_then_5_then_7():
+    found, result = check_against_oracle("c3x8,c3x8,c3x8", 7)
+    assert found.unit == (3, 3)
+    assert [len(found.inside(level)[0]) for level in (3, 2, 1, 0)] == [1, 3, 5, 7]  # CS231n
+    assert found.cells[0] == {(r, c) for r in range(7) for c in range(7)}
+    assert found.rows[0] == list(range(0, 7)) == clipped(result, (3, 3), 7)
+    assert result["total"]["rf"] == 7
+
+
+def test_corner_unit_reads_padding_and_clips_to_the_input():
+    found, result = check_against_oracle("c3x8,c3x8,c3x8", 7, unit=(0, 0))
+    assert rf_interval(result, (0, 0))[0] == (-3, 3)
+    assert found.inside(0) == (clipped(result, (0, 0), 7), clipped(result, (0, 0), 7, 1)) == ([0, 1, 2, 3],) * 2
+    assert found.rows[0] == [-1, 0, 1, 2, 3]  # padding read directly; padding of padding reads nothing
+    assert found.cells[0] == {(r, c) for r in range(4) for c in range(4)}
+
+
+def test_stride_two_leaves_gaps():
+    # a 1x1 stride-2 conv samples every other pixel; the 3x3 above it reads 3 of those
+    found, _ = check_against_oracle("c1s2p0x8,c3x8", 9)
+    assert found.inside(0)[0] == [2, 4, 6]
+    found, result = check_against_oracle("c3s2x8,c3x8", 9)
+    assert found.inside(0)[0] == list(range(1, 8)) == clipped(result, found.unit, 9)
+
+
+def test_dilation_highlights_only_the_taps():
+    found, result = check_against_oracle("c3d2x8,c3d2x8", 9)
+    assert result["total"]["rf"] == 9
+    assert found.inside(0)[0] == [0, 2, 4, 6, 8] == clipped(result, found.unit, 9)[::2]
+    assert found.inside(1)[1] == [2, 4, 6]
+
+
+def test_ceil_mode_pool():
+    found, _ = check_against_oracle("c3x8,mp2ceil,c3x8", 7)
+    assert found.sizes[2] == (4, 4)  # ceil((7 - 2) / 2) + 1
+    for unit in [(3, 3), (0, 3), (2, 1)]:
+        check_against_oracle("c3x8,mp2ceil,c3x8", 7, unit=unit)
+    check_against_oracle("c3s2p0x8,mp2ceil,c3p0x8", 13)
+
+
+def test_rectangular_kernels():
+    check_against_oracle("c3_5x8,c3x8", 9)
+    check_against_oracle("c1_7p0_3x8,c7_1p3_0x8", 9, unit=(1, 7))
+
+
+@pytest.mark.parametrize("text,size", [("c3x8,c3x8,c3x8", 7), ("c3s2x8,c3x8", 9), ("c3d2x8,c3d2x8", 9),
+                                       ("c3x8,mp2ceil,c3x8", 7), ("c5s2p1x8,ap3s1p1,c3d2x8", 11)])
+def test_every_top_unit(text, size):
+    stack = rfsweep.load_stack(text, size, 4)
+    top = footprint(stack).sizes[-1]
+    for i in range(top[0]):
+        for j in range(top[1]):
+            check_against_oracle(text, size, unit=(i, j))
+
+
+@st.composite
+def small_stacks(draw_):
+    layers = []
+    for _ in range(draw_(st.integers(1, 3))):
+        kind = draw_(st.sampled_from(["c", "c", "mp", "ap"]))
+        k = draw_(st.integers(1, 4))
+        s = draw_(st.integers(1, 3))
+        if kind == "c":
+            d = draw_(st.integers(1, 3))
+            p = draw_(st.integers(0, d * (k - 1)))
+            layers.append(f"c{k}s{s}p{p}d{d}x4")
+        else:
+            p = draw_(st.integers(0, k // 2))
+            layers.append(f"{kind}{k}s{s}p{p}" + ("ceil" if draw_(st.booleans()) else ""))
+    return ",".join(layers), draw_(st.integers(4, 12))
+
+
+@settings(max_examples=80, deadline=None)
+@given(small_stacks(), st.integers(0, 10_000))
+def test_random_stacks_match_the_oracle(case, seed):
+    text, size = case
+    try:
+        stack = rfsweep.load_stack(text, size, 4)
+        top = footprint(stack).sizes[-1]
+    except RfsweepError:  # the map vanished: nothing to draw
+        return
+    unit = (seed % top[0], (seed // 7) % top[1])
+    check_against_oracle(text, size, unit=unit)
+
+
+# ---------------------------------------------------------------- the figure's content
+
+def _patch_states(figure):
+    """{level: {state: {(r, c)}}} from the gids of the cell patches."""
+    states: dict = {}
+    for patch in figure.axes[0].patches:
+        gid = patch.get_gid() or ""
+        if not gid.startswith("map"):
+            continue
+        level, r, c, state = gid.split(":")
+        states.setdefault(int(level[3:]), {}).setdefault(state, set()).add((int(r[1:]), int(c[1:])))
+    return states
+
+
+@pytest.mark.parametrize("text,size,unit", [
+    ("c3x8,c3x8,c3x8", 7, None), ("c3s2x8,c3x8", 9, (1, 3)), ("c3d2x8,c3d2x8", 9, None),
+    ("c3x8,mp2ceil,c3x8", 7, (3, 0)), ("c1s2p0x8,c3x8", 9, (0, 4))])
+def test_grid_figure_highlights_exactly_the_footprint(tmp_path, text, size, unit):
+    stack = rfsweep.load_stack(text, size, 4)
+    drawing = draw(stack, tmp_path / "rf.png", unit=unit)
+    assert drawing.mode == "grid"
+    expected, _ = oracle_support(stack, drawing.unit)
+    states = _patch_states(drawing.figure)
+    assert states[0]["fp"] == expected  # the orange input cells are the oracle's support
+    depth = len(stack.layers)
+    assert states[depth]["unit"] == {drawing.unit}
+    for level, (h, w) in enumerate(drawing.sizes):
+        cells = set().union(*states[level].values())
+        assert {(r, c) for r in range(h) for c in range(w)} <= cells  # every map cell drawn
+        real = states[level].get("fp", set()) | states[level].get("cell", set()) | states[level].get("unit", set())
+        assert real == {(r, c) for r in range(h) for c in range(w)}  # padding cells are drawn as padding
+        assert all(not (0 <= r < h and 0 <= c < w) for r, c in states[level].get("pad", set()))
+        if level < depth:
+            assert states[level].get("fp", set()) == drawing.cells[level]
+            touched = {(r, c) for r in drawing.rows[level] for c in drawing.cols[level]}
+            assert states[level].get("fppad", set()) == {cell for cell in touched if cell not in real}
+    image = Image.open(tmp_path / "rf.png").convert("RGB")
+    assert len(image.getcolors(1 << 20)) > 10
+    orange = np.all(np.abs(np.asarray(image, np.int16) - (0xf2, 0x8e, 0x2b)) < 8, axis=-1).sum()
+    assert orange > 100  # the footprint is visible in the written PNG
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rf.png"]
+
+
+def test_svg_carries_the_cell_ids(tmp_path):
+    drawing = draw("c3d2x8,c3d2x8", tmp_path / "rf.svg", input_size=9)
+    text = (tmp_path / "rf.svg").read_text()
+    assert text.lstrip().startswith("<?xml") and "<svg" in text
+    for r, c in drawing.cells[0]:
+        assert f'id="map0:r{r}:c{c}:fp"' in text
+    assert text.count(':fp"') == sum(len(cells) for cells in drawing.cells[:-1])
+
+
+def test_gif_steps_layer_by_layer(tmp_path):
+    draw("c3x8,c3x8,c3x8", tmp_path / "rf.gif", input_size=7)
+    image = Image.open(tmp_path / "rf.gif")
+    assert image.format == "GIF" and image.n_frames == 4  # top unit alone, then one more map per frame
+    frames = []
+    for i in range(image.n_frames):
+        image.seek(i)
+        frames.append(np.asarray(image.convert("RGB"), np.int16))
+    orange = [np.all(np.abs(f - (0xf2, 0x8e, 0x2b)) < 8, axis=-1).sum() for f in frames]
+    assert orange[0] == 0 and orange[1] < orange[2] < orange[3]
+
+
+def test_large_input_gets_a_schematic(tmp_path):
+    text = "c7s2p3x64,mp3s2p1,c3x64,c3x64,c3s2x128,c3x128"
+    drawing = draw(text, tmp_path / "rf.png", input_size=224)
+    assert drawing.mode == "schematic"
+    result = rfsweep.analyze(text, 224)
+    (lo, hi), _ = rf_interval(result, drawing.unit)
+    assert (drawing.rows[0][0], drawing.rows[0][-1]) == (lo, hi)
+    ax = drawing.figure.axes[0]
+    assert len(ax.get_yticks()) == 7  # one row per map
+    marked = [c for c in ax.collections if (c.get_gid() or "").startswith("trace:")]
+    xs = {int(c.get_gid().split(":")[1]): sorted(float(x) for x, _ in c.get_offsets()) for c in marked}
+    assert xs[0] == [float(r) for r in drawing.inside(0)[0]]  # input row: exactly the traced pixels
+    deep = "," .join(["c3x8"] * 12)
+    assert draw(deep, tmp_path / "deep.png", input_size=16).mode == "schematic"
+    assert draw("c3x8,c3x8", None, input_size=40).mode == "schematic"
+    assert draw("c3x8,c3x8", None, input_size=40, mode="grid").mode == "grid"
+
+
+# ---------------------------------------------------------------- CLI
+
+def test_cli_draw(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "draw", "c3x8,c3x8,c3x8", "--input-size", "7", "-o", tmp_path / "rf.png")
+    assert code == 0, err
+    assert "unit (3, 3) of layer 3 sees input rows 0..6, cols 0..6" in out
+    assert (tmp_path / "rf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, err = run_cli(capsys, "draw", "c3x8,c3x8", "--input-size", "7", "--unit", "0,6",
+                             "-o", tmp_path / "corner.svg")
+    assert code == 0 and "rows 0..2, cols 4..6" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--unit", "7,0"], "outside the top map"),
+    (["--unit", "3"], "--unit must be I,J"),
+    (["--unit", "a,b"], "--unit must be I,J"),
+    (["-o", "{tmp}/missing/rf.png"], "output directory does not exist"),
+    (["-o", "{tmp}/rf.jpg"], "use .png, .svg or .gif"),
+    (["--mode", "fancy"], "fancy"),
+])
+def test_cli_draw_bad_input(tmp_path, capsys, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "-o" not in args:
+        args += ["-o", str(tmp_path / "rf.png")]
+    code, out, err = run_cli(capsys, "draw", "c3x8,c3x8,c3x8", "--input-size", "7", *args)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stack", ["c3x8,c9p0x8", "c3x8,zz", "missing.json"])
+def test_cli_draw_bad_stack(tmp_path, capsys, stack):
+    code, _, err = run_cli(capsys, "draw", stack, "--input-size", "7", "-o", tmp_path / "rf.png")
+    assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_matplotlib_names_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
+    code, _, err = run_cli(capsys, "draw", "c3x8", "--input-size", "7", "-o", tmp_path / "rf.png")
+    assert code == 2 and 'pip install -e ".[plot]"' in err and len(err.strip().splitlines()) == 1

@@ -239,10 +239,17 @@ def _front_figure(go, sample, front, column: str, stacks: dict, label: str):
     return figure
 
 
+def _gaps(counts) -> np.ndarray:
+    """Zero counts as gaps (NaN) on a log axis."""
+    values = np.asarray(counts, np.float64)
+    values[values == 0] = np.nan
+    return values
+
+
 def _distribution_figures(go, dist):
     rf_fig = go.Figure(layout={"template": TEMPLATE})
     for d, counts in dist["rf"].items():
-        rf_fig.add_trace(go.Scatter(x=np.asarray(dist["rf_values"]), y=counts, mode="lines+markers",
+        rf_fig.add_trace(go.Scatter(x=np.asarray(dist["rf_values"]), y=_gaps(counts), mode="lines+markers",
                                     name=f"depth {d}", marker={"size": 4}))
     rf_fig.update_layout(xaxis={"title": "receptive field (px)"}, yaxis={"title": "stacks", "type": "log"},
                          height=380, margin={"l": 60, "r": 20, "t": 30, "b": 50})
@@ -251,7 +258,7 @@ def _distribution_figures(go, dist):
     if edges.size:
         centres = np.sqrt(edges[:-1] * edges[1:])
         for d, counts in dist["params"].items():
-            params_fig.add_trace(go.Scatter(x=centres, y=counts, mode="lines+markers", name=f"depth {d}",
+            params_fig.add_trace(go.Scatter(x=centres, y=_gaps(counts), mode="lines+markers", name=f"depth {d}",
                                             marker={"size": 4}))
     params_fig.update_layout(xaxis={"title": "params (log bins)", "type": "log"},
                              yaxis={"title": "stacks", "type": "log"}, height=380,
@@ -275,7 +282,7 @@ def _compare_figure(go, compared):
 def _fmt(value) -> str:
     value = _int(value)
     if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value).lower()
+        return "none" if value is None else str(value).lower()
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):

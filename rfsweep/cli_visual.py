@@ -58,7 +58,7 @@ def report(
     sweep_file: Annotated[Path, typer.Argument(metavar="SWEEP", help="a sweep Parquet file, or a directory of parts")],
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write", show_default=False)],
     top: Annotated[int, typer.Option(min=1, max=10_000, help="rows in the sortable table")] = 50,
-    sample: Annotated[int, typer.Option(min=0, max=20_000, help="background points per front plot")] = 2000,
+    sample: Annotated[int, typer.Option(min=0, max=20_000, help="background points per front plot")] = 1500,
     allow_incomplete: Annotated[bool, typer.Option(
         "--allow-incomplete", help="accept a directory without the manifest of a finished run")] = False,
 ):

@@ -92,7 +92,7 @@ def _explain_rows(stack, result) -> dict:
     total = result["total"]
     rows.append(["", "total", "", "", "", "", *(cell(total[key]) for key in (
         "out_size", "out_channels", "jump", "rf", "start", "params", "macs"))])
-    return {"rows": rows, "eff_padding": cell(total["eff_padding"]), "flops": total["flops"]}
+    return {"rows": rows, "eff_padding": cell(total["eff_padding"])}
 
 
 def _stacks(spec, ids) -> dict[int, object]:
@@ -365,7 +365,7 @@ PAGE_SCRIPT = """
     entry.rows.forEach(function (row) {
       html += '<tr>' + row.map(function (v) { return '<td>' + cell(v) + '</td>'; }).join('') + '</tr>';
     });
-    html += '</tbody></table><p>effective padding ' + cell(entry.eff_padding) + ', FLOPs ' + cell(entry.flops) + '</p>';
+    html += '</tbody></table><p>effective padding ' + cell(entry.eff_padding) + '; FLOPs = 2 x MACs</p>';
     panel.innerHTML = html;
     panel.dataset.shown = String(id);
   }
@@ -439,7 +439,7 @@ tr.single td { color: #666; font-style: italic; }
 """
 
 
-def build_report(path, top: int = 50, sample: int = 2000, allow_incomplete: bool = False) -> tuple[str, dict]:
+def build_report(path, top: int = 50, sample: int = 1500, allow_incomplete: bool = False) -> tuple[str, dict]:
     """The report page for sweep `path` as an HTML string, and a summary dict (rows, front sizes)."""
     go = _plotly()
     import plotly.io as pio
@@ -525,7 +525,7 @@ to sort, a row for its explain table.</p>
     return page, info
 
 
-def write_report(path, out, top: int = 50, sample: int = 2000, allow_incomplete: bool = False) -> dict:
+def write_report(path, out, top: int = 50, sample: int = 1500, allow_incomplete: bool = False) -> dict:
     """Write the report of sweep `path` to `out` (.html) atomically; returns the summary with "bytes"."""
     from .writer import atomic_output
 

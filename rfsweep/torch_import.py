@@ -126,6 +126,7 @@ class Val:
     meta: torch.Tensor
     hw: tuple | None
     chans: tuple
+    plain: bool = True  # channels in the order `node` produced them (no shuffle since)
 
     @property
     def spatial(self) -> bool:
@@ -141,6 +142,18 @@ class Builder:
         self.used: set[str] = {INPUT}
         self.input_size = input_size
         self.in_channels = in_channels
+        self.concat_parts: dict[str, list] = {}  # concat node -> [(input node, channels)]
+
+    def slice_source(self, x, start: int, stop: int):
+        """(node, [start, stop)) to slice: a slice inside one part of a concat reads that part
+        directly, so its RF is that part's, not the union over the concat (exact per channel)."""
+        parts = self.concat_parts.get(x.node) if x.plain else None
+        offset = 0
+        for node, channels in parts or ():
+            if offset <= start and stop <= offset + channels:
+                return node, [start - offset, stop - offset]
+            offset += channels
+        return x.node, [start, stop]
 
     def unique(self, name: str) -> str:
         name = name or "op"
@@ -440,7 +453,7 @@ def op_same(b, name, args, kwargs, out, note):
     x = _val_of(args[0] if args else kwargs.get("input", kwargs.get("self")), note, name)
     if isinstance(out, torch.Tensor) and out.shape != x.meta.shape:
         raise _fail(note, name, "it changes the shape")
-    return Val(x.node, out, x.hw, x.chans)
+    return Val(x.node, out, x.hw, x.chans, x.plain)
 
 
 def op_linear(b, name, args, kwargs, out, note):
@@ -505,6 +518,8 @@ def op_cat(b, name, args, kwargs, out, note):
         if (v.hw, v.chans) != (ref.hw, ref.chans) or dim not in v.chans or len(v.chans) != 1:
             raise _fail(note, name, f"concatenation along dim {a['dim']}, not the channels")
     node = b.emit(name, "concat", [v.node for v in vals], any(v.spatial for v in vals), note)
+    if all(v.plain for v in vals):
+        b.concat_parts[node] = [(v.node, int(v.meta.shape[dim])) for v in vals]
     return Val(node, out, ref.hw, ref.chans)
 
 
@@ -524,7 +539,8 @@ def op_split(b, name, args, kwargs, out, note):
         size = piece.shape[dim] if piece.dim() == x.meta.dim() else 1
         if size == 0:
             raise _fail(note, name, "an empty piece")
-        node = b.emit(f"{name}.{i}", "slice", [x.node], x.spatial, note, channels=[start, start + size])
+        source, bounds = b.slice_source(x, start, start + size)
+        node = b.emit(f"{name}.{i}", "slice", [source], x.spatial, note, channels=bounds)
         if piece.dim() == x.meta.dim():
             pieces.append(Val(node, piece, x.hw, x.chans))
         else:  # unbind drops the dim
@@ -569,7 +585,8 @@ def op_getitem(b, name, args, kwargs, out, note):
                 raise _fail("indexing", name, "an empty channel slice")
             if (start, stop) == (0, size):
                 continue
-            node = b.emit(name, "slice", [cur_val.node], x.spatial, "getitem", channels=[start, stop])
+            source, bounds = b.slice_source(cur_val, start, stop)
+            node = b.emit(name, "slice", [source], x.spatial, "getitem", channels=bounds)
             cur_val = Val(node, out, x.hw, x.chans)
             continue
         if x.hw is not None and dim in x.hw and isinstance(item, slice) and item.start in (None, 0) \
@@ -624,7 +641,7 @@ def _reshaped(b, name, x: Val, out, note):
         all(s[d] > 1 for d in x.hw if d is not None)
     if keeps:
         chans = tuple(j for j in range(1, len(t)) if j not in new_hw)
-        return Val(x.node, out, new_hw, chans)
+        return Val(x.node, out, new_hw, chans, x.plain and len(chans) == 1 and len(x.chans) == 1)
     if hw_sizes == [1, 1] and batch_ok and len(t) >= 2 and t[-2:] == (1, 1) and len(t) in (3, 4):
         return Val(x.node, out, (None, len(t) - 1) if len(t) == 3 else (len(t) - 2, len(t) - 1), (1,))
     if batch_ok and len(t) == 2:  # the map becomes a vector: a flatten head
@@ -661,7 +678,7 @@ def op_permute(b, name, args, kwargs, out, note):
         return Val(x.node, out, None, tuple(range(1, nd)))
     hw = tuple(None if d is None else where_now[d] for d in x.hw)
     chans = tuple(sorted(where_now[d] for d in x.chans))
-    return Val(x.node, out, hw, chans)
+    return Val(x.node, out, hw, chans, x.plain and len(chans) == 1)
 
 
 def op_pad(b, name, args, kwargs, out, note):

@@ -446,6 +446,9 @@ def _stacks_of_rows(table, metadata: dict | None, path, input_size, in_channels)
     """Rebuild each row's stack: from the spec in the metadata and config_id, else a 'stack' column."""
     names = table.schema.names
     spec_dict = (metadata or {}).get("spec")
+    if isinstance(spec_dict, dict) and "stage" in spec_dict:
+        raise RfsweepError(f"{path}: a block/stage design space; timing its rows is not supported yet "
+                           "(time a network with `rfsweep bench` on its JSON instead)")
     if isinstance(spec_dict, dict) and "config_id" in names:
         from .grid import GridSpec
         from .layers import build_stack

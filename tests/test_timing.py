@@ -457,6 +457,11 @@ def test_measure_refuses_files_it_cannot_rebuild(capsys, tmp_path, small_sweep):
     pq.write_table(pa.table({"config_id": [1, 2], "params": [3, 4]}), plain)
     code, _, err = run_cli(capsys, "measure", plain, "-o", tmp_path / "o.parquet")
     assert code == 2 and "cannot rebuild the stacks" in _one_line(err)
+    staged = tmp_path / "staged.parquet"
+    pq.write_table(pa.table({"config_id": [1]}).replace_schema_metadata(
+        {b"rfsweep": json.dumps({"spec": {"stage": [{"block": ["basic"]}]}}).encode()}), staged)
+    code, _, err = run_cli(capsys, "measure", staged, "-o", tmp_path / "o.parquet")
+    assert code == 2 and "stage" in _one_line(err)
     code, _, err = run_cli(capsys, "measure", small_sweep, "--sort-by", "nope", "-o", tmp_path / "o.parquet")
     assert code == 2 and "nope" in _one_line(err)
     code, _, err = run_cli(capsys, "measure", small_sweep, "-o", tmp_path / "missing" / "o.parquet")

@@ -193,7 +193,16 @@ def _parse_node(raw, position: int, previous: str, seen: set[str]) -> dict:
 
 @dataclass
 class Facts:
-    """What one node's output map is: per-axis (h, w) tuples, then channels and costs."""
+    """What one node's output map is: per-axis (h, w) tuples, then channels and costs.
+
+    `rf`/`start` describe the part of the field that moves with the unit
+    (unit i sees it shifted by i*jump). A broadcast input (a squeeze-excitation
+    gate: one vector for every unit) adds a part that does not move: `fixed`,
+    per axis an interval (lo, hi) of input pixels or None, passed on unchanged
+    by later layers. What a unit sees is the union of both (`seen`). Likewise
+    `rf_min` is the narrowest moving path and `fixed_min` the narrowest path
+    through a gate (a width that no later layer grows); `narrowest` is the smaller.
+    """
 
     n: tuple
     rf: tuple
@@ -210,6 +219,27 @@ class Facts:
     layer: Layer | None = None
     pads: tuple | None = None  # ((top, bottom), (left, right)) as resolved for this input size
     depends_on_input: bool = False  # TF 'SAME' padding that changes with the input size
+    fixed: tuple = (None, None)
+    fixed_min: tuple = (None, None)
+
+    def seen(self, a: int) -> tuple:
+        """(rf, start) of everything unit 0 sees along axis a: the moving and the fixed part."""
+        if self.fixed[a] is None:
+            return self.rf[a], self.start[a]
+        lo, hi = self.fixed[a]
+        return union_interval(self.start[a], self.rf[a], (lo + hi) / 2.0, hi - lo + 1)
+
+    def narrowest(self, a: int) -> int:
+        """rf_min along axis a over every path, gated ones included."""
+        gate = self.fixed_min[a]
+        return self.rf_min[a] if gate is None else min(self.rf_min[a], gate)
+
+    def seen_pair(self) -> tuple:
+        return tuple(zip(*(self.seen(a) for a in range(2))))  # ((rf_h, rf_w), (start_h, start_w))
+
+    def carried(self) -> dict:
+        """The fields a layer or pass-through node hands on unchanged (the fixed parts)."""
+        return {"fixed": self.fixed, "fixed_min": self.fixed_min}
 
 
 def _input_facts(graph: Graph) -> Facts:
@@ -268,7 +298,7 @@ def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mod
                            ("start_min", shift_start(f.start_min[a], f.jump[a], k, p_before, d)),
                            ("mean", shift_start(f.mean[a], f.jump[a], k, p_before, d))):
             out[key].append(value)
-    return {key: tuple(values) for key, values in out.items()}
+    return {**{key: tuple(values) for key, values in out.items()}, **f.carried()}
 
 
 def _layer_node(node: dict, f: Facts, where: str) -> Facts:
@@ -317,18 +347,30 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                 raise RfsweepError(f"{where}: inputs are not aligned: jumps differ ("
                                    + ", ".join(f"{name} {f.jump[a]}" for name, f in zip(names, ins)
                                                if f.n[a] > 1) + "); the network is not aligned")
+    # a 1x1 input on a larger map is one vector for every unit: its whole field stays put
+    broadcast = [f.n == (1, 1) and main.n != (1, 1) for f in ins]
+    moving = [f for f, fixed in zip(ins, broadcast) if not fixed]
     weights = [f.channels for f in ins] if kind == "concat" else [1] * len(ins)
     total = sum(weights)
-    out = {key: [] for key in ("rf", "rf_min", "start", "start_min", "var", "mean")}
+    out = {key: [] for key in ("rf", "rf_min", "start", "start_min", "var", "mean", "fixed", "fixed_min")}
     for a in range(2):
-        rf, start = ins[0].rf[a], ins[0].start[a]
-        for f in ins[1:]:
+        rf, start = moving[0].rf[a], moving[0].start[a]
+        for f in moving[1:]:
             rf, start = union_interval(start, rf, f.start[a], f.rf[a])
-        narrow = min(ins, key=lambda f: f.rf_min[a])
+        fixed = [f.fixed[a] for f in moving if f.fixed[a] is not None]
+        for f, gate in zip(ins, broadcast):
+            if gate:
+                seen_rf, seen_start = f.seen(a)
+                fixed.append((seen_start - (seen_rf - 1) / 2.0, seen_start + (seen_rf - 1) / 2.0))
+        fixed_part = (min(lo for lo, _ in fixed), max(hi for _, hi in fixed)) if fixed else None
+        narrow = min(moving, key=lambda f: f.rf_min[a])
+        gated = [f.fixed_min[a] for f in moving if f.fixed_min[a] is not None]
+        gated += [f.narrowest(a) for f, gate in zip(ins, broadcast) if gate]
         mean = sum(w * f.mean[a] for w, f in zip(weights, ins)) / total
         var = sum(w * (f.var[a] + (f.mean[a] - mean) ** 2) for w, f in zip(weights, ins)) / total
         for key, value in (("rf", rf), ("start", start), ("rf_min", narrow.rf_min[a]),
-                           ("start_min", narrow.start_min[a]), ("var", var), ("mean", mean)):
+                           ("start_min", narrow.start_min[a]), ("var", var), ("mean", mean),
+                           ("fixed", fixed_part), ("fixed_min", min(gated) if gated else None)):
             out[key].append(value)
     return Facts(n=main.n, jump=main.jump, channels=channels, spatial=any(f.spatial for f in ins),
                  **{key: tuple(values) for key, values in out.items()})
@@ -342,7 +384,7 @@ def _node_facts(node: dict, ins: list[Facts], names: list[str], where: str) -> F
         return _merge_node(node, ins, names, where)
     f = ins[0]
     same = dict(n=f.n, rf=f.rf, rf_min=f.rf_min, jump=f.jump, start=f.start, start_min=f.start_min,
-                var=f.var, mean=f.mean)
+                var=f.var, mean=f.mean, **f.carried())
     if kind in ("identity", "relu"):
         return Facts(**same, channels=f.channels, spatial=f.spatial)
     if kind == "bn":
@@ -443,9 +485,9 @@ def border_layers(graph: Graph, facts: dict[str, Facts]) -> tuple[list[str], lis
         f = facts.get(node["name"])
         if f is None or node["type"] not in LAYER_NODES or not f.spatial:
             continue
-        if all(f.rf_min[a] > size[a] for a in range(2)):
+        if all(f.narrowest(a) > size[a] for a in range(2)):
             unproductive.append(node["name"])
-        elif any(f.rf[a] > size[a] for a in range(2)):
+        elif any(f.seen(a)[0] > size[a] for a in range(2)):
             critical.append(node["name"])
     return unproductive, critical
 
@@ -467,7 +509,7 @@ def rf_path(graph: Graph, facts: dict[str, Facts], end_point: str, widest: bool 
             if item == INPUT:
                 return 1
             f = facts[item]
-            return (f.rf[0] * f.rf[1]) if widest else (f.rf_min[0] * f.rf_min[1])
+            return (f.seen(0)[0] * f.seen(1)[0]) if widest else (f.narrowest(0) * f.narrowest(1))
         name = max(inputs, key=size) if widest else min(inputs, key=size)
     return path[::-1]
 
@@ -502,20 +544,24 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
             row["channels"] = list(node["channels"])
         if f.depends_on_input:
             row["padding_depends_on_input"] = True
-        row.update(out_size=axis_value(f.n), out_channels=f.channels, rf=axis_value(f.rf),
-                   rf_min=axis_value(f.rf_min), jump=axis_value(f.jump), start=axis_value(f.start),
+        rf, start = f.seen_pair()
+        row.update(out_size=axis_value(f.n), out_channels=f.channels, rf=axis_value(rf),
+                   rf_min=axis_value((f.narrowest(0), f.narrowest(1))), jump=axis_value(f.jump),
+                   start=axis_value(start),
                    params=f.params, macs=f.macs, flops=2 * f.macs, spatial=f.spatial)
         rows.append(row)
     end = facts[output]
     macs = sum(f.macs for f in facts.values())
     erf_std = tuple(math.sqrt(v) for v in end.var)
     unproductive, critical = border_layers(graph, facts)
-    total = {"rf": axis_value(end.rf), "rf_min": axis_value(end.rf_min), "jump": axis_value(end.jump),
-             "start": axis_value(end.start), "out_size": axis_value(end.n), "out_channels": end.channels,
-             "eff_padding": axis_value(tuple((r - 1) / 2 - s for r, s in zip(end.rf, end.start))),
+    end_rf, end_start = end.seen_pair()
+    total = {"rf": axis_value(end_rf), "rf_min": axis_value((end.narrowest(0), end.narrowest(1))),
+             "jump": axis_value(end.jump),
+             "start": axis_value(end_start), "out_size": axis_value(end.n), "out_channels": end.channels,
+             "eff_padding": axis_value(tuple((r - 1) / 2 - s for r, s in zip(end_rf, end_start))),
              "params": sum(f.params for f in facts.values()), "macs": macs, "flops": 2 * macs,
              "erf_std": axis_value(erf_std),
-             "erf_ratio": axis_value(tuple(erf_ratio(s, r) for s, r in zip(erf_std, end.rf)))}
+             "erf_ratio": axis_value(tuple(erf_ratio(s, r) for s, r in zip(erf_std, end_rf)))}
     return {"input": {"size": axis_value(graph.input_size), "channels": graph.in_channels},
             "output": output, "nodes": rows, "total": total,
             "unproductive": unproductive, "critical": critical,

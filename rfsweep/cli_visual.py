@@ -21,7 +21,9 @@ DRAW_HELP = (
     "OUT is .png, .svg or .gif (the .gif steps layer by layer). Small inputs (every map with its "
     "padding at most 32 cells a side, at most 8 layers) are drawn as grids; larger or deeper "
     "networks as a schematic: one row per layer on the input-pixel axis, the RF of a traced unit as "
-    "a bar and the layer's unit centres as ticks spaced by its jump. Needs rfsweep[plot].")
+    "a bar and the layer's unit centres as ticks spaced by its jump. Multi-path networks (a JSON graph "
+    "with \"nodes\") are drawn as a schematic with one row per node that --end-point reads from. "
+    "Needs rfsweep[plot].")
 
 REPORT_HELP = (
     "Write one self-contained HTML page about a sweep file (or directory): counts and spec, the "
@@ -42,16 +44,19 @@ def draw(
     unit: Annotated[Optional[str], typer.Option(help="row,column of the traced unit in the top map, 0-based "
                                                      "[default: the centre]")] = None,
     mode: Annotated[ModeChoice, typer.Option(help="grid, schematic, or auto (grid for small maps)")] = "auto",
+    end_point: Annotated[Optional[str], typer.Option(
+        help="multi-path networks: trace a unit of this node [default: the network's output]")] = None,
 ):
     from .draw import draw as draw_picture, parse_unit
 
     drawing = draw_picture(stack, output, unit=parse_unit(unit), input_size=input_size,
-                           in_channels=in_channels, mode=mode)
+                           in_channels=in_channels, mode=mode, end_point=end_point)
     rows, cols = drawing.inside(0)
     seen = (f"input rows {rows[0]}..{rows[-1]}, cols {cols[0]}..{cols[-1]}" if rows and cols
             else "only padding")
     i, j = drawing.unit
-    print(f"wrote {output} ({drawing.mode}): unit ({i}, {j}) of layer {len(drawing.sizes) - 1} sees {seen}")
+    where = f"node {drawing.names[-1]!r}" if drawing.names else f"layer {len(drawing.sizes) - 1}"
+    print(f"wrote {output} ({drawing.mode}): unit ({i}, {j}) of {where} sees {seen}")
 
 
 def report(

@@ -52,8 +52,9 @@ class Drawing:
     unit: the chosen (row, col) of the top map.
     rows, cols: per map, the sorted row / column indices the traced footprint
         touches on that map, padding included (indices < 0 or >= size).
-    cells: per map, the (row, col) cells of the footprint inside the map.
+    cells: per map, the (row, col) cells of the footprint inside the map (chains).
     mode: "grid" or "schematic"; figure: the last matplotlib Figure drawn.
+    names: for a multi-path network, the node name of every level ("input" first).
     """
 
     sizes: list[tuple[int, int]]
@@ -64,6 +65,7 @@ class Drawing:
     figure: object = None
     path: Path | None = None
     cells: list[set[tuple[int, int]]] = field(default_factory=list)
+    names: list[str] | None = None
 
     def inside(self, level: int) -> tuple[list[int], list[int]]:
         """Footprint rows and columns of map `level` inside the map (padding dropped)."""
@@ -156,6 +158,106 @@ def _footprint(resolved, sizes, unit) -> Drawing:
     return Drawing(sizes=sizes, unit=(i, j), rows=rows, cols=cols, mode="", cells=cells)
 
 
+def _graph_of(stack, input_size, in_channels):
+    """The Graph when `stack` is a multi-path network (a dict or JSON file with "nodes"), else None."""
+    if isinstance(stack, (list, tuple)) or (isinstance(stack, str) and not stack.endswith(".json")
+                                            and "/" not in stack and not Path(stack).is_file()):
+        return None  # a compact string or a list of layers: a chain
+    try:
+        from .graph import load_graph
+    except ImportError:  # an rfsweep without multi-path networks
+        return None
+    graph = load_graph(stack, input_size, in_channels)
+    return graph if graph.chain is None else None
+
+
+def walk_graph(graph, facts: dict, end_point: str, unit) -> dict[str, list[list[int]]]:
+    """Per node (and "input"), per axis, the sorted indices the footprint of `unit` touches.
+
+    The same explicit windows as `walk_axis`, node by node in reverse order: a
+    window node reads o*s - p_before + t*d of its input, a pad node o - p_before,
+    merges and pass-through nodes the same indices of every input (a 1x1 input
+    broadcast over a larger map: its unit 0), global pooling and flatten the
+    whole input map. Only indices inside a node's map read further.
+    """
+    from .graph import INPUT, LAYER_NODES
+
+    order = [node for node in graph.nodes if node["name"] in facts]
+    sizes = {INPUT: tuple(graph.input_size), **{name: tuple(f.n) for name, f in facts.items()}}
+    sets = {name: (set(), set()) for name in sizes}
+    for a in (0, 1):
+        sets[end_point][a].add(unit[a])
+    for node in reversed(order):
+        name, kind = node["name"], node["type"]
+        f = facts[name]
+        for a in (0, 1):
+            live = {o for o in sets[name][a] if 0 <= o < sizes[name][a]}
+            if not live:
+                continue
+            for source in node["inputs"]:
+                n_in = sizes[source][a]
+                target = sets[source][a]
+                if kind in LAYER_NODES:
+                    k, s, d = f.layer.kernel[a], f.layer.stride[a], f.layer.dilation[a]
+                    before = f.pads[a][0]
+                    target.update(o * s - before + t * d for o in live for t in range(k))
+                elif kind == "pad":
+                    target.update(o - f.pads[a][0] for o in live)
+                elif kind == "global_pool" or (kind == "flatten" and sizes[source] != (1, 1)):
+                    target.update(range(n_in))
+                elif n_in == 1 and sizes[name][a] != 1:  # a broadcast gate
+                    target.add(0)
+                else:
+                    target.update(live)
+    return {name: [sorted(sets[name][0]), sorted(sets[name][1])] for name in sizes}
+
+
+def _graph_footprint(graph, unit, end_point):
+    """Drawing and schematic rows of a multi-path network: the input, then every node the
+    end-point reads from, in the graph's order."""
+    from .graph import INPUT, PASS_NODES, evaluate
+
+    end = end_point or graph.output
+    if end not in graph.names:
+        raise RfsweepError(f"--end-point {end!r} is not a node of the network (nodes: "
+                           f"{', '.join(graph.names[:12])}{', ...' if len(graph.names) > 12 else ''})")
+    facts = evaluate(graph, end)
+    top = facts[end].n
+    if unit is None:
+        unit = ((top[0] - 1) // 2, (top[1] - 1) // 2)
+    if not (0 <= unit[0] < top[0] and 0 <= unit[1] < top[1]):
+        raise RfsweepError(f"--unit {unit[0]},{unit[1]} is outside the map of {end!r}, which is {top[0]}x{top[1]} "
+                           f"(rows 0..{top[0] - 1}, columns 0..{top[1] - 1})")
+    touched = walk_graph(graph, facts, end, unit)
+    shown = [node for node in graph.nodes if node["name"] in facts
+             and (node["type"] not in PASS_NODES or node["name"] == end)]  # activations, norms: no rows
+    names = [INPUT] + [node["name"] for node in shown]
+    levels = [{"label": "input", "start": 0.0, "rf": 1, "jump": 1}]
+    for node in shown:
+        f = facts[node["name"]]
+        inputs = node["inputs"]
+        label = f"{_short(node['name'], 26)} {node['type']}"
+        if len(inputs) > 1:
+            label += f" of {len(inputs)}"
+        elif inputs[0] != _previous(graph, node):
+            label += f" <- {_short(inputs[0], 14)}"
+        levels.append({"label": label, "start": f.start[0],
+                       "rf": f.rf[0], "jump": f.jump[0]})
+    sizes = [tuple(graph.input_size)] + [tuple(facts[name].n) for name in names[1:]]
+    drawing = Drawing(sizes=sizes, unit=tuple(unit), rows=[touched[name][0] for name in names],
+                      cols=[touched[name][1] for name in names], mode="schematic", names=names)
+    return drawing, levels
+
+
+def _short(name: str, limit: int = 30) -> str:
+    return name if len(name) <= limit else "..." + name[-(limit - 3):]
+
+
+def _previous(graph, node) -> str:
+    position = graph.names.index(node["name"])
+    return graph.names[position - 1] if position else "input"
+
+
 def _choose_mode(resolved, sizes, mode: str) -> str:
     if mode != "auto":
         return mode
@@ -204,14 +306,16 @@ class _Atomic:
 
 
 def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: str = "auto",
-         dpi: int = 100) -> Drawing:
+         dpi: int = 100, end_point: str | None = None) -> Drawing:
     """Draw the footprint of one top unit of `stack`; write it to `out` (.png, .svg, .gif) if given.
 
     `stack` is anything `rfsweep.analyze` takes; `unit` is (row, col) of the
     top map (default: its centre); mode "auto" picks "grid" for small maps
     (every map with its padding at most 32 cells a side, at most 8 layers)
-    and "schematic" otherwise. A .gif steps layer by layer. Returns a
-    Drawing with the traced index sets and the figure.
+    and "schematic" otherwise. A .gif steps layer by layer. Multi-path
+    networks (a graph with "nodes") are drawn as a schematic with one row per
+    node that the end-point (default: the graph's output) reads from.
+    Returns a Drawing with the traced index sets and the figure.
     """
     if mode not in ("auto", "grid", "schematic"):
         raise RfsweepError(f"mode must be auto, grid or schematic, got {mode!r}")
@@ -219,17 +323,38 @@ def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: st
     if out is not None:
         out, kind = _check_output(out)
     Figure, Canvas = _matplotlib()
-    resolved, result, sizes = _resolve(stack, input_size, in_channels)
-    drawing = _footprint(resolved, sizes, unit)
-    drawing.mode = _choose_mode(resolved, sizes, mode)
-    render = _render_grid if drawing.mode == "grid" else _render_schematic
-    depth = len(resolved.layers)
-    figsize = _grid_size(resolved, sizes) if drawing.mode == "grid" else (10, 1.2 + 0.55 * (depth + 1))
+    graph = _graph_of(stack, input_size, in_channels)
+    if graph is not None:
+        if mode == "grid":
+            raise RfsweepError("multi-path networks are drawn as a schematic: use --mode schematic or auto")
+        drawing, levels = _graph_footprint(graph, unit, end_point)
+        drawing.mode = "schematic"
+        title = graph.name or "network"
+        depth = len(drawing.sizes) - 1
+
+        def render(figure, shown):
+            _render_schematic(figure, title, levels, drawing, shown)
+    else:
+        if end_point is not None:
+            raise RfsweepError("--end-point names a node of a multi-path network; a stack is drawn whole")
+        resolved, result, sizes = _resolve(stack, input_size, in_channels)
+        drawing = _footprint(resolved, sizes, unit)
+        drawing.mode = _choose_mode(resolved, sizes, mode)
+        depth = len(resolved.layers)
+        levels = _chain_levels(resolved, result)
+
+        def render(figure, shown):
+            if drawing.mode == "grid":
+                _render_grid(figure, resolved, result, drawing, shown)
+            else:
+                _render_schematic(figure, resolved.name or resolved.compact(), levels, drawing, shown)
+    figsize = (_grid_size(resolved, sizes) if drawing.mode == "grid"
+               else (10, 1.8 + 0.5 * (depth + 1) if depth < 40 else 1.8 + 0.25 * (depth + 1)))
 
     def figure_for(shown: int):
         figure = Figure(figsize=figsize, dpi=dpi)
         Canvas(figure)
-        render(figure, resolved, result, drawing, shown)
+        render(figure, shown)
         return figure
 
     drawing.figure = figure_for(depth)
@@ -381,34 +506,37 @@ def _render_grid(figure, resolved, result, drawing: Drawing, shown: int) -> None
 
 # ---------------------------------------------------------------- schematic
 
-def _render_schematic(figure, resolved, result, drawing: Drawing, shown: int) -> None:
+def _chain_levels(resolved, result) -> list[dict]:
+    """Schematic rows of a chain: label, and the height axis's start, rf and jump of each map."""
+    def h(value):
+        return value[0] if isinstance(value, list) else value
+
+    levels = [{"label": "input", "start": 0.0, "rf": 1, "jump": 1}]
+    for index, (layer, row) in enumerate(zip(resolved.layers, result["layers"]), start=1):
+        levels.append({"label": f"{index} {_label(layer)}", "start": h(row["start"]), "rf": h(row["rf"]),
+                       "jump": h(row["jump"])})
+    return levels
+
+
+def _render_schematic(figure, title: str, levels: list[dict], drawing: Drawing, shown: int) -> None:
     """One row per map on the input-pixel axis (height axis): unit centres as ticks spaced by
     the jump, the traced units marked, and a bar over the RF of the traced unit nearest the centre."""
     from matplotlib.collections import LineCollection
 
-    ax = figure.add_axes((0.2, 0.14, 0.77, 0.74))
+    height = figure.get_size_inches()[1]
+    ax = figure.add_axes((0.24, 0.75 / height, 0.73, 1 - 1.6 / height))
     sizes = drawing.sizes
     depth = len(sizes) - 1
     n = sizes[0][0]
-
-    def h(value):
-        return value[0] if isinstance(value, list) else value
-
-    spans = [(0.0, 1, 1)]  # start, rf, jump of map 0 (the input itself)
-    spans += [(h(row["start"]), h(row["rf"]), h(row["jump"])) for row in result["layers"]]
     i_top = drawing.unit[0]
-    top_start, top_rf, top_jump = spans[-1]
-    centre = top_start + i_top * top_jump
-    lo, hi = centre - (top_rf - 1) / 2, centre + (top_rf - 1) / 2
+    top = levels[-1]
+    centre = top["start"] + i_top * top["jump"]
+    lo, hi = centre - (top["rf"] - 1) / 2, centre + (top["rf"] - 1) / 2
     left, right = min(lo, -0.5) - 2, max(hi, n - 0.5) + 2
     ax.axvspan(-0.5, n - 0.5, color="0.93", zorder=0)
-    labels = []
-    for level in range(depth + 1):
+    for level in range(min(shown, depth) + 1):
         y = level
-        labels.append("input" if level == 0 else f"{level} {_label(resolved.layers[level - 1])}")
-        if level > shown:
-            continue
-        start, rf, jump = spans[level]
+        start, rf, jump = levels[level]["start"], levels[level]["rf"], levels[level]["jump"]
         units = [u for u in range(sizes[level][0]) if left <= start + u * jump <= right]
         if len(units) > 400:  # a dense map: show its spacing, not every tick
             units = units[:: len(units) // 400 + 1]
@@ -423,13 +551,15 @@ def _render_schematic(figure, resolved, result, drawing: Drawing, shown: int) ->
             marks = ax.scatter([start + u * jump for u in traced], [y] * len(traced), s=9,
                                color=UNIT if level == depth else FOOT, zorder=3)
             marks.set_gid(f"trace:{level}")
-        ax.text(right, y + 0.3, f"{sizes[level][0]} units, jump {jump}, RF {rf}", ha="right", va="bottom",
-                fontsize=7, color="0.3")
-    ax.set_yticks(range(depth + 1), labels, fontsize=8 if depth < 16 else 6)
+        if depth < 30:
+            ax.text(right, y + 0.3, f"{sizes[level][0]} units, jump {jump}, RF {rf}", ha="right", va="bottom",
+                    fontsize=7, color="0.3")
+    labels = [level["label"] for level in levels]
+    ax.set_yticks(range(depth + 1), labels, fontsize=8 if depth < 16 else 6 if depth < 40 else 4)
     ax.set_ylim(-0.7, depth + 0.8)
     ax.set_xlim(left, right)
     ax.set_xlabel("input pixel (height axis, 0-indexed centres; shaded: the input, outside it padding)")
     r_in = drawing.inside(0)[0]
-    figure.suptitle(f"{(resolved.name or resolved.compact())[:110]}\nunit row {i_top} of layer {depth}: "
-                    f"RF {top_rf} on the height axis, input rows {r_in[0] if r_in else '-'}..{r_in[-1] if r_in else '-'}"
-                    " (ticks: unit centres, spaced by the jump)", fontsize=9)
+    figure.suptitle(f"{title[:110]}\nunit row {i_top} of {levels[-1]['label'].split(' ')[0]}: "
+                    f"RF {top['rf']} on the height axis, input rows {r_in[0] if r_in else '-'}.."
+                    f"{r_in[-1] if r_in else '-'} (ticks: unit centres, spaced by the jump)", fontsize=9)

@@ -313,3 +313,123 @@ def test_missing_matplotlib_names_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
     code, _, err = run_cli(capsys, "draw", "c3x8", "--input-size", "7", "-o", tmp_path / "rf.png")
     assert code == 2 and 'pip install -e ".[plot]"' in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- multi-path networks (schematic)
+
+def _tf_same(n, k, s, d):
+    """TensorFlow 'SAME' (its documented rule): output ceil(n/s), the smaller half of the padding before."""
+    total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+    return total // 2, total - total // 2
+
+
+def _window(x, k, s, d, pads):
+    """Sum over (dilated) windows of a (batch, H, W) array with per-side zero padding."""
+    padded = np.pad(x, [(0, 0), *pads])
+    k_eff = d * (k - 1) + 1
+    windows = sliding_window_view(padded, (k_eff, k_eff), axis=(1, 2))[:, ::s, ::s, ::d, ::d]
+    return windows.sum(axis=(3, 4))
+
+
+def graph_support(graph: dict, end: str, unit):
+    """Input pixels whose impulse reaches `unit` of node `end`: a numpy forward pass of windows of ones."""
+    n = graph["input_size"]
+    maps = {"input": np.eye(n * n).reshape(n * n, n, n)}
+    previous = "input"
+    for node in graph["nodes"]:
+        ins = [maps[name] for name in node.get("inputs", [previous])]
+        kind = node["type"]
+        if kind in ("conv", "maxpool", "avgpool"):
+            k = node["kernel"]
+            s = node.get("stride", 1 if kind == "conv" else k)
+            d = node.get("dilation", 1)
+            p = node.get("padding", d * (k - 1) // 2 if kind == "conv" else 0)
+            pads = [_tf_same(ins[0].shape[1 + a], k, s, d) for a in (0, 1)] if p == "same_tf" else [(p, p)] * 2
+            out = _window(ins[0], k, s, d, pads)
+        elif kind == "pad":
+            out = np.pad(ins[0], [(0, 0), *[tuple(side) for side in node["padding"]]])
+        elif kind in ("add", "mul"):  # support: a unit depends on every factor (1x1 gates broadcast)
+            out = sum(ins)
+        elif kind == "concat":
+            out = sum(ins)
+        elif kind == "global_pool":
+            out = ins[0].sum(axis=(1, 2), keepdims=True)
+        else:
+            out = ins[0]
+        maps[node["name"]] = out
+        previous = node["name"]
+    n_ = maps[end].shape
+    reached = np.flatnonzero(maps[end][:, unit[0], unit[1]] > 0)
+    return {(int(i // n), int(i % n)) for i in reached}, n_[1:]
+
+
+GRAPHS = {
+    "residual": {"input_size": 12, "in_channels": 4, "nodes": [
+        {"name": "a", "type": "conv", "kernel": 3, "out_channels": 4, "inputs": ["input"]},
+        {"name": "b", "type": "conv", "kernel": 3, "dilation": 2, "out_channels": 4},
+        {"name": "sum", "type": "add", "inputs": ["b", "input"]},
+        {"name": "r", "type": "relu"},
+        {"name": "down", "type": "conv", "kernel": 3, "stride": 2, "padding": "same_tf", "out_channels": 8}]},
+    "inception": {"input_size": 11, "in_channels": 4, "nodes": [
+        {"name": "b1", "type": "conv", "kernel": 1, "out_channels": 2, "inputs": ["input"]},
+        {"name": "b3", "type": "conv", "kernel": 3, "out_channels": 2, "inputs": ["input"]},
+        {"name": "b5", "type": "conv", "kernel": 5, "dilation": 2, "out_channels": 2, "inputs": ["input"]},
+        {"name": "bp", "type": "maxpool", "kernel": 3, "stride": 1, "padding": 1, "inputs": ["input"]},
+        {"name": "cat", "type": "concat", "inputs": ["b1", "b3", "b5", "bp"]},
+        {"name": "down", "type": "conv", "kernel": 3, "stride": 2, "padding": 0, "out_channels": 8}]},
+    "gate": {"input_size": 9, "in_channels": 4, "nodes": [
+        {"name": "c", "type": "conv", "kernel": 3, "out_channels": 4, "inputs": ["input"]},
+        {"name": "squeeze", "type": "global_pool"},
+        {"name": "excite", "type": "conv", "kernel": 1, "out_channels": 4},
+        {"name": "scaled", "type": "mul", "inputs": ["c", "excite"]},
+        {"name": "after", "type": "conv", "kernel": 1, "out_channels": 4}]},
+    "padded": {"input_size": 8, "in_channels": 2, "nodes": [
+        {"name": "p", "type": "pad", "padding": [[1, 2], [0, 1]], "inputs": ["input"]},
+        {"name": "c", "type": "conv", "kernel": 3, "padding": 0, "out_channels": 2},
+        {"name": "d", "type": "conv", "kernel": 2, "stride": 2, "padding": 0, "out_channels": 2}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_graph_footprint_matches_a_forward_impulse_pass(name):
+    graph = GRAPHS[name]
+    end = graph["nodes"][-1]["name"]
+    for unit_seed in range(6):
+        first = draw(graph, mode="schematic")  # the default unit first, then several others
+        top = first.sizes[-1]
+        unit = None if unit_seed == 0 else (unit_seed * 5 % top[0], unit_seed * 3 % top[1])
+        drawing = draw(graph, unit=unit)
+        expected, size = graph_support(graph, end, drawing.unit)
+        assert tuple(size) == drawing.sizes[-1]
+        # per axis, the traced rows / columns are the projections of the impulse support
+        assert drawing.inside(0) == (sorted({r for r, _ in expected}), sorted({c for _, c in expected}))
+        assert drawing.mode == "schematic" and drawing.names[0] == "input" and drawing.names[-1] == end
+        if name == "gate":  # a broadcast gate sees the whole map: no interval to compare (see the test below)
+            continue
+        result = rfsweep.analyze(graph, end_point=end)
+        rf, jump, start = (result["total"][key] for key in ("rf", "jump", "start"))
+        rf, jump, start = (v[0] if isinstance(v, list) else v for v in (rf, jump, start))  # the height axis
+        lo, hi = start + drawing.unit[0] * jump - (rf - 1) / 2, start + drawing.unit[0] * jump + (rf - 1) / 2
+        rows = drawing.inside(0)[0]
+        assert max(lo, 0) <= rows[0] and rows[-1] <= min(hi, graph["input_size"] - 1)
+
+
+def test_graph_gate_sees_the_whole_input():
+    drawing = draw(GRAPHS["gate"], unit=(0, 0))
+    assert drawing.inside(0) == (list(range(9)), list(range(9)))
+
+
+def test_graph_end_point_and_cli(tmp_path, capsys):
+    path = tmp_path / "net.json"
+    path.write_text(__import__("json").dumps(GRAPHS["residual"]))
+    code, out, err = run_cli(capsys, "draw", path, "--end-point", "sum", "-o", tmp_path / "net.png")
+    assert code == 0, err
+    assert "unit (5, 5) of node 'sum' sees input rows 2..8, cols 2..8" in out  # 5 -+ 3: RF 3 + 2*2
+    image = Image.open(tmp_path / "net.png")
+    assert image.size[0] == 1000
+    for args, message in ((["--end-point", "nope"], "not a node"), (["--mode", "grid"], "schematic"),
+                          (["--unit", "0,12"], "outside the map of 'down'")):
+        code, _, err = run_cli(capsys, "draw", path, *args, "-o", tmp_path / "x.png")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "draw", "c3x8", "--end-point", "a", "-o", tmp_path / "x.png")
+    assert code == 2 and "--end-point" in err

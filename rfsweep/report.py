@@ -30,6 +30,7 @@ COMPARE_RFS = (3, 5, 7, 9, 11, 15)
 COMPARE_SHOWN = 4            # RFs compared
 COMPARE_ROWS = 6             # candidate stacks per RF shown (the single kernel always)
 PARAM_BINS = 40
+RF_BINS = 120             # distinct RF values drawn one by one; more are binned
 EXPLAIN_COLUMNS = ["#", "layer", "k", "s", "p", "d", "out", "ch", "jump", "RF", "start", "params", "MACs"]
 TABLE_COLUMNS = ["config_id", "depth", "stack", "rf", "jump", "out_size", "out_channels", "params", "macs",
                  "erf_ratio"]
@@ -153,33 +154,48 @@ def _scan(path, allow_incomplete: bool, sample: int) -> _Scan:
     return _Scan(rows=n, fronts=fronts, sample=picked, metadata=metadata, dist=_distributions(cols))
 
 
+def _compact(values) -> np.ndarray:
+    """Counts in the narrowest type plotly embeds as typed arrays (it has no 64-bit integers)."""
+    values = np.asarray(values)
+    return values.astype(np.uint32) if values.size == 0 or values.max() < 1 << 32 else values.astype(np.float64)
+
+
 def _distributions(cols) -> dict:
-    """Exact counts of rf per depth and of params in log bins per depth (all rows, no sampling)."""
+    """Exact counts of rf per depth and of params in log bins per depth (all rows, no sampling).
+
+    Per depth only the non-empty (bin, count) pairs are kept; RF is binned
+    linearly when it takes more than RF_BINS distinct values (block spaces).
+    """
     rf = cols["rf"]
     params = cols["params"]
-    out = {"rf": {}, "params": {}, "rf_values": np.zeros(0, np.int64), "edges": np.zeros(0)}
+    out = {"rf": {}, "params": {}, "rf_values": np.zeros(0, np.int64), "rf_bin": 1}
     if rf.size == 0:
         return out
-    depth = cols["depth"] if "depth" in cols else np.zeros(rf.size, np.int64)
-    depths = np.flatnonzero(np.bincount(depth.astype(np.intp)))
+    depth = cols["depth"].astype(np.int64) if "depth" in cols else np.zeros(rf.size, np.int64)
+    depths = np.flatnonzero(np.bincount(depth))
     rf_max = int(rf.max())
-    if rf_max < 1 << 20:  # RF per depth: one bincount over (depth, rf) codes
-        codes = depth.astype(np.int64) * (rf_max + 1) + rf
-        table = np.bincount(codes, minlength=(int(depths[-1]) + 1) * (rf_max + 1)).reshape(-1, rf_max + 1)
-        present = np.flatnonzero(table.sum(axis=0))
-        out["rf_values"] = present
-        for d in depths:
-            out["rf"][int(d)] = table[d, present]
+    present = np.flatnonzero(np.bincount(rf.astype(np.int64))) if rf_max < 1 << 26 else np.unique(rf)
+    out["rf_values"] = present
+    width = 1 if present.size <= RF_BINS else -(-(rf_max + 1) // RF_BINS)
+    out["rf_bin"] = width
+    codes = rf.astype(np.int64) // width
+    n_codes = int(codes.max()) + 1
+    table = np.bincount(depth * n_codes + codes, minlength=(int(depths[-1]) + 1) * n_codes).reshape(-1, n_codes)
+    for d in depths:
+        where = np.flatnonzero(table[d])
+        centres = where * width + (width - 1) / 2 if width > 1 else where
+        out["rf"][int(d)] = (centres, _compact(table[d, where]))
     low, high = max(float(params.min()), 1.0), max(float(params.max()), 1.0)
     edges = np.logspace(np.log10(low), np.log10(high) + 1e-9, PARAM_BINS + 1)
-    out["edges"] = edges
-    width = (np.log10(high) + 1e-9 - np.log10(low)) / PARAM_BINS
+    step = (np.log10(high) + 1e-9 - np.log10(low)) / PARAM_BINS
     logs = np.log10(np.maximum(params.astype(np.float64), low))
-    bins = np.minimum(((logs - np.log10(low)) / width).astype(np.int64), PARAM_BINS - 1)
-    table = np.bincount(depth.astype(np.int64) * PARAM_BINS + bins,
-                        minlength=(int(depths[-1]) + 1) * PARAM_BINS).reshape(-1, PARAM_BINS)
+    bins = np.minimum(((logs - np.log10(low)) / step).astype(np.int64), PARAM_BINS - 1)
+    table = np.bincount(depth * PARAM_BINS + bins, minlength=(int(depths[-1]) + 1) * PARAM_BINS)
+    table = table.reshape(-1, PARAM_BINS)
+    centres = np.sqrt(edges[:-1] * edges[1:]).astype(np.float32)
     for d in depths:
-        out["params"][int(d)] = table[d]
+        where = np.flatnonzero(table[d])
+        out["params"][int(d)] = (centres[where], _compact(table[d, where]))
     return out
 
 
@@ -239,27 +255,16 @@ def _front_figure(go, sample, front, column: str, stacks: dict, label: str):
     return figure
 
 
-def _gaps(counts) -> np.ndarray:
-    """Zero counts as gaps (NaN) on a log axis."""
-    values = np.asarray(counts, np.float64)
-    values[values == 0] = np.nan
-    return values
-
-
 def _distribution_figures(go, dist):
     rf_fig = go.Figure(layout={"template": TEMPLATE})
-    for d, counts in dist["rf"].items():
-        rf_fig.add_trace(go.Scatter(x=np.asarray(dist["rf_values"]), y=_gaps(counts), mode="lines+markers",
-                                    name=f"depth {d}", marker={"size": 4}))
-    rf_fig.update_layout(xaxis={"title": "receptive field (px)"}, yaxis={"title": "stacks", "type": "log"},
+    for d, (x, y) in dist["rf"].items():
+        rf_fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"depth {d}", marker={"size": 4}))
+    binned = f" (bins of {dist['rf_bin']})" if dist.get("rf_bin", 1) > 1 else ""
+    rf_fig.update_layout(xaxis={"title": f"receptive field (px){binned}"}, yaxis={"title": "stacks", "type": "log"},
                          height=380, margin={"l": 60, "r": 20, "t": 30, "b": 50})
     params_fig = go.Figure(layout={"template": TEMPLATE})
-    edges = np.asarray(dist["edges"])
-    if edges.size:
-        centres = np.sqrt(edges[:-1] * edges[1:])
-        for d, counts in dist["params"].items():
-            params_fig.add_trace(go.Scatter(x=centres, y=_gaps(counts), mode="lines+markers", name=f"depth {d}",
-                                            marker={"size": 4}))
+    for d, (x, y) in dist["params"].items():
+        params_fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"depth {d}", marker={"size": 4}))
     params_fig.update_layout(xaxis={"title": "params (log bins)", "type": "log"},
                              yaxis={"title": "stacks", "type": "log"}, height=380,
                              margin={"l": 60, "r": 20, "t": 30, "b": 50})
@@ -287,8 +292,12 @@ def _fmt(value) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in value):
+        return json.dumps(value)  # nested (a block space's stages)
     if isinstance(value, (list, tuple)):
         return ", ".join(_fmt(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
     return str(value)
 
 
@@ -358,7 +367,7 @@ PAGE_SCRIPT = """
   function showExplain(id) {
     var panel = document.getElementById('explain');
     var entry = data.explain[String(id)];
-    if (!entry) { panel.textContent = 'config_id ' + id + ': no explain table embedded (not among the first front rows).'; return; }
+    if (!entry) { panel.textContent = 'config_id ' + id + ': ' + data.note.replace('{id}', id); return; }
     var html = '<h3>config_id ' + id + ': ' + entry.stack + '</h3><table class="rows"><thead><tr>';
     data.columns.forEach(function (c) { html += '<th>' + c + '</th>'; });
     html += '</tr></thead><tbody>';
@@ -477,7 +486,9 @@ def build_report(path, top: int = 50, sample: int = 1500, allow_incomplete: bool
     spec_pairs = list((meta.get("spec") or {}).items())
     count_pairs = [(k, v) for k, v in counts.items()]
     considered = scan.rows
-    payload = json.dumps({"columns": EXPLAIN_COLUMNS, "explain": explain}, separators=(",", ":"))
+    note = ("no explain table embedded (only the first rows of each front have one)" if spec is not None else
+            f"no explain table embedded for this sweep (not a chain grid); `rfsweep show {path} {{id}}` explains it")
+    payload = json.dumps({"columns": EXPLAIN_COLUMNS, "explain": explain, "note": note}, separators=(",", ":"))
     payload = payload.replace("</", "<\\/")
     n_params, n_macs = len(front_params), len(front_macs)
     explained_note = ("" if n_params <= MAX_EXPLAINED and n_macs <= MAX_EXPLAINED else

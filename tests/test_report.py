@@ -246,3 +246,18 @@ def test_the_error_probe_sees_script_errors(page, tmp_path):
     status = dump(tmp_path, broken).status
     assert status.get("data-ready") == "1" and int(status["data-errors"]) >= 1
     assert "notAFunction" in run_browser(tmp_path, broken.resolve().as_uri(), "--dump-dom")
+
+
+def test_block_space_sweep_report(tmp_path, capsys):
+    """A block/stage sweep (no chain grid): fronts and distributions still, and the panel says how to explain."""
+    spec = Path(__file__).parents[1] / "data" / "resnet18_space.toml"
+    sweep_path = tmp_path / "blocks.parquet"
+    code, _, err = run_cli(capsys, "sweep", "--spec", spec, "-o", sweep_path, "-q")
+    assert code == 0, err
+    out = tmp_path / "blocks.html"
+    info = write_report(sweep_path, out)
+    assert info["front_params"] == pareto_count(capsys, sweep_path, "params") and info["explained"] == 0
+    status = dump(tmp_path, out).status
+    assert status.get("data-ready") == "1" and status.get("data-errors") == "0"
+    assert int(status["data-front-params"]) == info["front_params"]
+    assert info["bytes"] < 5_000_000 and "rfsweep show" in out.read_text()

@@ -307,8 +307,9 @@ def sweep(
         stderr.print(size_line, markup=False)
     counts, seconds = run_sweep(spec, output, threads=threads, chunk_ids=chunk_size, engine=mode,
                                 partitions=partitions, scheduler=scheduler, shard=shard_pair,
-                                show_progress=not quiet)
-    if not quiet:
+                                show_progress=not quiet, on_compile=None if quiet else lambda: stderr.print(
+                                    "compiling the kernel (first run only)", markup=False))
+    if not quiet:  # the time and rate are the sweep's own, without compiling
         stderr.print(f"wrote {counts.written:,} rows to {output} in {seconds:.2f} s "
                      f"({counts.enumerated / max(seconds, 1e-9) / 1e6:.1f}M stacks/s; "
                      f"{counts.invalid:,} invalid, {counts.pruned:,} pruned)", markup=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -68,11 +69,33 @@ def _or_max(limit: int | None) -> int:
     return INT64_MAX if limit is None else limit
 
 
+# The kernel compiles once per combination of its buffers' dtypes. Buffers therefore come from a
+# small fixed set (the first type of each group that holds the group's bounds), not from the file's
+# columns; the few columns whose file type is narrower are narrowed when the Arrow batch is built.
+# Channels and params/macs/flops never pick the signature: changing --channels never recompiles.
+KERNEL_GROUPS = (
+    (("rf", "jump", "out_size"), (np.uint16, np.uint64)),
+    (("out_channels", "channels"), (np.uint16, np.uint32)),
+    (("params", "macs", "flops"), (np.uint64,)),
+    (("kernel", "stride", "dilation", "padding"), (np.uint8, np.uint32)),
+)
+
+
+def kernel_dtypes(spec: GridSpec) -> dict[str, np.dtype]:
+    """The dtype of every kernel buffer: column_dtypes widened to the group's fixed choice."""
+    dtypes = column_dtypes(spec)
+    for names, choices in KERNEL_GROUPS:
+        need = max(np.iinfo(dtypes[name]).max for name in names)
+        chosen = np.dtype(next(c for c in choices if np.iinfo(c).max >= need))
+        dtypes.update({name: chosen for name in names})
+    return dtypes
+
+
 class Buffers:
     """Preallocated kernel output columns for one chunk (reused, never regrown)."""
 
     def __init__(self, spec: GridSpec, capacity: int):
-        dtypes = column_dtypes(spec)
+        dtypes = kernel_dtypes(spec)
         depth = max(spec.depth)
         self.totals = {name: np.empty(capacity, dtypes[name]) for name in TOTAL_COLUMNS}
         self.layers = {name: np.empty((depth, capacity), dtypes[name]) for name in
@@ -95,6 +118,7 @@ class Evaluator:
         self.size_never_grows = bool(np.all(2 * self.table["padding"]
                                             <= self.table["dilation"] * (self.table["kernel"] - 1)))
         self.fields = layer_fields(spec)
+        self.file_dtypes = column_dtypes(spec)
 
     def evaluate(self, depth: int, base: int, lo: int, hi: int, buffers: Buffers) -> tuple[pa.Table, Counts]:
         """Run the kernel on ids [lo, hi) of one depth; the table views `buffers`."""
@@ -104,13 +128,7 @@ class Evaluator:
         else:
             kernel, parts = sweep_range_serial, 1
         counts = np.zeros((parts, 4), np.int64)
-        t, out, lay = self.table, buffers.totals, buffers.layers
-        kernel(depth, self.spec.radix, len(self.spec.channels), lo, hi, base, parts, t["type"], t["kernel"], t["stride"],
-                    t["dilation"], t["padding"], t["channels"], t["valid"], self.spec.input_size,
-                    self.spec.in_channels, self.spec.bias, self.limits, self.size_never_grows,
-                    *(out[name] for name in TOTAL_COLUMNS),
-                    *(lay[name] for name in ("type", "kernel", "stride", "dilation", "padding", "channels")),
-                    counts)
+        self._call(kernel, depth, base, lo, hi, parts, buffers, counts)
         span = hi - lo
         slices = [(span * p // parts, int(counts[p, 0])) for p in range(parts)]
         batches = [self._batch(depth, buffers, start, kept) for start, kept in slices if kept]
@@ -119,12 +137,29 @@ class Evaluator:
         kept, invalid, pruned, skipped = (int(x) for x in counts.sum(axis=0))
         return table, Counts(hi - lo, invalid, pruned, kept, skipped)
 
+    def _call(self, kernel, depth: int, base: int, lo: int, hi: int, parts: int, buffers: Buffers,
+              counts: np.ndarray) -> None:
+        t, out, lay = self.table, buffers.totals, buffers.layers
+        kernel(depth, self.spec.radix, len(self.spec.channels), lo, hi, base, parts, t["type"], t["kernel"],
+               t["stride"], t["dilation"], t["padding"], t["channels"], t["valid"], self.spec.input_size,
+               self.spec.in_channels, self.spec.bias, self.limits, self.size_never_grows,
+               *(out[name] for name in TOTAL_COLUMNS),
+               *(lay[name] for name in ("type", "kernel", "stride", "dilation", "padding", "channels")),
+               counts)
+
+    def warm_up(self) -> None:
+        """Load both kernels for this spec's signature (compiling them the first time), on no ids."""
+        buffers = Buffers(self.spec, 1)
+        depth, base, _count = self.spec.depth_blocks()[0]
+        for kernel in (sweep_range, sweep_range_serial):
+            self._call(kernel, depth, base, base, base, 1, buffers, np.zeros((1, 4), np.int64))
+
     def _batch(self, depth: int, buffers: Buffers, start: int, kept: int) -> pa.RecordBatch:
         end = start + kept
-        out = buffers.totals
+        out, file = buffers.totals, self.file_dtypes
         arrays = [pa.array(out["config_id"][start:end])]
         arrays.append(pa.array(np.full(kept, depth, np.uint8)))
-        arrays += [pa.array(out[name][start:end]) for name in TOTAL_COLUMNS[1:]]
+        arrays += [pa.array(_narrow(out[name][start:end], file[name])) for name in TOTAL_COLUMNS[1:]]
         for i in range(max(self.spec.depth)):
             for name in self.fields:
                 field = self.schema.field(f"l{i + 1}_{name}")
@@ -134,11 +169,44 @@ class Evaluator:
                     arrays.append(pa.DictionaryArray.from_arrays(
                         pa.array(buffers.layers[name][i, start:end]), TYPE_DICTIONARY))
                 else:
-                    arrays.append(pa.array(buffers.layers[name][i, start:end]))
+                    arrays.append(pa.array(_narrow(buffers.layers[name][i, start:end], file[name])))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 
+def _narrow(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The kernel's column as the file's type: a view when they agree, else a (lossless) copy."""
+    return values if values.dtype == dtype else values.astype(dtype)
+
+
 Progress = Callable[[int], None]
+
+
+def warm_up(spec: GridSpec, on_compile: Callable[[], None] | None = None) -> float:
+    """Have the kernels ready before a sweep starts; returns the seconds spent compiling (0.0: cached).
+
+    numba loads them from its on-disk cache in a fraction of a second; only a
+    fresh install (or an edited package) compiles, once per kernel signature,
+    for a few seconds: `on_compile()` is called when that begins, so a CLI can
+    say so and time the sweep itself apart from it.
+    """
+    from numba.core import event
+
+    started: list[float] = []
+
+    class Compiling(event.Listener):
+        def on_start(self, _event):
+            if not started:
+                started.append(time.perf_counter())
+                if on_compile is not None:
+                    on_compile()
+
+        def on_end(self, _event):
+            pass
+
+    start = time.perf_counter()
+    with event.install_listener("numba:compile", Compiling()):
+        Evaluator(spec, 1).warm_up()
+    return time.perf_counter() - start if started else 0.0
 
 
 def write_range(spec: GridSpec, out: Path | str, lo: int = 0, hi: int | None = None, *,

@@ -36,7 +36,7 @@ REPORT_HELP = (
 
 
 def draw(
-    stack: Annotated[str, typer.Argument(help="compact string (e.g. c3x8,c3x8,c3x8) or a JSON stack file")],
+    stack: Annotated[str, typer.Argument(help="compact string (e.g. c3x8,c3x8,c3x8), a JSON stack file or a JSON graph file")],
     output: Annotated[Path, typer.Option("-o", "--output", help="image to write: .png, .svg or .gif",
                                          show_default=False)],
     input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,

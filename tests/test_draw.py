@@ -20,7 +20,7 @@ from PIL import Image
 import rfsweep
 from rfsweep import RfsweepError
 from rfsweep.draw import draw, footprint
-from tests.cli_helpers import run_cli
+from cli_helpers import run_cli
 
 
 # ---------------------------------------------------------------- the oracle

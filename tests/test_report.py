@@ -25,7 +25,7 @@ import rfsweep
 from rfsweep.grid import load_spec
 from rfsweep.report import build_report, write_report
 from rfsweep.sweep import run_sweep, stack_of
-from tests.cli_helpers import run_cli
+from cli_helpers import run_cli
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 FRONT_RGB = (0xd6, 0x27, 0x28)

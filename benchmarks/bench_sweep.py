@@ -10,6 +10,7 @@ copy the printed table into benchmarks/README.md.
 
     python benchmarks/bench_sweep.py            # the 5.4M-stack grid of issue 3
     python benchmarks/bench_sweep.py --quick    # a smaller grid, for a smoke run
+    python benchmarks/bench_sweep.py --naive    # one file: rfsweep vs a naive loop, both grids of issue 14
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rfsweep.kernel import sweep_range
 GRID = dict(depth="1-4", kernel="1,3,5,7", stride="1,2", dilation="1,2", channels="16,32,64",
             input_size=224, in_channels=3, padding="same")
 QUICK = dict(GRID, depth="1-3")
+DEEP = dict(GRID, depth="1-5", channels="16,32")  # 34,636,833 stacks, 29M of them at depth 5
 
 
 def kernel_only(spec: GridSpec, threads: int, chunk_ids: int = 1 << 20) -> float:
@@ -85,6 +87,54 @@ def end_to_end_parts(spec: GridSpec, workers: int, partitions: int) -> float:
             shutil.rmtree(out)
             best = min(best, _timed(lambda: run_local_parts(spec, out, partitions, workers=workers)))
         return best
+
+
+def naive_file(spec: GridSpec, path: str, threads: int, chunk_ids: int = 1 << 20) -> None:
+    """What a user would write: compute a chunk, then `ParquetWriter.write_table` it (zstd), in turn.
+
+    Same kernel, same Arrow tables and column types as rfsweep; pyarrow's
+    default Parquet options apart from the codec; no overlap of computing and writing.
+    """
+    import pyarrow.parquet as pq
+
+    evaluator = Evaluator(spec, threads)
+    buffers = Buffers(spec, chunk_ids)
+    with pq.ParquetWriter(path, evaluator.schema, compression="zstd") as writer:
+        for depth, base, lo, hi in chunks(spec, chunk_ids=chunk_ids):
+            table, _counts = evaluator.evaluate(depth, base, lo, hi, buffers)
+            writer.write_table(table)
+
+
+def one_file_vs_naive(grids: dict[str, dict], threads: int, rounds: int = 2) -> None:
+    """rfsweep's one-file sweep and the naive loop side by side, alternating, best of `rounds`.
+
+    Prints wall and CPU seconds (CPU: this process, all threads) and the ratio of wall times.
+    """
+    import pyarrow.parquet as pq
+
+    print("| grid | stacks | writer | wall s | CPU s | M stacks/s | file MB | vs naive |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, values in grids.items():
+            spec = GridSpec.build(values)
+            write_range(spec, os.path.join(tmp, "warm.parquet"), 0, min(spec.total, 10_000), threads=threads)
+            runs = {"naive loop": lambda path: naive_file(spec, path, threads),
+                    "rfsweep": lambda path: write_range(spec, path, threads=threads)}
+            best = {name: (float("inf"), 0.0) for name in runs}
+            for _ in range(rounds):
+                for name, run in runs.items():
+                    path = os.path.join(tmp, name.replace(" ", "_") + ".parquet")
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    run(path)
+                    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                    best[name] = min(best[name], (wall, cpu))
+            for name in runs:
+                path = os.path.join(tmp, name.replace(" ", "_") + ".parquet")
+                assert pq.read_metadata(path).num_rows == pq.read_metadata(
+                    os.path.join(tmp, "rfsweep.parquet")).num_rows
+                wall, cpu = best[name]
+                print(f"| {label} | {spec.total:,} | {name} | {wall:.2f} | {cpu:.2f} | {spec.total / wall / 1e6:.1f} | "
+                      f"{os.path.getsize(path) / 1e6:.1f} | {best['naive loop'][0] / wall:.2f}x |", flush=True)
 
 
 def numpy_baseline(spec: GridSpec, chunk_ids: int = 1 << 20) -> float:
@@ -173,7 +223,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="depth 1-3 instead of 1-4")
     parser.add_argument("--threads", type=int, default=min(2, numba.config.NUMBA_NUM_THREADS))
     parser.add_argument("--python-subset", type=int, default=200_000)
+    parser.add_argument("--naive", action="store_true",
+                        help="only one file vs a naive compute-then-write loop, on the default and deep grids")
     args = parser.parse_args()
+    if args.naive:
+        one_file_vs_naive({"default (depth 1-4)": GRID, "--depth 1-5 --channels 16,32": DEEP}, args.threads)
+        return
     spec = GridSpec.build(QUICK if args.quick else GRID)
     total = spec.total
     results = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,12 +43,38 @@ TYPE_DICTIONARY = pa.array(LAYER_TYPES, pa.string())
 # (5.4M rows, quiet machine): dictionary pages 4.4M rows/s (8.2 MB); plain pages + delta
 # config_id + 64k batches 7.2M rows/s (11.6 MB); + v2 data pages 8.7M; + non-null l1_*
 # columns 9.1M. Statistics only where filters use them (totals), not on per-layer columns.
+# Issue 14 (benchmarks/README.md): zstd spends its time on the per-layer columns, which Parquet
+# stores as 4-byte INT32 for a uint8 and which are 26 of 31 columns but an eighth of the bytes:
+# LZ4 there, and byte-stream-split totals (zeros of the high bytes compress for free), cut the
+# encoder's CPU time by about a third for a slightly larger file.
 WRITE_OPTIONS = dict(
     compression="zstd", compression_level=1, use_dictionary=False, data_page_version="2.0",
     column_encoding={"config_id": "DELTA_BINARY_PACKED"},
     write_statistics=["config_id", "depth", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops"],
     write_batch_size=1 << 16, data_page_size=1 << 20,
 )
+LAYER_COLUMN = re.compile(r"l\d+_\w+")
+LAYER_COMPRESSION = "lz4_raw"
+# BYTE_STREAM_SPLIT for integer columns needs pyarrow >= 16 to write and to read
+_SPLIT_INTEGERS = int(pa.__version__.split(".")[0]) >= 16
+
+
+def write_options(schema: pa.Schema) -> dict:
+    """ParquetWriter options for a sweep schema: WRITE_OPTIONS, per column where it pays."""
+    options = dict(WRITE_OPTIONS)
+    names = schema.names
+    layer = [name for name in names if LAYER_COLUMN.fullmatch(name)]
+    options["compression"] = {name: LAYER_COMPRESSION if name in layer else "zstd" for name in names}
+    options["compression_level"] = {name: 1 for name in names if name not in layer}
+    encoding = dict(WRITE_OPTIONS["column_encoding"])
+    for field in schema:
+        if field.name in layer or field.name in encoding or field.name == "depth":
+            continue
+        if pa.types.is_floating(field.type) or (_SPLIT_INTEGERS and pa.types.is_integer(field.type)):
+            encoding[field.name] = "BYTE_STREAM_SPLIT"
+    options["column_encoding"] = {name: value for name, value in encoding.items() if name in names}
+    options["write_statistics"] = [name for name in WRITE_OPTIONS["write_statistics"] if name in names]
+    return options
 
 
 def smallest_uint(bound: int) -> np.dtype:
@@ -168,7 +195,7 @@ class AtomicParquetWriter:
 
     def __enter__(self):
         try:
-            self._writer = pq.ParquetWriter(self.tmp, self.schema, **WRITE_OPTIONS)
+            self._writer = pq.ParquetWriter(self.tmp, self.schema, **write_options(self.schema))
         except OSError as exc:
             raise RfsweepError(f"cannot write {self.out}: {exc}") from None
         return self

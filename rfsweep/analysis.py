@@ -33,6 +33,7 @@ from .layers import _check_int, load_stack
 
 MAX_COMPARE_DEPTH = 32
 MAX_COMPARE_CANDIDATES = 20_000
+DEFAULT_COMPARE_KERNELS = (3, 5, 7)
 SAMPLE_ROWS = 1 << 16      # rows in the prefilter's sample
 FILTER_POINTS = 1024       # at most this many sample-front points filter the rest (m <= 3)
 FILTER_POINTS_WIDE = 64    # ... and this many for 4 or more objectives (brute force)
@@ -70,7 +71,16 @@ def _multisets(options: list[tuple[int, int]], growth: int, max_depth: int):
     yield from rec(0, growth, max_depth)
 
 
-def compare(rf: int, channels: int = 64, max_depth: int = 4, kernels: Iterable[int] = (3, 5),
+def default_kernels(rf: int) -> list[int]:
+    """Kernels `compare` stacks unless told: the usual odd sizes 3, 5, 7 that are smaller than R.
+
+    3 and 5 for R = 7 (the classic three-3x3-vs-one-7x7 table); 3, 5, 7 from R = 9 on, so a
+    larger R still has runner-ups within --max-depth layers.
+    """
+    return [k for k in DEFAULT_COMPARE_KERNELS if k < rf] or [3]
+
+
+def compare(rf: int, channels: int = 64, max_depth: int = 4, kernels: Iterable[int] | None = None,
             dilations: Iterable[int] = (1,), input_size: int = 56, in_channels: int | None = None) -> list[dict]:
     """One conv with kernel `rf` next to every stack of smaller convs with the same RF.
 
@@ -83,6 +93,9 @@ def compare(rf: int, channels: int = 64, max_depth: int = 4, kernels: Iterable[i
     kernel first; when `in_channels` differs from `channels` the first layer
     (the one that sees `in_channels`) is varied too. (MACs of even kernels,
     which shrink the map, can depend on the order; the order shown is used.)
+
+    kernels=None: default_kernels(rf). Depth is bounded by `max_depth`: a
+    deeper stack of small kernels can be cheaper than the best row shown.
 
     Every row is evaluated with `rfsweep.analyze`: stack (compact string),
     depth (layers = nonlinearities), rf, params, macs, flops, erf_std,
@@ -98,7 +111,7 @@ def compare(rf: int, channels: int = 64, max_depth: int = 4, kernels: Iterable[i
     max_depth = _check_int(max_depth, "max_depth", None, 1)
     if max_depth > MAX_COMPARE_DEPTH:
         raise RfsweepError(f"max_depth must be <= {MAX_COMPARE_DEPTH}, got {max_depth}")
-    kernels = [_check_int(k, "kernels", None, 1) for k in kernels]
+    kernels = [_check_int(k, "kernels", None, 1) for k in (default_kernels(rf) if kernels is None else kernels)]
     dilations = [_check_int(d, "dilations", None, 1) for d in dilations]
     if not kernels or not dilations:
         raise RfsweepError("compare needs at least one kernel and one dilation")

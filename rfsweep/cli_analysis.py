@@ -47,7 +47,8 @@ def compare(
     channels: Annotated[int, typer.Option(help="channels C of every conv")] = 64,
     in_channels: Annotated[Optional[int], typer.Option(help="channels into the first conv [default: C]")] = None,
     max_depth: Annotated[int, typer.Option(help="most layers in a candidate stack")] = 4,
-    kernels: Annotated[str, typer.Option(help="kernel sizes to stack, e.g. 3,5 or 2-5")] = "3,5",
+    kernels: Annotated[Optional[str], typer.Option(help="kernel sizes to stack, e.g. 3,5 or 2-5 "
+                                                   "[default: 3,5,7 where smaller than R]")] = None,
     dilation: Annotated[str, typer.Option(help="dilations to try, e.g. 1,2")] = "1",
     input_size: Annotated[int, typer.Option(help="input height = width, for MACs")] = 56,
     format: Annotated[FormatChoice, typer.Option("--format", help="table for people, json for scripts")] = "table",
@@ -59,9 +60,10 @@ def compare(
     threads: Threads = None,
 ):
     from .analysis import compare as compare_stacks
+    from .analysis import default_kernels
     from .grid import parse_int_list
 
-    kernel_list = parse_int_list(kernels, "--kernels")
+    kernel_list = default_kernels(rf) if kernels is None else parse_int_list(kernels, "--kernels")
     dilation_list = parse_int_list(dilation, "--dilation")
     rows = compare_stacks(rf, channels, max_depth, kernel_list, dilation_list, input_size, in_channels)
     timing = None
@@ -82,8 +84,9 @@ def compare(
     from rich.table import Table
 
     c_in = channels if in_channels is None else in_channels
-    table = Table(title=f"RF {rf}: one {rf}x{rf} conv vs stacks of smaller convs "
-                        f"({c_in}->{channels} ch, {input_size}x{input_size} input, stride 1)",
+    table = Table(title=f"RF {rf}: one {rf}x{rf} conv vs stacks of at most {max_depth} smaller convs "
+                        f"(--max-depth {max_depth}; kernels {','.join(map(str, kernel_list))}; "
+                        f"{c_in}->{channels} ch, {input_size}x{input_size} input, stride 1)",
                   title_justify="left")
     for name in ("", "stack", "depth", "params", "x params", "MACs", "x MACs", "ERF std", "ERF ratio"):
         table.add_column(name, justify="left" if name in ("", "stack") else "right")
@@ -93,7 +96,9 @@ def compare(
                       cli._fmt(row["macs"]), f"{row['macs_ratio']:.3f}", f"{row['erf_std']:.3f}",
                       f"{row['erf_ratio']:.3f}")
     table.caption = ("x params / x MACs: against the single conv; depth = nonlinearities; ERF: uniform weights, "
-                     "no nonlinearity (std in pixels, ratio to a uniform RF). " + COST_NOTE)
+                     "no nonlinearity (std in pixels, ratio to a uniform RF). " + COST_NOTE
+                     + ("" if len(rows) > 1 or rf <= 3 else f" No stack of at most {max_depth} of these kernels reaches RF "
+                        f"{rf}: raise --max-depth or give --kernels."))
     table.caption_justify = "left"
     cli.stdout.print(table)
     if timing is not None:

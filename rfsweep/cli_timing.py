@@ -145,6 +145,7 @@ def measure(
     descending: Annotated[bool, typer.Option("--descending", help="with --sort-by: the largest instead")] = False,
     batch: Batch = 1,
     input_size: Annotated[Optional[int], typer.Option(help="time at this input size [default: the sweep's]")] = None,
+    in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: the sweep's; 3 for a 'stack' column]")] = None,
     dtype: Dtype = "float32",
     channels_last: ChannelsLast = False,
     backward: Backward = False,
@@ -166,7 +167,8 @@ def measure(
         raise RfsweepError(f"--top must be >= 0, got {top}")
     setup = make_setup(device, batch, dtype, channels_last, backward, threads, relu, warmup, min_time, max_time, rounds)
     result = measure_file(source, output, setup, top=top, sort_by=sort_by, descending=descending,
-                          input_size=input_size, allow_incomplete=allow_incomplete, progress=_progress(quiet))
+                          input_size=input_size, in_channels=in_channels, allow_incomplete=allow_incomplete,
+                          progress=_progress(quiet))
     if not quiet:
         cli = _cli()
         latency = result.table.column("latency_ms").to_pylist()

@@ -416,10 +416,11 @@ def test_measure_a_file_with_a_stack_column(capsys, tmp_path):
     src = tmp_path / "stacks.parquet"
     pq.write_table(pa.table({"stack": ["c3x4", "c3x4,c3x4"], "note": ["a", "b"]}), src)
     out = tmp_path / "timed.parquet"
-    code, _, err = run_cli(capsys, "measure", src, "--input-size", "8", "-o", out, *FAST_FLAGS)
+    code, _, err = run_cli(capsys, "measure", src, "--input-size", "8", "--in-channels", "2", "-o", out, *FAST_FLAGS)
     assert code == 0, err
     timed, meta = _read(out)
     assert timed.column("note").to_pylist() == ["a", "b"] and meta["timing"]["input_size"] == [8, 8]
+    assert meta["timing"]["in_channels"] == 2
 
 
 # ---------------------------------------------------------------- bad input: exit 2, one line

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_process.py              # default grid start-up + 105M-stack memory run
     python benchmarks/bench_process.py --no-memory  # start-up only
+    python benchmarks/bench_process.py --never-seen # only: first sweep of a spec never seen before
 
 Each run is a real subprocess of the `rfsweep` console script next to this
 Python; peak RSS is the child's ru_maxrss (as /usr/bin/time -v reports it).
@@ -33,10 +34,51 @@ def run(args: list[str], env: dict | None = None) -> tuple[float, float]:
     return wall, max(peak, before) / 1024
 
 
+# a small grid (113k stacks), so that the figures are start-up and compiling, not sweeping
+SMALL = ["--depth", "1-3"]
+# each gives other narrow file columns than the last (channels uint8 -> uint16, params uint32 -> uint64)
+NEW_CHANNELS = [["--channels", "24,48"], ["--channels", "128,256,512"], ["--channels", "3000"]]
+
+
+def timed(args: list[str], env: dict) -> tuple[float, float]:
+    """(wall, CPU) seconds of one `rfsweep` process; CPU (user + sys) is steadier on a shared machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, _peak = run(args, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def never_seen_spec(rounds: int = 3) -> None:
+    """The first sweep of a spec never run before: fresh numba cache, warm cache, new --channels.
+
+    Before issue 14 the kernel compiled once per combination of column types, so a new
+    --channels could mean a 4-8 s compile; now one signature serves them all.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "sweep.parquet")
+        fresh = []
+        for i in range(rounds):  # each round its own empty cache: a fresh install
+            env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, f"numba-cache-{i}"))
+            fresh.append(timed(["sweep", "-q", "-o", out, *SMALL], env))
+        warm = min(timed(["sweep", "-q", "-o", out, *SMALL], env) for _ in range(rounds))
+        new = [timed(["sweep", "-q", "-o", out, *SMALL, *channels], env) for channels in NEW_CHANNELS]
+    print(f"| rfsweep sweep {' '.join(SMALL)} (113k stacks), whole process | wall s | CPU s |")
+    print("|---|---:|---:|")
+    print(f"| fresh install (empty NUMBA_CACHE_DIR: compiling; best of {rounds}) | {min(fresh)[0]:.2f} | "
+          f"{min(fresh)[1]:.2f} |")
+    print(f"| warm cache, same spec (best of {rounds}) | {warm[0]:.2f} | {warm[1]:.2f} |")
+    for channels, (wall, cpu) in zip(NEW_CHANNELS, new):
+        print(f"| warm cache, never-seen spec: {' '.join(channels)} | {wall:.2f} | {cpu:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-memory", action="store_true", help="skip the 105M-stack run")
+    parser.add_argument("--never-seen", action="store_true", help="only the never-seen-spec figures")
     args = parser.parse_args()
+    if args.never_seen:
+        never_seen_spec()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "sweep.parquet")
         env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "numba-cache"))
@@ -46,6 +88,8 @@ def main() -> None:
         print("|---|---:|")
         print(f"| first run ever (empty numba cache: compiling) | {cold:.2f} |")
         print(f"| warm cache (best of 3) | {warm:.2f} |")
+        print()
+        never_seen_spec()
         if not args.no_memory:
             wall, peak = run(["sweep", "-q", "-o", out, *BIG])
             size = os.path.getsize(out) / 1e6

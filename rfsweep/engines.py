@@ -75,7 +75,7 @@ def _or_max(limit: int | None) -> int:
 # Channels and params/macs/flops never pick the signature: changing --channels never recompiles.
 KERNEL_GROUPS = (
     (("rf", "jump", "out_size"), (np.uint16, np.uint64)),
-    (("out_channels", "channels"), (np.uint16, np.uint32)),
+    (("out_channels", "channels"), (np.uint32,)),
     (("params", "macs", "flops"), (np.uint64,)),
     (("kernel", "stride", "dilation", "padding"), (np.uint8, np.uint32)),
 )

@@ -119,6 +119,25 @@ def test_sweep_quiet_prints_nothing_on_stderr(tmp_path):
     assert (tmp_path / "sweep.parquet").is_file()
 
 
+def test_first_run_says_it_compiles_and_new_channels_do_not_compile(tmp_path):
+    """A fresh numba cache (a fresh install) compiles once, and says so; another --channels
+    (other narrow column types) on that cache compiles nothing (issue 14)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+
+    def sweep(*args):
+        proc = subprocess.run([RFSWEEP, "sweep", *TINY[:-2], *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+
+    first = sweep("--channels", "8")
+    assert first.count("compiling the kernel (first run only)") == 1
+    assert "wrote" in first and "M stacks/s" in first
+    for channels in ("300", "8,70000"):  # uint16 and uint32 channel columns, uint64 params
+        again = sweep("--channels", channels)
+        assert "compiling" not in again and "wrote" in again
+    assert "compiling" not in sweep("--channels", "8", "--quiet")
+
 # ---------------------------------------------------------------- show vs explain
 
 def test_show_equals_explain_of_its_compact_stack(tmp_path):

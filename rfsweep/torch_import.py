@@ -866,8 +866,8 @@ def shape_adaptive(key, args, kwargs):
     size = (size,) * nd if isinstance(size, int) or size is None else tuple(size)
     if len(size) == 1:
         size = size * nd
-    if len(size) != nd or not all(s is None or (isinstance(s, int) and s >= 1) for s in size):
-        return None
+    if len(size) != nd or not all((s is None and nd == 2) or (isinstance(s, int) and s >= 1) for s in size):
+        return None  # None (keep the input's size) is a 2-D-only convenience of F.adaptive_*_pool2d
     out = _empty((*x.shape[:2], *(n if s is None else s for n, s in zip(x.shape[2:], size))))
     return (out, _empty(out.shape)) if key.startswith("adaptive_max") and a["return_indices"] else out
 
@@ -1087,7 +1087,8 @@ def shape_getitem(key, args, kwargs):
     if Ellipsis in index:
         at = index.index(Ellipsis)
         index = index[:at] + (slice(None),) * (x.dim() - used) + index[at + 1:]
-    index = index + (slice(None),) * (x.dim() - used)
+    else:
+        index = index + (slice(None),) * (x.dim() - used)
     shape, dim = [], 0
     for item in index:
         if item is None:
@@ -1112,9 +1113,14 @@ def shape_pad(key, args, kwargs):
     if not isinstance(x, torch.Tensor) or not isinstance(pad, (list, tuple)) or len(pad) % 2 or \
             len(pad) > 2 * x.dim() or not all(isinstance(p, int) and not isinstance(p, bool) for p in pad):
         return None
-    if a["mode"] != "constant" and (min(pad, default=0) < 0 or len(pad) > 2 * (x.dim() - 2)):
-        return None  # reflect/replicate/circular: let torch check the sizes it allows
     shape = list(x.shape)
+    if min(pad, default=0) < 0:
+        return None  # cropping: the importer refuses it anyway (op_pad), torch says why
+    if a["mode"] != "constant":  # reflect/replicate/circular: pads the last 1-3 dims of a (un)batched map
+        limit = {"reflect": 1, "circular": 0, "replicate": None}.get(a["mode"], -1)
+        if limit == -1 or not pad or not len(pad) // 2 + 1 <= x.dim() <= len(pad) // 2 + 2 or \
+                (limit is not None and any(p > shape[-1 - i // 2] - limit for i, p in enumerate(pad))):
+            return None
     for i in range(len(pad) // 2):
         shape[-1 - i] += pad[2 * i] + pad[2 * i + 1]
     if min(shape) < 1:
@@ -1146,9 +1152,8 @@ _SHAPES.update({k: shape_same for k in _ACTIVATIONS + _DROPOUT + tuple(s for s i
 _INPLACE = ("iadd", "isub", "imul", "itruediv", "idiv", "ifloordiv")
 
 
-def _compute(key: str, func, args, kwargs):
-    """func(*args, **kwargs)'s output, `key` being the function's (or method's) name: a shape rule's
-    empty meta tensor(s) when the rule is sure, else the op itself run on the (meta) arguments."""
+def _rule_shape(key: str, args, kwargs):
+    """The output of op `key` (a function's or method's name) by a shape rule, or None if unsure."""
     norm = _op_key(key)
     rule = _SHAPES.get(norm)
     out = rule(norm, args, kwargs) if rule is not None else None
@@ -1156,7 +1161,14 @@ def _compute(key: str, func, args, kwargs):
     if inplace and isinstance(out, torch.Tensor):  # x += y, x.add_(y): y may not grow x
         first = _tensor_in(args, kwargs)
         if first is None or first.shape != out.shape:
-            out = None
+            return None
+    return out
+
+
+def _compute(key: str, func, args, kwargs):
+    """func(*args, **kwargs)'s output: the shape rule's empty meta tensor(s) when it is sure, else
+    the op itself run on the (meta) arguments."""
+    out = _rule_shape(key, args, kwargs)
     return out if out is not None else func(*args, **kwargs)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import copy
 import json
+import operator
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -556,3 +558,203 @@ def test_cli_explain_torch(tmp_path, capsys):
     for target in (f"{tmp_path / 'missing.py'}:build", f"{model_file}:nope"):
         code, out, err = run_cli(capsys, "explain", "--torch", target)
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (target, err)
+
+
+# ------------------------------------------------------------------ output shapes without running torch
+
+import rfsweep.torch_import as TI  # noqa: E402
+
+
+def _shapes(out):
+    if isinstance(out, torch.Tensor):
+        return tuple(out.shape)
+    if isinstance(out, (tuple, list)):
+        return type(out)(_shapes(o) for o in out) if any(isinstance(o, torch.Tensor) for o in out) else out
+    return out
+
+
+@pytest.mark.parametrize("name", list(NETS) + ["audio1d"])
+def test_shape_rules_equal_torch_meta_on_every_call(name, monkeypatch):
+    """Every op the importer meets in the reference networks: the arithmetic shape equals the shape
+    torch's own meta kernel gives, and (fx-traceable nets) no op had to fall back to running on meta."""
+    real, fallbacks, seen = TI._compute, [], []
+
+    def checking(key, func, args, kwargs):
+        ours = real(key, func, args, kwargs)
+        theirs = func(*args, **kwargs)  # the oracle: torch itself, on meta tensors
+        assert _shapes(ours) == _shapes(theirs), key
+        if TI._has_tensor(theirs) and not isinstance(args[0], (tuple, list)):  # not a pick from split()
+            seen.append(key)
+            if TI._rule_shape(key, args, kwargs) is None:
+                fallbacks.append(key)
+        return ours
+
+    monkeypatch.setattr(TI, "_compute", checking)
+    if name == "audio1d":
+        from_torch(N.Audio1d(), 200, in_channels=1)
+    else:
+        torch.manual_seed(0)
+        from_torch(NETS[name][0](), NETS[name][2])
+    assert seen
+    if name != "untraceable":  # the meta-forward fallback records torch's outputs, not ours
+        assert fallbacks == []
+
+
+_TRACED_BY_FX = """
+import sys
+import torch
+sys.path.insert(0, {tests!r})
+import torch_nets
+from rfsweep.torch_import import from_torch
+before = {{m for m in ("torch._dynamo", "sympy") if m in sys.modules}}
+graph = from_torch(torch_nets.{build}, 224)
+print(sorted({{m for m in ("torch._dynamo", "sympy") if m in sys.modules}} - before), len(graph["nodes"]))
+"""
+
+
+@pytest.mark.parametrize("build", ["resnet50(width=1 / 16)", "MobileNetV2(width_mult=0.25)", "SENet()",
+                                   "FunctionalNet()"])
+def test_fx_path_runs_no_meta_kernel(build):
+    """A fresh process: importing a model through fx must not pull in torch._dynamo or sympy (what a
+    meta-device op does on first use, ~2 s; issue 10's budget is 1 s). Not timed: the cause is checked."""
+    import subprocess
+    code = _TRACED_BY_FX.format(tests=str(Path(__file__).parent), build=build)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lazy, nodes = done.stdout.split("]")
+    assert lazy == "[" and int(nodes) > 5, done.stdout
+
+
+# Random calls of every op family that has a shape rule: the rule's shape equals a real CPU call's
+# (tiny tensors), and the rule never claims a shape for a call torch rejects.
+
+def _t(shape):
+    return torch.zeros(shape)
+
+
+@st.composite
+def _op_calls(draw):
+    """(key, function, args) with CPU tensors."""
+    kind = draw(st.sampled_from(["conv", "pool", "adaptive", "linear", "binary", "cat", "split", "getitem",
+                                 "pad", "reshape", "flatten", "squeeze", "permute", "reduce"]))
+    ints = st.integers
+    one_d = draw(st.booleans())
+    nd = 1 if one_d else 2
+    spatial = tuple(draw(st.lists(ints(1, 9), min_size=nd, max_size=nd)))
+    per_axis = lambda lo, hi: st.one_of(ints(lo, hi), st.tuples(*[ints(lo, hi)] * nd))  # noqa: E731
+    if kind == "conv":
+        groups = draw(st.sampled_from([1, 1, 2, 3]))
+        cin, cout = groups * draw(ints(1, 2)), groups * draw(ints(1, 2))
+        kernel = tuple(draw(st.lists(ints(1, 4), min_size=nd, max_size=nd)))
+        padding = draw(st.one_of(per_axis(0, 3), st.sampled_from(["same", "valid"])))
+        args = (_t((2, cin + draw(st.sampled_from([0, 0, 0, 1])), *spatial)), _t((cout, cin // groups, *kernel)),
+                None, draw(per_axis(1, 3)), padding, draw(per_axis(1, 3)), groups)
+        return ("conv1d" if one_d else "conv2d"), (F.conv1d if one_d else F.conv2d), args
+    if kind == "pool":
+        maxpool = draw(st.booleans())
+        kernel, stride = draw(per_axis(1, 4)), draw(st.one_of(st.none(), per_axis(1, 3)))
+        padding, ceil = draw(per_axis(0, 2)), draw(st.booleans())
+        x = _t((2, 3, *spatial))
+        if maxpool:
+            fn = F.max_pool1d if one_d else F.max_pool2d
+            return fn.__name__, fn, (x, kernel, stride, padding, draw(st.sampled_from([1, 1, 2])), ceil)
+        fn = F.avg_pool1d if one_d else F.avg_pool2d
+        return fn.__name__, fn, (x, kernel, stride, padding, ceil)
+    if kind == "adaptive":
+        fn = draw(st.sampled_from([F.adaptive_avg_pool1d, F.adaptive_max_pool1d] if one_d else
+                                  [F.adaptive_avg_pool2d, F.adaptive_max_pool2d]))
+        size = draw(st.one_of(ints(1, 5), st.tuples(*[st.one_of(st.none(), ints(1, 5))] * nd)))
+        return fn.__name__, fn, (_t((2, 3, *spatial)), size)
+    if kind == "linear":
+        n = draw(ints(1, 4))
+        return "linear", F.linear, (_t((2, *spatial, n)), _t((3, n + draw(st.sampled_from([0, 0, 1])))))
+    x = _t((2, 4, *spatial))
+    if kind == "binary":
+        shape = [draw(st.sampled_from([1, s])) for s in x.shape[draw(ints(0, x.dim())):]]
+        other = draw(st.one_of(st.just(_t(shape)), st.just(_t([s + 1 for s in shape] or [2])), st.floats(0, 2)))
+        fn = draw(st.sampled_from([operator.add, operator.mul, torch.sub, torch.maximum, operator.iadd]))
+        if fn is torch.maximum and not isinstance(other, torch.Tensor):
+            other = _t(shape)
+        pair = (x, other) if draw(st.booleans()) or fn is operator.iadd else (other, x)
+        return fn.__name__, fn, pair
+    if kind == "cat":
+        dim = draw(ints(-x.dim(), x.dim() - 1))
+        other = list(x.shape)
+        other[draw(ints(0, x.dim() - 1))] += draw(ints(0, 2))
+        return "cat", torch.cat, ([x, _t(other)], dim)
+    if kind == "split":
+        dim = draw(ints(1, x.dim() - 1))
+        fn = draw(st.sampled_from(["chunk", "split", "unbind", "split_sizes"]))
+        if fn == "chunk":
+            return "chunk", torch.chunk, (x, draw(ints(1, 5)), dim)
+        if fn == "split":
+            return "split", torch.split, (x, draw(ints(1, 5)), dim)
+        if fn == "unbind":
+            return "unbind", torch.unbind, (x, dim)
+        return "split", torch.split, (x, draw(st.lists(ints(0, 4), min_size=1, max_size=3)), dim)
+    if kind == "getitem":
+        index = tuple(draw(st.lists(st.one_of(
+            ints(-5, 5), st.none(), st.just(Ellipsis),
+            st.builds(slice, st.one_of(st.none(), ints(-6, 6)), st.one_of(st.none(), ints(-6, 6)),
+                      st.one_of(st.none(), ints(1, 3)))), min_size=1, max_size=4)))
+        return "getitem", operator.getitem, (x, index if len(index) > 1 else index[0])
+    if kind == "pad":
+        pad = draw(st.lists(ints(-2, 3), min_size=1, max_size=2 * x.dim()))
+        mode = draw(st.sampled_from(["constant", "constant", "reflect", "replicate", "circular"]))
+        return "pad", F.pad, (x, pad if len(pad) % 2 == 0 else pad[:-1] or [0, 0], mode)
+    if kind == "reshape":
+        sizes = list(x.shape)
+        draw(st.randoms()).shuffle(sizes)
+        sizes = [s * draw(st.sampled_from([1, 1, 2])) for s in sizes][:draw(ints(1, len(sizes)))]
+        if draw(st.booleans()):
+            sizes[draw(ints(0, len(sizes) - 1))] = -1
+        fn = draw(st.sampled_from(["view", "reshape"]))
+        return fn, (lambda t, *s: getattr(t, fn)(*s)), (x, *sizes)
+    if kind == "flatten":
+        return "flatten", torch.flatten, (x, draw(ints(-x.dim(), x.dim() - 1)), draw(ints(-x.dim(), x.dim() - 1)))
+    if kind == "squeeze":
+        y = _t([draw(st.sampled_from([1, s])) for s in x.shape])
+        if draw(st.booleans()):
+            return "unsqueeze", torch.unsqueeze, (y, draw(ints(-y.dim() - 1, y.dim())))
+        dim = draw(st.one_of(st.none(), ints(-y.dim(), y.dim() - 1)))
+        return "squeeze", torch.squeeze, (y,) if dim is None else (y, dim)
+    if kind == "permute":
+        if draw(st.booleans()):
+            return "transpose", torch.transpose, (x, draw(ints(-x.dim(), x.dim() - 1)),
+                                                  draw(ints(-x.dim(), x.dim() - 1)))
+        dims = draw(st.permutations(range(x.dim())))
+        return "permute", torch.permute, (x, dims)
+    fn = draw(st.sampled_from([torch.mean, torch.sum, torch.amax]))
+    dim = draw(st.one_of(st.none(), ints(-x.dim(), x.dim() - 1),
+                         st.lists(ints(0, x.dim() - 1), min_size=1, max_size=2, unique=True).map(tuple)))
+    if dim is None:
+        return fn.__name__, fn, (x,) if fn is not torch.amax else (x, ())
+    return fn.__name__, fn, (x, dim, draw(st.booleans()))
+
+
+def _to_meta(obj):
+    if isinstance(obj, torch.Tensor):
+        return torch.empty(obj.shape, device="meta")
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_meta(o) for o in obj)
+    return obj
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_op_calls())
+def test_shape_rules_equal_real_calls_on_random_arguments(call):
+    key, fn, args = call
+    assert TI._op_key(key) in TI._SHAPES
+    meta_args = _to_meta(args)
+    ours = TI._rule_shape(key, meta_args, {})
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = fn(*args)
+    except Exception:  # torch rejects the call: the rule must not have claimed a shape
+        assert ours is None, (key, args)
+        return
+    if ours is not None:
+        assert _shapes(ours) == _shapes(theirs), key
+    # and through the dispatcher (rule, or the op itself on meta): always torch's shape
+    assert _shapes(TI._compute(key, fn, meta_args, {})) == _shapes(theirs), key

@@ -143,17 +143,39 @@ class Builder:
         self.input_size = input_size
         self.in_channels = in_channels
         self.concat_parts: dict[str, list] = {}  # concat node -> [(input node, channels)]
+        self.channelwise: dict[str, str] = {}  # pool/relu/identity/pad node -> its input (same channel order)
+        self.by_name: dict[str, dict] = {}
 
     def slice_source(self, x, start: int, stop: int):
-        """(node, [start, stop)) to slice: a slice inside one part of a concat reads that part
-        directly, so its RF is that part's, not the union over the concat (exact per channel)."""
-        parts = self.concat_parts.get(x.node) if x.plain else None
+        """(node, [start, stop)) to slice, narrowed to where those channels come from: a slice inside
+        one part of a concat reads that part, so its RF is that part's, not the union over the concat
+        (exact per channel). Parameter-free per-channel nodes (pools, activations, pads) between the
+        concat and the slice are copied onto the narrowed channels (they add no params or MACs)."""
+        if not x.plain or len(x.chans) != 1:
+            return x.node, [start, stop]
+        return self._narrow(x.node, start, stop, int(x.meta.shape[x.chans[0]]))[:2]
+
+    def _narrow(self, node: str, start: int, stop: int, total: int):
+        """(source, [a, b], source's channel count) with source[a:b] == node[start:stop]."""
         offset = 0
-        for node, channels in parts or ():
+        for part, channels in self.concat_parts.get(node, ()):
             if offset <= start and stop <= offset + channels:
-                return node, [start - offset, stop - offset]
+                return self._narrow(part, start - offset, stop - offset, channels)
             offset += channels
-        return x.node, [start, stop]
+        inner = self.channelwise.get(node)
+        if inner is None or (start, stop) == (0, total):
+            return node, [start, stop], total
+        source, bounds, channels = self._narrow(inner, start, stop, total)
+        if source == inner:  # nothing narrower upstream
+            return node, [start, stop], total
+        if bounds != [0, channels]:
+            source = self.emit(f"{source}[{bounds[0]}:{bounds[1]}]", "slice", [source], self.spatial[inner],
+                               "channels of a concat part", channels=bounds)
+        spec = self.by_name[node]
+        fields = {k: v for k, v in spec.items() if k not in ("name", "type", "inputs", "note")}
+        copy = self.emit(f"{node}[{start}:{stop}]", spec["type"], [source], self.spatial[node],
+                         f"{node} on channels {start}:{stop}", **fields)
+        return copy, [0, stop - start], stop - start
 
     def unique(self, name: str) -> str:
         name = name or "op"
@@ -172,8 +194,15 @@ class Builder:
         if note:
             node["note"] = note
         self.nodes.append(node)
+        self.by_name[name] = node
         self.spatial[name] = spatial
         return name
+
+    def per_channel(self, node: str, x) -> str:
+        """Record that `node` maps each channel of `x` alone, in order (see slice_source)."""
+        if x.plain and len(x.chans) == 1:
+            self.channelwise[node] = x.node
+        return node
 
 
 class Unsupported(RfsweepError):
@@ -334,7 +363,7 @@ def _pool(kind):
         fields = {"kernel": _field(kernel), "stride": _field(stride), "padding": _field(p)}
         if a["ceil_mode"]:
             fields["ceil_mode"] = True
-        node = b.emit(name, kind, [x.node], x.spatial, note, **fields)
+        node = b.per_channel(b.emit(name, kind, [x.node], x.spatial, note, **fields), x)
         return _new(b, node, out[0] if isinstance(out, tuple) else out, x.spatial)
     return op
 
@@ -434,7 +463,7 @@ def op_pass(kind):
         x = _val_of(x, note, name)
         if isinstance(out, torch.Tensor) and out.shape != x.meta.shape:
             raise _fail(note, name, f"it changes the shape {tuple(x.meta.shape)} -> {tuple(out.shape)}")
-        node = b.emit(name, kind, [x.node], x.spatial, note)
+        node = b.per_channel(b.emit(name, kind, [x.node], x.spatial, note), x)
         return Val(node, out, x.hw, x.chans)
     return op
 
@@ -699,7 +728,7 @@ def op_pad(b, name, args, kwargs, out, note):
         raise _fail(note, name, "padding the channel or batch dims")
     if min(sides[0] + sides[1]) < 0:
         raise _fail(note, name, "negative padding (cropping)")
-    node = b.emit(name, "pad", [x.node], True, note, padding=_padding_field(tuple(sides)))
+    node = b.per_channel(b.emit(name, "pad", [x.node], True, note, padding=_padding_field(tuple(sides))), x)
     return _new(b, node, out, True)
 
 

@@ -44,9 +44,9 @@ TYPE_DICTIONARY = pa.array(LAYER_TYPES, pa.string())
 # config_id + 64k batches 7.2M rows/s (11.6 MB); + v2 data pages 8.7M; + non-null l1_*
 # columns 9.1M. Statistics only where filters use them (totals), not on per-layer columns.
 # Issue 14 (benchmarks/README.md): zstd spends its time on the per-layer columns, which Parquet
-# stores as 4-byte INT32 for a uint8 and which are 26 of 31 columns but an eighth of the bytes:
-# LZ4 there, and byte-stream-split totals (zeros of the high bytes compress for free), cut the
-# encoder's CPU time by about a third for a slightly larger file.
+# stores as 4-byte INT32 for a uint8 and which are 20 of 31 columns (default grid) but an eighth
+# of the bytes: LZ4 there, and byte-stream-split totals (zeros of the high bytes compress for
+# free), cut the encoder's CPU time by about a third for a somewhat larger file.
 WRITE_OPTIONS = dict(
     compression="zstd", compression_level=1, use_dictionary=False, data_page_version="2.0",
     column_encoding={"config_id": "DELTA_BINARY_PACKED"},

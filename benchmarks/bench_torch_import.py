@@ -10,7 +10,8 @@ Usage:
 --cold spawns `python -c` per model and run, and times inside it, separately: `import torch`,
 building the model (real weights), the FIRST `rfsweep.analyze(from_torch(model, 224))` of the
 process (what a CLI user pays on top of torch), and the median of a few later calls. It prints the
-median over --procs processes. Issue 10's budget: the first call under 1 s.
+median over --procs processes, then whole-process times of `import torch` and of
+`rfsweep explain --torch tests/torch_nets.py:resnet50`. Issue 10's budget: under 1 s on top of torch.
 """
 
 from __future__ import annotations
@@ -80,6 +81,23 @@ def cold(procs: int, repeat: int, models):
               f"{', '.join(lazy) or 'none'}  (first: {firsts})")
 
 
+def cli(procs: int):
+    """Whole processes: `python -c 'import torch'` against the CLI explaining ResNet-50 (which also
+    imports typer/rich, builds the model with real weights and prints the table)."""
+    explain = [sys.executable, "-c", "import sys; from rfsweep.cli import main; sys.exit(main())", "explain",
+               "--torch", "tests/torch_nets.py:resnet50"]
+    rows = {"import torch": [sys.executable, "-c", "import torch"], "rfsweep explain --torch resnet50": explain}
+    for label, cmd in rows.items():
+        runs = []
+        for _ in range(procs):
+            t = time.perf_counter()
+            subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+            runs.append(time.perf_counter() - t)
+        rows[label] = statistics.median(runs)
+        print(f"process: {label:34s} {rows[label]:.2f} s (median of {procs})")
+    print(f"process: the CLI on top of import torch        {rows[list(rows)[1]] - rows['import torch']:.2f} s")
+
+
 def warm(repeat: int, models):
     import torch
     import torch_nets as N
@@ -125,6 +143,7 @@ def main():
     args = parser.parse_args()
     if args.cold:
         cold(args.procs, args.repeat, args.models)
+        cli(args.procs)
     else:
         warm(args.repeat, args.models)
 

@@ -12,11 +12,15 @@ torch.utils.flop_counter do). Two recorders feed that table:
    under a TorchFunctionMode that sees every torch op, plus module hooks
    that name them.
 
-Shapes come from meta tensors in both cases, so the real model is never run
-and its weights are never copied. Batch size 2 on meta keeps BatchNorm's
-training-mode checks quiet. Tensor layouts (NCHW, channels-last, a channel
-shuffle's 5-D view) are tracked so that reshapes, permutes and the
-channels-last Linear of ConvNeXt-style blocks map to the right nodes.
+Shapes are carried by empty meta tensors, so the real model is never run and
+its weights are never copied. With fx, each op's output shape is computed by
+PyTorch's own formulas (`_SHAPES`), not by running the op on meta: the first
+meta kernel of a process imports torch._dynamo and sympy (~1-2 s), which
+issue 10's 1 s budget cannot afford; a rule that is unsure falls back to the
+op on meta. Batch size 2 on meta keeps BatchNorm's training-mode checks quiet.
+Tensor layouts (NCHW, channels-last, a channel shuffle's 5-D view) are
+tracked so that reshapes, permutes and the channels-last Linear of
+ConvNeXt-style blocks map to the right nodes.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
-import operator
 import sys
 import warnings
 from dataclasses import dataclass
@@ -600,7 +603,7 @@ def op_getitem(b, name, args, kwargs, out, note):
     if any(i is None or isinstance(i, (torch.Tensor, Val, list, bool)) for i in index):
         raise _fail("indexing", name, "only slices along channels (or plain spatial strides) are supported")
     index = index + (slice(None),) * (x.meta.dim() - len(index))
-    current, cur_val = x, x
+    cur_val = x
     for dim, item in enumerate(index):
         full = isinstance(item, slice) and item == slice(None)
         if full:

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import arithmetic
 from .errors import RfsweepError, read_user_file
+from .grid import _positive_or_none
 from .layers import MAX_FIELD, load_stack
 
 BLOCKS = ("conv", "basic", "bottleneck", "dwsep", "mbconv")
@@ -110,14 +111,6 @@ def _stage(raw, index: int) -> dict:
     return stage
 
 
-def _limit(value, key: str):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RfsweepError(f"{key}: expected an integer >= 0, got {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class StemState:
     """The fixed stem's totals: what every row starts from."""
@@ -175,7 +168,7 @@ class BlockSpec:
                 raise RfsweepError(f"{key}: expected an integer in 1..{MAX_FIELD}, got {value!r}")
             spec[key] = value
         for key in LIMIT_KEYS:
-            spec[key] = _limit(merged[key], key)
+            spec[key] = _positive_or_none(merged[key], key)
         sample, seed = merged["sample"], merged["seed"]
         if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1):
             raise RfsweepError(f"sample: expected an integer >= 1, got {sample!r}")

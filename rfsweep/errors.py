@@ -28,3 +28,18 @@ def read_user_file(path, what: str) -> str:
         return path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise RfsweepError(f"cannot read {what} file {path}: {exc}") from None
+
+
+def read_user_json(path, what: str):
+    """The parsed JSON of a file the user named; RfsweepError (exit 2) naming where it is broken."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    text = read_user_file(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RfsweepError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # over-long ints, deep nesting
+        raise RfsweepError(f"{path}: invalid JSON: {type(exc).__name__}") from None

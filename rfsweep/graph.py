@@ -17,15 +17,14 @@ concat, slice, identity, relu, bn, global_pool, flatten, linear.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import arithmetic
-from .errors import RfsweepError, read_user_file
+from .errors import RfsweepError, read_user_json
 from .layers import (DEFAULT_IN_CHANNELS, DEFAULT_INPUT_SIZE, Layer, Stack, _as_pair, _check_int,
-                     _looks_like_path, load_stack, resolve_layer)
+                     _looks_like_path, load_stack, parse_json, resolve_layer)
 
 
 def _python(func):
@@ -95,16 +94,10 @@ def load_graph(source, input_size=None, in_channels=None) -> Graph:
     name = None
     if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
         path = Path(source)
-        text = read_user_file(path, "network")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RfsweepError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-        except (ValueError, RecursionError) as exc:
-            raise RfsweepError(f"{path}: invalid JSON: {type(exc).__name__}") from None
+        data = read_user_json(path, "network")
         name = path.stem
         if not (isinstance(data, dict) and "nodes" in data):
-            return chain_graph(load_stack(source, input_size, in_channels))
+            return chain_graph(parse_json(data, input_size, in_channels, name))
     if isinstance(data, dict) and "nodes" in data:
         return parse_graph(data, input_size, in_channels, name)
     return chain_graph(load_stack(source, input_size, in_channels))

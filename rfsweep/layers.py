@@ -8,12 +8,11 @@ the compact string and JSON accept a single int for square kernels.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RfsweepError, read_user_file
+from .errors import RfsweepError, read_user_json
 
 DEFAULT_INPUT_SIZE = 224
 DEFAULT_IN_CHANNELS = 3
@@ -289,14 +288,7 @@ def load_stack(source, input_size=None, in_channels=None) -> Stack:
         return parse_json(source, input_size, in_channels)
     if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
         path = Path(source)
-        text = read_user_file(path, "stack")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RfsweepError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-        except (ValueError, RecursionError) as exc:  # over-long ints, deep nesting
-            raise RfsweepError(f"{path}: invalid JSON: {type(exc).__name__}") from None
-        return parse_json(data, input_size, in_channels, name=path.stem)
+        return parse_json(read_user_json(path, "stack"), input_size, in_channels, name=path.stem)
     return parse_compact(source, input_size, in_channels)
 
 

@@ -149,11 +149,14 @@ class Evaluator:
                *(lay[name] for name in ("type", "kernel", "stride", "dilation", "padding", "channels")),
                counts)
 
-    def warm_up(self) -> None:
-        """Load both kernels for this spec's signature (compiling them the first time), on no ids."""
+    def warm_up(self, parallel: bool = True) -> None:
+        """Load the kernels for this spec's signature (compiling them the first time), on no ids.
+
+        The parallel one only if `parallel`: runs on one thread per part never launch it.
+        """
         buffers = Buffers(self.spec, 1)
         depth, base, _count = self.spec.depth_blocks()[0]
-        for kernel in (sweep_range, sweep_range_serial):
+        for kernel in (sweep_range, sweep_range_serial) if parallel else (sweep_range_serial,):
             self._call(kernel, depth, base, base, base, 1, buffers, np.zeros((1, 4), np.int64))
 
     def _batch(self, depth: int, buffers: Buffers, start: int, kept: int) -> pa.RecordBatch:
@@ -183,7 +186,7 @@ def _narrow(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 Progress = Callable[[int], None]
 
 
-def warm_up(spec: GridSpec, on_compile: Callable[[], None] | None = None) -> float:
+def warm_up(spec: GridSpec, on_compile: Callable[[], None] | None = None, parallel: bool = True) -> float:
     """Have the kernels ready before a sweep starts; returns the seconds spent compiling (0.0: cached).
 
     numba loads them from its on-disk cache in a fraction of a second; only a
@@ -207,7 +210,7 @@ def warm_up(spec: GridSpec, on_compile: Callable[[], None] | None = None) -> flo
 
     start = time.perf_counter()
     with event.install_listener("numba:compile", Compiling()):
-        Evaluator(spec, 1).warm_up()
+        Evaluator(spec, 1).warm_up(parallel and max(count for _, _, count in spec.depth_blocks()) >= PARALLEL_MIN_IDS)
     return time.perf_counter() - start if started else 0.0
 
 

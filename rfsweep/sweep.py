@@ -85,7 +85,8 @@ def run_sweep(spec: GridSpec, out: Path | str, *, threads: int | None = None, ch
         return write_range(spec, out, threads=threads, chunk_ids=chunk_ids, progress=progress)
 
     if isinstance(spec, GridSpec):  # block spaces (blocks.BlockSpec) bring their own kernel
-        warm_up(spec, on_compile)
+        # --partitions runs one thread per part: the parallel kernel is never launched
+        warm_up(spec, on_compile, parallel=partitions is None and engine == "local" and threads != 1)
     start = time.perf_counter()
     if not show_progress:
         return run(None), time.perf_counter() - start

@@ -3,6 +3,7 @@
     python benchmarks/bench_process.py              # default grid start-up + 105M-stack memory run
     python benchmarks/bench_process.py --no-memory  # start-up only
     python benchmarks/bench_process.py --never-seen # only: first sweep of a spec never seen before
+    python benchmarks/bench_process.py --startup    # only: commands that must answer in a blink
 
 Each run is a real subprocess of the `rfsweep` console script next to this
 Python; peak RSS is the child's ru_maxrss (as /usr/bin/time -v reports it).
@@ -82,11 +83,47 @@ def never_seen_spec(rounds: int = 3) -> None:
         raise SystemExit("a never-seen spec recompiled the kernel on a warm cache")
 
 
+# issue 14: these answer without numba, pandas or pyarrow, in under 0.35 s whole-process (warm);
+# the last, a 130-node table, is shown for scale and has no target
+STARTUP = [["--help"], ["explain", "c3x64,c3x64,c3x64"], ["archs"], ["compare", "--rf", "7"]]
+STARTUP_EXTRA = [["explain", "--arch", "resnet_v1_50", "--end-point", "block4"]]
+STARTUP_TARGET = 0.35
+HEAVY = ("numba", "pandas", "pyarrow")
+
+
+def startup(rounds: int = 5) -> bool:
+    """Best-of-N wall time, peak RSS and heavy modules loaded, per command; False if one misses the target.
+
+    A guard, not a test: timings belong here, and the exit code says whether the target held.
+    """
+    probe = ("import runpy, sys; sys.argv = ['rfsweep', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('rfsweep.cli', run_name='__main__')\n"
+             "finally:\n    sys.stderr.write('HEAVY ' + ','.join(m for m in %r if m in sys.modules))\n" % (HEAVY,))
+    ok = True
+    print(f"| command (warm, best of {rounds}) | seconds | peak RSS MB | heavy modules loaded |")
+    print("|---|---:|---:|---|")
+    for args in STARTUP + STARTUP_EXTRA:
+        run(args)  # warm the OS file cache and any JIT cache
+        wall = min(run(args)[0] for _ in range(rounds))
+        _, peak = run(args)
+        proc = subprocess.run([sys.executable, "-c", probe, *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        heavy = proc.stderr.rsplit("HEAVY ", 1)[-1].strip() or "none"
+        over = args in STARTUP and wall >= STARTUP_TARGET
+        mark = f" (over {STARTUP_TARGET} s)" if over else ""
+        ok = ok and not over
+        print(f"| `rfsweep {' '.join(args)}` | {wall:.2f}{mark} | {peak:.0f} | {heavy} |")
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-memory", action="store_true", help="skip the 105M-stack run")
     parser.add_argument("--never-seen", action="store_true", help="only the never-seen-spec figures")
+    parser.add_argument("--startup", action="store_true", help="only the start-up of explain, archs, compare, --help")
     args = parser.parse_args()
+    if args.startup:
+        sys.exit(0 if startup() else 1)
     if args.never_seen:
         never_seen_spec()
         return

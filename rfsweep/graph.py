@@ -275,23 +275,25 @@ def _resolve(node: dict, c_in: int, where: str):
     return layer, pads
 
 
+_WINDOW_KEYS = ("n", "rf", "jump", "var", "rf_min", "start", "start_min", "mean")
+
+
 def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mode) -> dict:
     """The chain step on both axes (arithmetic.py), for rf and rf_min alike."""
-    out = {key: [] for key in ("n", "rf", "rf_min", "jump", "start", "start_min", "var", "mean")}
-    for a in range(2):
+    axes = []
+    for a in (0, 1):
         k, s, d = kernel[a], stride[a], dilation[a]
         p_before, p_after = pads[a]
-        n, rf, jump, var = axis_step(f.n[a], f.rf[a], f.jump[a], f.var[a], k, s, p_before, p_after, d, ceil_mode)
+        jump_in = f.jump[a]
+        n, rf, jump, var = axis_step(f.n[a], f.rf[a], jump_in, f.var[a], k, s, p_before, p_after, d, ceil_mode)
         if n < 1:
             size = f.n[0] if f.n[0] == f.n[1] else f"{f.n[0]}x{f.n[1]}"
             raise RfsweepError(f"{where}: output size < 1 pixel (input to this layer is {size})")
-        for key, value in (("n", n), ("rf", rf), ("jump", jump), ("var", var),
-                           ("rf_min", grow_rf(f.rf_min[a], f.jump[a], k, d)),
-                           ("start", shift_start(f.start[a], f.jump[a], k, p_before, d)),
-                           ("start_min", shift_start(f.start_min[a], f.jump[a], k, p_before, d)),
-                           ("mean", shift_start(f.mean[a], f.jump[a], k, p_before, d))):
-            out[key].append(value)
-    return {**{key: tuple(values) for key, values in out.items()}, **f.carried()}
+        axes.append((n, rf, jump, var, grow_rf(f.rf_min[a], jump_in, k, d),
+                     shift_start(f.start[a], jump_in, k, p_before, d),
+                     shift_start(f.start_min[a], jump_in, k, p_before, d),
+                     shift_start(f.mean[a], jump_in, k, p_before, d)))
+    return {**dict(zip(_WINDOW_KEYS, zip(*axes))), **f.carried()}
 
 
 def _layer_node(node: dict, f: Facts, where: str) -> Facts:

@@ -309,9 +309,10 @@ def sweep(
                                 partitions=partitions, scheduler=scheduler, shard=shard_pair,
                                 show_progress=not quiet, on_compile=None if quiet else lambda: stderr.print(
                                     "compiling the kernel (first run only)", markup=False))
+    unit = "networks" if hasattr(spec, "summary") else "stacks"
     if not quiet:  # the time and rate are the sweep's own, without compiling
         stderr.print(f"wrote {counts.written:,} rows to {output} in {seconds:.2f} s "
-                     f"({counts.enumerated / max(seconds, 1e-9) / 1e6:.1f}M stacks/s; "
+                     f"({counts.enumerated / max(seconds, 1e-9) / 1e6:.1f}M {unit}/s; "
                      f"{counts.invalid:,} invalid, {counts.pruned:,} pruned)", markup=False)
 
 

@@ -28,6 +28,7 @@ from numba import njit, prange
 
 from . import arithmetic
 from .jit import compile_module
+from .odometer import skip_prefix
 
 compile_module(arithmetic)  # the one arithmetic, compiled: the kernel below inlines it
 from .arithmetic import conv_weights, erf_ratio, grow_erf_var, out_size  # noqa: E402
@@ -257,11 +258,7 @@ def _part_range(T, radix, stem, stem_var, in_size, limits, lo, hi, row0,
                 break
             _store(st, var_st, pos + 1, n, c, rf, rfmin, jump, params, macs, var, depth, unprod)
         if failed >= 0:
-            offset = 0
-            for pos in range(failed + 1, stages):
-                offset += digits[pos] * block[pos]
-                digits[pos] = 0
-            skip = min(block[failed] - offset, hi - i)
+            skip = skip_prefix(digits, failed, block, hi - i)
             if status == INVALID:
                 invalid += skip
             else:

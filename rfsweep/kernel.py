@@ -21,6 +21,7 @@ from numba import njit, prange
 
 from . import arithmetic
 from .jit import compile_module
+from .odometer import skip_prefix
 
 compile_module(arithmetic)  # the one arithmetic, compiled: kernels below inline it
 from .arithmetic import CONV, axis_step, conv_cost, erf_ratio  # noqa: E402
@@ -137,11 +138,7 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
             st_var[pos + 1] = var
         if failed >= 0:
             # 2. skip every id that shares this failing prefix, without visiting it
-            offset = 0
-            for pos in range(failed + 1, depth):
-                offset += digits[pos] * block[pos]
-                digits[pos] = 0
-            skip = min(block[failed] - offset, hi - i)
+            skip = skip_prefix(digits, failed, block, hi - i)
             if status == INVALID:
                 invalid += skip
             else:

@@ -53,7 +53,7 @@ WRITE_OPTIONS = dict(
     write_statistics=["config_id", "depth", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops"],
     write_batch_size=1 << 16, data_page_size=1 << 20,
 )
-LAYER_COLUMN = re.compile(r"l\d+_\w+")
+LAYER_COLUMN = re.compile(r"[ls]\d+_\w+")  # per-layer (chains) and per-stage (block spaces) fields
 LAYER_COMPRESSION = "lz4_raw"
 # BYTE_STREAM_SPLIT for integer columns needs pyarrow >= 16 to write and to read
 _SPLIT_INTEGERS = int(pa.__version__.split(".")[0]) >= 16

@@ -288,7 +288,10 @@ def sweep(
                      bias=False if no_bias else None, min_rf=min_rf, max_rf=max_rf, max_params=max_params,
                      max_macs=max_macs, min_out_size=min_out_size, sample=sample, seed=seed)
     spec = load_spec(spec_file, overrides)
-    if hasattr(spec, "summary"):  # a block/stage space ([[stage]] tables, blocks.py)
+    from .blocks import BlockSpec
+
+    block_space = isinstance(spec, BlockSpec)  # [[stage]] tables: networks of blocks, not chains
+    if block_space:
         from .block_sweep import estimate as block_estimate
         guess, grid_line = block_estimate(spec), spec.summary()
     else:
@@ -309,7 +312,7 @@ def sweep(
                                 partitions=partitions, scheduler=scheduler, shard=shard_pair,
                                 show_progress=not quiet, on_compile=None if quiet else lambda: stderr.print(
                                     "compiling the kernel (first run only)", markup=False))
-    unit = "networks" if hasattr(spec, "summary") else "stacks"
+    unit = "networks" if block_space else "stacks"
     if not quiet:  # the time and rate are the sweep's own, without compiling
         stderr.print(f"wrote {counts.written:,} rows to {output} in {seconds:.2f} s "
                      f"({counts.enumerated / max(seconds, 1e-9) / 1e6:.1f}M {unit}/s; "
@@ -330,8 +333,10 @@ def show(
     from .explain import analyze, story
     from .sweep import stack_of
 
+    from .blocks import BlockSpec
     from .distributed import spec_of_output
-    if hasattr(spec_of_output(sweep_file), "summary"):  # a block space: the row's network as a graph
+
+    if isinstance(spec_of_output(sweep_file), BlockSpec):  # a block space: the row's network as a graph
         from .block_sweep import graph_of
         from .graph import graph_story, load_graph
         graph = load_graph(graph_of(sweep_file, config_id))

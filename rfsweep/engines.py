@@ -139,6 +139,10 @@ class Evaluator:
         kept, invalid, pruned, skipped = (int(x) for x in counts.sum(axis=0))
         return table, Counts(hi - lo, invalid, pruned, kept, skipped)
 
+    def new_buffers(self, capacity: int) -> Buffers:
+        """A fresh set of kernel output columns for chunks of up to `capacity` ids."""
+        return Buffers(self.spec, capacity)
+
     def _call(self, kernel, depth: int, base: int, lo: int, hi: int, parts: int, buffers: Buffers,
               counts: np.ndarray) -> None:
         t, out, lay = self.table, buffers.totals, buffers.layers
@@ -229,7 +233,7 @@ def write_range(spec: GridSpec, out: Path | str, lo: int = 0, hi: int | None = N
     capacity = min(chunk_ids, max(1, hi - lo))
     free: queue.Queue = queue.Queue()
     for _ in range(POOL_BUFFERS):
-        free.put(evaluator.new_buffers(capacity) if hasattr(evaluator, "new_buffers") else Buffers(spec, capacity))
+        free.put(evaluator.new_buffers(capacity))
     todo: queue.Queue = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
     total = Counts()

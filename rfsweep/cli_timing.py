@@ -18,21 +18,24 @@ DtypeChoice = Literal["float32", "float16", "bfloat16"]
 
 TIMING_NOTE = (
     "Each stack runs as a torch.nn.Sequential (Conv2d/MaxPool2d/AvgPool2d with the exact fields; a ReLU after "
-    "every conv unless --no-relu), timed with torch.utils.benchmark (warm-up, cudnn.benchmark on, CUDA "
+    "every conv unless --no-relu), each graph as a module that runs its nodes in order (a ReLU after each conv "
+    "or its BatchNorm unless the graph writes relu nodes or --no-relu), timed with torch.utils.benchmark (warm-up, cudnn.benchmark on, CUDA "
     "synchronised, adaptive_autorange until IQR < 10% of the median or --max-time). Median and IQR are per step "
     "(one batch); GMAC/s = MACs per image x batch (x3 with --backward) / median. Needs PyTorch: "
     "pip install -e \".[torch]\".")
 
 BENCH_HELP = (
     "Time stacks on this machine and put the measured time next to the exact MACs.\n\n"
-    "STACK is a compact string (c3x64,c3x64,c3x64) or a JSON stack file; ratios are against the first one "
-    "(\"0.55x MACs, 0.81x time\"). The output names the device, torch/cuDNN versions, threads and load. "
+    "STACK is a compact string (c3x64,c3x64,c3x64), a JSON stack file or a graph JSON file; --arch NAME adds a "
+    "known network (resnet18, mobilenet_v2, ...: `rfsweep archs`) after them. Ratios are against the first one "
+    "(\"0.55x MACs, 0.81x time\"); a graph's MACs are those of every node, head included. The output names the device, torch/cuDNN versions, threads and load. "
     + TIMING_NOTE)
 
 MEASURE_HELP = (
     "Time rows of a sweep file, a front (pareto -o) or a directory of parts, and write them with latency columns.\n\n"
     "Takes the first --top rows in file order, or the --top smallest by --sort-by (--descending: largest); each "
-    "row's stack is rebuilt from the spec stored in the file (or a 'stack' column). -o gets the same rows and "
+    "row's stack, or a block space's network of blocks, is rebuilt from the spec stored in the file (or a "
+    "'stack' column). -o gets the same rows and "
     "columns plus latency_ms, latency_iqr_ms, gmacs_per_s and the setup in the metadata, so `rfsweep pareto OUT "
     "--minimize latency_ms` and `rfsweep show OUT ID` work. " + TIMING_NOTE)
 
@@ -92,11 +95,15 @@ def _progress(quiet: bool):
 
 
 def bench(
-    stacks: Annotated[list[str], typer.Argument(metavar="STACK...", help="compact strings or JSON stack files",
-                                                show_default=False)],
+    stacks: Annotated[Optional[list[str]], typer.Argument(
+        metavar="[STACK]...", help="compact strings, JSON stack files or graph JSON files", show_default=False)] = None,
+    arch: Annotated[Optional[list[str]], typer.Option(
+        "--arch", help="a known network (repeatable; see `rfsweep archs`), timed after the STACKs",
+        show_default=False)] = None,
     batch: Batch = 1,
-    input_size: Annotated[Optional[int], typer.Option(help="input height = width [default: the stack's, 224]")] = None,
-    in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: the stack's, 3]")] = None,
+    input_size: Annotated[Optional[int], typer.Option(
+        help="input height = width [default: the stack's or graph's, 224]")] = None,
+    in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: the stack's or graph's, 3]")] = None,
     dtype: Dtype = "float32",
     channels_last: ChannelsLast = False,
     backward: Backward = False,
@@ -114,7 +121,8 @@ def bench(
     from .timing import ratio_text
 
     setup = make_setup(device, batch, dtype, channels_last, backward, threads, relu, warmup, min_time, max_time, rounds)
-    result = run_bench(stacks, setup, input_size, in_channels, progress=_progress(quiet or format == "json"))
+    result = run_bench(stacks or [], setup, input_size, in_channels, progress=_progress(quiet or format == "json"),
+                       archs=arch or [])
     if format == "json":
         print(json.dumps(result.as_dict()))
         return
@@ -122,14 +130,14 @@ def bench(
     from rich.table import Table
 
     table = Table(title=f"measured on {setup_line(result.environment)}", title_justify="left")
-    for name in ("stack", "depth", "params", "MACs/image", "median ms", "IQR ms", "GMAC/s", "x MACs", "x time"):
-        table.add_column(name, justify="left" if name == "stack" else "right")
+    for name in ("network", "depth", "params", "MACs/image", "median ms", "IQR ms", "GMAC/s", "x MACs", "x time"):
+        table.add_column(name, justify="left" if name == "network" else "right")
     for row in result.rows:
         table.add_row(row["stack"], str(row["depth"]), cli._fmt(row["params"]), cli._fmt(row["macs"]),
                       f"{row['latency_ms']:.3f}", f"{row['latency_iqr_ms']:.3f}", f"{row['gmacs_per_s']:.1f}",
                       f"{row['macs_ratio']:.2f}", f"{row['time_ratio']:.2f}")
     table.caption = (f"x MACs / x time: against {result.rows[0]['stack']}; median and IQR of one step over "
-                     f"{min(r['steps'] for r in result.rows)}+ steps per stack. MACs count one multiply-"
+                     f"{min(r['steps'] for r in result.rows)}+ steps per network. MACs count one multiply-"
                      "accumulate as 1 (bias adds not counted).")
     table.caption_justify = "left"
     cli.stdout.print(table)

@@ -27,6 +27,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
@@ -34,6 +35,7 @@ import time
 import timeit
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Sequence
 
 from .errors import RfsweepError
@@ -139,6 +141,246 @@ def build_module(stack: Stack, relu: bool = True):
     return nn.Sequential(*modules)
 
 
+# ------------------------------------------------------------------ graphs as torch modules
+
+def _conv_depth(graph) -> int:
+    """Conv layers on the longest path to any node (a chain: its number of convs)."""
+    depth: dict[str, int] = {"input": 0}
+    for node in graph.nodes:
+        depth[node["name"]] = max(depth[i] for i in node["inputs"]) + (node["type"] == "conv")
+    return max(depth.values())
+
+
+def _relu_after(graph) -> set[str]:
+    """Where `relu=True` adds a ReLU: after each conv, or after the bn that reads it.
+
+    The catalog graphs and block rows do not write their activations, so one
+    ReLU per conv (as for a stack) stands in for them. A graph that writes
+    relu nodes gets none added: its activations run where they are written.
+    """
+    if any(node["type"] == "relu" for node in graph.nodes):
+        return set()
+    normed = {node["inputs"][0] for node in graph.nodes if node["type"] == "bn"}
+    by_name = {node["name"]: node for node in graph.nodes}
+    added = set()
+    for node in graph.nodes:
+        if node["type"] == "conv" and node["name"] not in normed:
+            added.add(node["name"])
+        elif node["type"] == "bn" and by_name.get(node["inputs"][0], {}).get("type") == "conv":
+            added.add(node["name"])
+    return added
+
+
+@functools.lru_cache(maxsize=None)
+def _graph_ops():
+    """The small nn.Modules a graph runs (defined on first use: torch is an optional import)."""
+    torch = require_torch("building a torch module")
+    nn, F = torch.nn, torch.nn.functional
+
+    def as_map(x):
+        """Head outputs are (batch, features); a later map op sees them as features x 1 x 1."""
+        return x if x.dim() == 4 else x[:, :, None, None]
+
+    def as_maps(xs):
+        return xs if all(x.dim() == xs[0].dim() for x in xs) else [as_map(x) for x in xs]
+
+    class Pad(nn.Module):
+        """Per-side padding ((top, bottom), (left, right)) with a constant (-inf before a max pool)."""
+
+        def __init__(self, pads, value=0.0):
+            super().__init__()
+            (self.top, self.bottom), (self.left, self.right) = pads
+            self.value = value
+
+        def forward(self, x):
+            return F.pad(as_map(x), (self.left, self.right, self.top, self.bottom), value=self.value)
+
+        def extra_repr(self):
+            return f"top={self.top}, bottom={self.bottom}, left={self.left}, right={self.right}, value={self.value}"
+
+    class MapOp(nn.Module):
+        """A torch layer that needs a 4-D input."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(as_map(x))
+
+    class Add(nn.Module):
+        def forward(self, *xs):
+            xs = as_maps(xs)
+            out = xs[0] + xs[1]
+            for x in xs[2:]:
+                out = out + x
+            return out
+
+    class Mul(nn.Module):
+        def forward(self, *xs):
+            xs = as_maps(xs)
+            out = xs[0] * xs[1]
+            for x in xs[2:]:
+                out = out * x
+            return out
+
+    class Concat(nn.Module):
+        def forward(self, *xs):
+            return torch.cat(as_maps(xs), dim=1)
+
+    class Slice(nn.Module):
+        def __init__(self, start, stop):
+            super().__init__()
+            self.start, self.stop = start, stop
+
+        def forward(self, x):
+            return x[:, self.start:self.stop]
+
+        def extra_repr(self):
+            return f"channels=[{self.start}, {self.stop})"
+
+    class GlobalPool(nn.Module):
+        def forward(self, x):
+            return as_map(x).mean((2, 3), keepdim=True)
+
+    class Flatten(nn.Module):
+        def forward(self, x):
+            return x.flatten(1)
+
+    class Head(nn.Module):
+        def __init__(self, linear):
+            super().__init__()
+            self.linear = linear
+
+        def forward(self, x):
+            return self.linear(x.flatten(1))
+
+    class GraphModule(nn.Module):
+        """Runs a graph's nodes in order; each value is dropped after its last reader."""
+
+        def __init__(self, names, ops, inputs, relus, drops, outputs):
+            super().__init__()
+            self.ops = nn.ModuleList(ops)
+            self.names, self.inputs, self.relus, self.drops = names, inputs, relus, drops
+            self.outputs = outputs
+
+        def forward(self, x):
+            values = {"input": x}
+            for name, op, inputs, relu, drops in zip(self.names, self.ops, self.inputs, self.relus, self.drops):
+                y = op(*[values[i] for i in inputs])
+                values[name] = F.relu(y, inplace=True) if relu else y
+                for item in drops:
+                    del values[item]
+            outs = tuple(values[name] for name in self.outputs)
+            return outs[0] if len(outs) == 1 else outs
+
+    return {"Pad": Pad, "MapOp": MapOp, "Add": Add, "Mul": Mul, "Concat": Concat, "Slice": Slice,
+            "GlobalPool": GlobalPool, "Flatten": Flatten, "Head": Head, "GraphModule": GraphModule}
+
+
+def _window_op(torch, ops, f, c_in, n_in, where):
+    """Conv2d / MaxPool2d / AvgPool2d with the node's resolved fields; per-side padding by a Pad first."""
+    nn = torch.nn
+    layer, pads = f.layer, f.pads
+    symmetric = all(before == after for before, after in pads)
+    if layer.is_conv:
+        conv = dict(stride=layer.stride, dilation=layer.dilation, groups=layer.groups, bias=layer.bias)
+        if symmetric:
+            return ops["MapOp"](nn.Conv2d(c_in, layer.out_channels, layer.kernel,
+                                          padding=tuple(p for p, _ in pads), **conv))
+        return nn.Sequential(ops["Pad"](pads), nn.Conv2d(c_in, layer.out_channels, layer.kernel, padding=0, **conv))
+    pool = nn.MaxPool2d if layer.type == "maxpool" else nn.AvgPool2d
+    if symmetric:  # PyTorch's own padding and ceil_mode: the rule rfsweep's arithmetic follows
+        return ops["MapOp"](pool(layer.kernel, layer.stride, padding=tuple(p for p, _ in pads),
+                                 ceil_mode=layer.ceil_mode))
+    # per side: pad (-inf for max, zeros for avg), then a pool without padding in floor mode; a
+    # ceil_mode window that rfsweep keeps gets the pixels it lacks as extra padding after
+    extra = []
+    for a in range(2):
+        padded = n_in[a] + pads[a][0] + pads[a][1]
+        need = (f.n[a] - 1) * layer.stride[a] + layer.kernel[a]  # the shortest input giving f.n windows
+        if (max(padded, need) - layer.kernel[a]) // layer.stride[a] + 1 != f.n[a]:
+            raise RfsweepError(f"{where}: the torch builder cannot reproduce this {layer.type}'s output size "
+                               f"{f.n[0]}x{f.n[1]} with per-side padding")
+        extra.append(max(need - padded, 0))
+    value = float("-inf") if layer.type == "maxpool" else 0.0
+    grown = ((pads[0][0], pads[0][1] + extra[0]), (pads[1][0], pads[1][1] + extra[1]))
+    return nn.Sequential(ops["Pad"](grown, value), pool(layer.kernel, layer.stride, padding=0))
+
+
+def _node_op(torch, ops, node, f, ins, where):
+    """The nn.Module that runs one node (RfsweepError for a node type the builder has no rule for)."""
+    kind = node["type"]
+    if kind in ("conv", "maxpool", "avgpool"):
+        return _window_op(torch, ops, f, ins[0].channels, ins[0].n, where)
+    if kind == "pad":
+        return ops["Pad"](f.pads)
+    if kind == "bn":
+        return ops["MapOp"](torch.nn.BatchNorm2d(f.channels))
+    if kind == "linear":
+        return ops["Head"](torch.nn.Linear(ins[0].channels, f.channels, bias=node.get("bias", True)))
+    if kind == "slice":
+        return ops["Slice"](*node["channels"])
+    simple = {"add": "Add", "mul": "Mul", "concat": "Concat", "global_pool": "GlobalPool", "flatten": "Flatten"}
+    if kind in simple:
+        return ops[simple[kind]]()
+    if kind == "identity":
+        return torch.nn.Identity()
+    if kind == "relu":
+        return torch.nn.ReLU()  # out of place: its input may have other readers or be a view
+    raise RfsweepError(f"{where}: the torch builder cannot run a {kind!r} node")
+
+
+def build_graph_module(source, relu: bool = True, end_point: str | None = None, input_size=None,
+                       in_channels=None):
+    """A graph (or any network `rfsweep.load_graph` takes) as a torch.nn.Module that runs its nodes.
+
+    conv -> Conv2d with the node's exact fields, pools -> MaxPool2d/AvgPool2d
+    (ceil_mode; count_include_pad=True), bn -> BatchNorm2d, add/mul (1x1 inputs
+    broadcast), concat, slice (channels), pad (zeros), identity, relu,
+    global_pool (mean), flatten, linear. Padding is the one rfsweep resolves for
+    this input size ("same_tf" included): symmetric padding goes to the layer,
+    per-side padding to an F.pad before a padding-0 layer (-inf before a max
+    pool), so the module is built for one input size. `relu` adds a ReLU where
+    `_relu_after` says. With `end_point` only what that node reads runs and
+    the module returns its tensor; without, every node runs and it returns the
+    graph's sinks (nodes no other node reads; a tuple if several).
+    Head outputs are (batch, features) tensors.
+    """
+    from .graph import evaluate, load_graph
+
+    torch = require_torch("building a torch module")
+    graph = load_graph(source, input_size, in_channels)
+    names = graph.names
+    if end_point is not None and end_point not in names:
+        raise RfsweepError(f"unknown end-point {end_point!r} (nodes: {', '.join(names[:12])}"
+                           f"{', ...' if len(names) > 12 else ''})")
+    facts = evaluate(graph, end_point)
+    ops_table = _graph_ops()
+    kept = [node for node in graph.nodes if node["name"] in facts]
+    readers: dict[str, int] = {}
+    for node in kept:
+        for item in node["inputs"]:
+            readers[item] = readers.get(item, 0) + 1
+    outputs = [end_point] if end_point is not None else [n["name"] for n in kept if n["name"] not in readers]
+    added = _relu_after(graph) if relu else set()
+    last_use = {}
+    for position, node in enumerate(kept):
+        for item in node["inputs"]:
+            last_use[item] = position
+    drops: list[list[str]] = [[] for _ in kept]
+    for item, position in last_use.items():
+        if item not in outputs:
+            drops[position].append(item)
+    input_facts = SimpleNamespace(n=graph.input_size, channels=graph.in_channels)
+    ops = []
+    for node in kept:
+        ins = [input_facts if item == "input" else facts[item] for item in node["inputs"]]
+        ops.append(_node_op(torch, ops_table, node, facts[node["name"]], ins, f"node {node['name']!r}"))
+    return ops_table["GraphModule"]([n["name"] for n in kept], ops, [list(n["inputs"]) for n in kept],
+                                    [n["name"] in added for n in kept], drops, outputs)
+
+
 # ------------------------------------------------------------------ timing one callable
 
 @dataclass
@@ -219,30 +461,60 @@ def _torch_dtype(torch, name: str):
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
-def stack_step(stack: Stack, setup: BenchSetup):
-    """(module, input, step): the built module on the device and a no-argument step to time."""
+def as_network(source, input_size=None, in_channels=None):
+    """Any network `rfsweep.load_graph` takes (compact string, stack or graph JSON, dict, Stack,
+    Graph) as a Graph; a chain keeps its Stack in `graph.chain`."""
+    from .graph import Graph, load_graph
+
+    if isinstance(source, Graph) and input_size is None and in_channels is None:
+        return source
+    return load_graph(source, input_size, in_channels)
+
+
+def network_label(graph) -> str:
+    """How rows and messages name a network: a stack's compact string or file name, a graph's name."""
+    if graph.chain is not None:
+        return graph.chain.name or graph.chain.compact()
+    return graph.name or "graph"
+
+
+def build_network(graph, relu: bool = True):
+    """A chain as build_module's nn.Sequential, any other graph as build_graph_module's module."""
+    if graph.chain is not None:
+        return build_module(graph.chain, relu=relu)
+    return build_graph_module(graph, relu=relu)
+
+
+def stack_step(stack, setup: BenchSetup):
+    """(module, input, step): the built module on the device and a no-argument step to time.
+
+    `stack` is any network as_network takes. With backward, the step
+    back-propagates ones from every output (a graph's sinks) to the input.
+    """
     torch = require_torch()
+    graph = as_network(stack)
     dtype = _torch_dtype(torch, setup.dtype)
-    module = build_module(stack, relu=setup.relu).to(device=setup.device, dtype=dtype)
-    h, w = stack.input_size
+    module = build_network(graph, relu=setup.relu).to(device=setup.device, dtype=dtype)
+    h, w = graph.input_size
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(setup.batch, stack.in_channels, h, w, generator=generator).to(device=setup.device, dtype=dtype)
+    x = torch.randn(setup.batch, graph.in_channels, h, w, generator=generator).to(device=setup.device, dtype=dtype)
     if setup.channels_last:
         module = module.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     if setup.backward:
         module.train()
         x.requires_grad_(True)
-        grad = None
+        grads = None
 
         def step():
-            nonlocal grad
+            nonlocal grads
             module.zero_grad(set_to_none=True)
             x.grad = None
             out = module(x)
-            if grad is None:
-                grad = torch.ones_like(out)
-            out.backward(grad)
+            outs = out if isinstance(out, tuple) else (out,)
+            if grads is None:
+                grads = tuple(torch.ones_like(o) for o in outs)
+            torch.autograd.backward(outs, grads)
     else:
         module.eval()
 
@@ -259,18 +531,19 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _facts(stack: Stack) -> dict:
-    total = analyze(stack)["total"]
-    return {"stack": stack.name or stack.compact(), "depth": sum(layer.is_conv for layer in stack.layers),
-            "params": total["params"], "macs": total["macs"]}
+def _facts(graph) -> dict:
+    """Per-image figures of the whole network (a graph's head included: every node runs)."""
+    total = analyze(graph)["total"]
+    return {"stack": network_label(graph), "depth": _conv_depth(graph), "params": total["params"],
+            "macs": total["macs"]}
 
 
-def _time_once(stack: Stack, setup: BenchSetup, timer) -> Timing:
-    """Build, warm up and time one stack once; torch failures become one-line RfsweepErrors."""
+def _time_once(graph, setup: BenchSetup, timer) -> Timing:
+    """Build, warm up and time one network once; torch failures become one-line RfsweepErrors."""
     torch = require_torch()
-    text = stack.name or stack.compact()
+    text = network_label(graph)
     try:
-        _, _, step = stack_step(stack, setup)
+        _, _, step = stack_step(graph, setup)
         return time_callable(step, setup, timer, label=text)
     except (RuntimeError, NotImplementedError) as exc:  # unsupported dtype on this device, out of memory
         if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
@@ -280,18 +553,20 @@ def _time_once(stack: Stack, setup: BenchSetup, timer) -> Timing:
                            f"{_first_line(exc)}") from None
 
 
-def time_stacks(stacks: Sequence[Stack], setup: BenchSetup, timer: Callable[[], float] | None = None,
+def time_stacks(stacks: Sequence, setup: BenchSetup, timer: Callable[[], float] | None = None,
                 progress: Callable[[int, int, str], None] | None = None) -> list[dict]:
-    """One row per stack: stack, depth, params, macs (per image), work_macs, latency_ms and
+    """One row per network (Stack, Graph or anything as_network takes): stack (its label), depth
+    (convs on the longest path), params, macs (per image), work_macs, latency_ms and
     latency_iqr_ms (median and IQR of the per-step block times, all rounds pooled), gmacs_per_s,
-    blocks, steps. With setup.rounds > 1 every stack is timed once per round, in turn."""
-    rows = [_facts(stack) for stack in stacks]
-    timings: list[Timing | None] = [None] * len(stacks)
+    blocks, steps. With setup.rounds > 1 every network is timed once per round, in turn."""
+    graphs = [as_network(item) for item in stacks]
+    rows = [_facts(graph) for graph in graphs]
+    timings: list[Timing | None] = [None] * len(graphs)
     for _ in range(setup.rounds):
-        for i, stack in enumerate(stacks):
+        for i, graph in enumerate(graphs):
             if progress is not None:
-                progress(i, len(stacks), rows[i]["stack"])
-            once = _time_once(stack, setup, timer)
+                progress(i, len(graphs), rows[i]["stack"])
+            once = _time_once(graph, setup, timer)
             timings[i] = once if timings[i] is None else timings[i].merged(once)
     work_factor = setup.batch * (BACKWARD_WORK if setup.backward else 1)
     for row, timing in zip(rows, timings):
@@ -371,23 +646,47 @@ class BenchResult:
         return {"environment": self.environment, "rows": self.rows}
 
 
-def bench(stacks: Sequence, setup: BenchSetup = BenchSetup(), input_size: int | None = None,
-          in_channels: int | None = None, timer: Callable[[], float] | None = None,
-          progress: Callable[[int, int, str], None] | None = None) -> BenchResult:
-    """Time every stack (compact string, JSON path, list or Stack) and compare with the first.
+def check_networks(graphs: Sequence, where: Callable[[int, object], str] | None = None) -> None:
+    """Bad geometry or a node the builder cannot run is bad input before any timing starts.
 
-    Each row has stack, depth (convs), params, macs (per image, rfsweep's
-    arithmetic), work_macs (x batch, x3 with backward), latency_ms and
-    latency_iqr_ms (per step), gmacs_per_s, blocks, steps, and macs_ratio /
-    time_ratio against the first stack. The environment (device, torch and
-    cuDNN versions, threads, load average before and after) comes with it.
+    Each network is analysed and built once on torch's meta device (no memory,
+    no weights initialised); `where(i, graph)` prefixes error messages.
     """
-    if not stacks:
-        raise RfsweepError("bench needs at least one stack")
+    torch = require_torch()
+    for i, graph in enumerate(graphs):
+        try:
+            analyze(graph)
+            if graph.chain is None:
+                with torch.device("meta"):
+                    build_graph_module(graph)
+        except RfsweepError as exc:
+            if where is None:
+                raise
+            raise RfsweepError(f"{where(i, graph)}: {exc}") from None
+
+
+def bench(stacks: Sequence = (), setup: BenchSetup = BenchSetup(), input_size: int | None = None,
+          in_channels: int | None = None, timer: Callable[[], float] | None = None,
+          progress: Callable[[int, int, str], None] | None = None, archs: Sequence[str] = ()) -> BenchResult:
+    """Time every network and compare with the first: stacks (compact string, JSON stack file,
+    list, Stack), graphs (graph JSON file, dict, Graph), then the known networks `archs`
+    (names from `rfsweep archs`: resnet18, mobilenet_v2, ...).
+
+    Each row has stack (the network's label), depth (convs on the longest
+    path), params, macs (per image, rfsweep's arithmetic of the whole graph,
+    head included), work_macs (x batch, x3 with backward), latency_ms and
+    latency_iqr_ms (per step), gmacs_per_s, blocks, steps, and macs_ratio /
+    time_ratio against the first. The environment (device, torch and cuDNN
+    versions, threads, load average before and after) comes with it.
+    """
+    from .architectures import arch_path
+
+    sources = list(stacks or ()) + [arch_path(name) for name in archs or ()]
+    if not sources:
+        raise RfsweepError("bench needs at least one STACK, graph file or --arch NAME")
     setup = setup.checked()
-    resolved = [load_stack(s, input_size, in_channels) for s in stacks]
-    for stack in resolved:
-        analyze(stack)  # bad geometry is bad input before any timing starts
+    resolved = [as_network(source, input_size, in_channels) for source in sources]
+    check_networks(resolved)
     env = environment(setup)
     rows = time_stacks(resolved, setup, timer, progress)
     env["loadavg_after"] = _loadavg()
@@ -442,24 +741,34 @@ def _select(dataset, top: int, sort_by: str | None, descending: bool):
     return dataset.take(order)
 
 
-def _stacks_of_rows(table, metadata: dict | None, path, input_size, in_channels) -> list[Stack]:
-    """Rebuild each row's stack: from the spec in the metadata and config_id, else a 'stack' column."""
+def _stacks_of_rows(table, metadata: dict | None, path, input_size, in_channels) -> list:
+    """Rebuild each row's network: a chain from the spec in the metadata and config_id, a block
+    space's row as its graph (blocks.block_graph), else from a 'stack' column."""
     names = table.schema.names
     spec_dict = (metadata or {}).get("spec")
-    if isinstance(spec_dict, dict) and "stage" in spec_dict:
-        raise RfsweepError(f"{path}: a block/stage design space; timing its rows is not supported yet "
-                           "(time a network with `rfsweep bench` on its JSON instead)")
     if isinstance(spec_dict, dict) and "config_id" in names:
-        from .grid import GridSpec
+        from .grid import spec_from_dict
+
+        spec = spec_from_dict(spec_dict)
+        ids = [int(i) for i in table.column("config_id").to_pylist()]
+        if "stage" in spec_dict:  # a block/stage design space: each row is a network of blocks
+            from .blocks import block_graph
+
+            graphs = []
+            for i in ids:
+                try:
+                    graph = block_graph(spec, i)
+                except RfsweepError as exc:
+                    raise RfsweepError(f"{path}: {exc}") from None
+                graphs.append(as_network({**graph, "name": f"config_id {i}"}, input_size, in_channels))
+            return graphs
         from .layers import build_stack
 
-        spec = GridSpec.build(spec_dict)
         size = input_size or spec.input_size
         channels = in_channels or spec.in_channels
-        return [build_stack(spec.layers_of(int(i)), size, channels)
-                for i in table.column("config_id").to_pylist()]
+        return [as_network(build_stack(spec.layers_of(i), size, channels)) for i in ids]
     if "stack" in names:
-        return [load_stack(str(text), input_size, in_channels) for text in table.column("stack").to_pylist()]
+        return [as_network(str(text), input_size, in_channels) for text in table.column("stack").to_pylist()]
     raise RfsweepError(f"{path}: cannot rebuild the stacks: no rfsweep spec metadata with a config_id column, "
                        "and no 'stack' column of compact strings")
 
@@ -502,11 +811,7 @@ def measure_file(path, out, setup: BenchSetup = BenchSetup(), top: int = 20, sor
     if table.num_rows == 0:
         raise RfsweepError(f"{path}: no rows to time")
     stacks = _stacks_of_rows(table, metadata, path, input_size, in_channels)
-    for i, stack in enumerate(stacks):
-        try:
-            analyze(stack)
-        except RfsweepError as exc:
-            raise RfsweepError(f"{path}: row {i} ({stack.compact()}): {exc}") from None
+    check_networks(stacks, lambda i, graph: f"{path}: row {i} ({network_label(graph)})")
     env = environment(setup)
     timed = time_stacks(stacks, setup, timer, progress)
     env["loadavg_after"] = _loadavg()

@@ -308,27 +308,34 @@ def _window_op(torch, ops, f, c_in, n_in, where):
     return nn.Sequential(ops["Pad"](grown, value), pool(layer.kernel, layer.stride, padding=0))
 
 
+# node type -> (torch, the _graph_ops classes, node dict, its Facts, its inputs' Facts) -> nn.Module
+_NODE_OPS = {
+    "conv": lambda torch, ops, node, f, ins: _window_op(torch, ops, f, ins[0].channels, ins[0].n, node["_where"]),
+    "maxpool": lambda torch, ops, node, f, ins: _window_op(torch, ops, f, ins[0].channels, ins[0].n, node["_where"]),
+    "avgpool": lambda torch, ops, node, f, ins: _window_op(torch, ops, f, ins[0].channels, ins[0].n, node["_where"]),
+    "pad": lambda torch, ops, node, f, ins: ops["Pad"](f.pads),
+    "bn": lambda torch, ops, node, f, ins: ops["MapOp"](torch.nn.BatchNorm2d(f.channels)),
+    "linear": lambda torch, ops, node, f, ins: ops["Head"](torch.nn.Linear(ins[0].channels, f.channels,
+                                                                          bias=node.get("bias", True))),
+    "slice": lambda torch, ops, node, f, ins: ops["Slice"](*node["channels"]),
+    "add": lambda torch, ops, node, f, ins: ops["Add"](),
+    "mul": lambda torch, ops, node, f, ins: ops["Mul"](),
+    "concat": lambda torch, ops, node, f, ins: ops["Concat"](),
+    "global_pool": lambda torch, ops, node, f, ins: ops["GlobalPool"](),
+    "flatten": lambda torch, ops, node, f, ins: ops["Flatten"](),
+    "identity": lambda torch, ops, node, f, ins: torch.nn.Identity(),
+    # out of place: the input may have other readers, or be a view of another node's tensor
+    "relu": lambda torch, ops, node, f, ins: torch.nn.ReLU(),
+}
+
+
 def _node_op(torch, ops, node, f, ins, where):
     """The nn.Module that runs one node (RfsweepError for a node type the builder has no rule for)."""
-    kind = node["type"]
-    if kind in ("conv", "maxpool", "avgpool"):
-        return _window_op(torch, ops, f, ins[0].channels, ins[0].n, where)
-    if kind == "pad":
-        return ops["Pad"](f.pads)
-    if kind == "bn":
-        return ops["MapOp"](torch.nn.BatchNorm2d(f.channels))
-    if kind == "linear":
-        return ops["Head"](torch.nn.Linear(ins[0].channels, f.channels, bias=node.get("bias", True)))
-    if kind == "slice":
-        return ops["Slice"](*node["channels"])
-    simple = {"add": "Add", "mul": "Mul", "concat": "Concat", "global_pool": "GlobalPool", "flatten": "Flatten"}
-    if kind in simple:
-        return ops[simple[kind]]()
-    if kind == "identity":
-        return torch.nn.Identity()
-    if kind == "relu":
-        return torch.nn.ReLU()  # out of place: its input may have other readers or be a view
-    raise RfsweepError(f"{where}: the torch builder cannot run a {kind!r} node")
+    rule = _NODE_OPS.get(node["type"])
+    if rule is None:
+        raise RfsweepError(f"{where}: the torch builder cannot run a {node['type']!r} node "
+                           f"(it runs: {', '.join(_NODE_OPS)})")
+    return rule(torch, ops, {**node, "_where": where}, f, ins)
 
 
 def build_graph_module(source, relu: bool = True, end_point: str | None = None, input_size=None,

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import rfsweep
 from rfsweep.errors import RfsweepError
 from cli_helpers import run_cli
+from test_graph import networks as graph_networks  # random aligned networks: residual, inception, SE, ...
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason='torch not installed: pip install -e ".[torch]"')
@@ -458,11 +459,11 @@ def test_measure_refuses_files_it_cannot_rebuild(capsys, tmp_path, small_sweep):
     pq.write_table(pa.table({"config_id": [1, 2], "params": [3, 4]}), plain)
     code, _, err = run_cli(capsys, "measure", plain, "-o", tmp_path / "o.parquet")
     assert code == 2 and "cannot rebuild the stacks" in _one_line(err)
-    staged = tmp_path / "staged.parquet"
+    staged = tmp_path / "staged.parquet"  # a block-space spec without its stage's width
     pq.write_table(pa.table({"config_id": [1]}).replace_schema_metadata(
         {b"rfsweep": json.dumps({"spec": {"stage": [{"block": ["basic"]}]}}).encode()}), staged)
     code, _, err = run_cli(capsys, "measure", staged, "-o", tmp_path / "o.parquet")
-    assert code == 2 and "stage" in _one_line(err)
+    assert code == 2 and "width" in _one_line(err)
     code, _, err = run_cli(capsys, "measure", small_sweep, "--sort-by", "nope", "-o", tmp_path / "o.parquet")
     assert code == 2 and "nope" in _one_line(err)
     code, _, err = run_cli(capsys, "measure", small_sweep, "-o", tmp_path / "missing" / "o.parquet")
@@ -512,3 +513,443 @@ def test_cuda_synchronize_is_honoured():
     setup = _setup(device="cuda").checked()
     timing = time_callable(lambda: torch.cuda._sleep(50_000_000), setup)
     assert timing.median > 5e-3
+
+
+# ---------------------------------------------------------------- graphs as torch modules
+
+def _pair(value):
+    return tuple(value) if isinstance(value, list) else (value, value)
+
+
+def _shape_matches(tensor, batch, figures):
+    """A map is (batch, C, h, w); a head output (batch, C) where rfsweep says 1x1."""
+    if tensor.dim() == 2:
+        return _pair(figures["out_size"]) == (1, 1) and tuple(tensor.shape) == (batch, figures["out_channels"])
+    return tuple(tensor.shape) == (batch, figures["out_channels"], *_pair(figures["out_size"]))
+
+
+def _run_with_flops(module, x):
+    from torch.utils.flop_counter import FlopCounterMode
+    import torch
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = module(x)
+    return out, counter.get_total_flops()
+
+
+def check_graph_module(source, end_point=None, batch=2):
+    """Real forward passes against rfsweep.analyze: at the end-point (the network cut there) and
+    for the whole graph (every node, head included; outputs are the nodes nobody reads)."""
+    import torch
+    from rfsweep.timing import build_graph_module
+
+    graph = rfsweep.load_graph(source)
+    end = end_point or graph.output
+    x = torch.randn(batch, graph.in_channels, *graph.input_size)
+    cut = rfsweep.analyze(graph, end_point=end)["total"]
+    module = build_graph_module(graph, end_point=end).eval()
+    out, flops = _run_with_flops(module, x)
+    assert _shape_matches(out, batch, cut), (tuple(out.shape), cut["out_size"], cut["out_channels"])
+    assert sum(p.numel() for p in module.parameters()) == cut["params"]
+    assert flops == 2 * cut["macs"] * batch  # conv + linear FLOPs = 2 MACs per image
+    whole = rfsweep.analyze(graph)
+    module = build_graph_module(graph).eval()
+    out, flops = _run_with_flops(module, x)
+    read = {item for node in graph.nodes for item in node["inputs"]}
+    sinks = [node["name"] for node in graph.nodes if node["name"] not in read]
+    outs = out if isinstance(out, tuple) else (out,)
+    assert len(outs) == len(sinks)
+    rows = {row["name"]: row for row in whole["nodes"]}
+    for tensor, name in zip(outs, sinks):
+        assert _shape_matches(tensor, batch, rows[name]), (name, tuple(tensor.shape))
+    assert sum(p.numel() for p in module.parameters()) == whole["total"]["params"]
+    assert flops == 2 * whole["total"]["macs"] * batch
+    return module
+
+
+def _avg_pools(graph: dict) -> dict:
+    """The same geometry with average pools: every tap of every window gets gradient."""
+    nodes = [{**node, "type": "avgpool"} if node["type"] == "maxpool" else node for node in graph["nodes"]]
+    return {**graph, "nodes": nodes}
+
+
+def check_rf_by_gradient(source, end_point=None, exact=True):
+    """Each probed output unit's input gradient (positive weights) lies exactly on analyze's RF
+    interval start + i*jump +- (rf-1)/2: inside it, and (`exact`) reaching both ends where they are
+    on the image. Exact ends need every extreme tap to land on real pixels of every intermediate map,
+    which small random graphs (a dilated 'SAME' conv on a 1-pixel map) do not give; inside holds always."""
+    import torch
+    from rfsweep.timing import build_graph_module
+
+    graph = rfsweep.load_graph(source)
+    end = end_point or graph.output
+    total = rfsweep.analyze(graph, end_point=end)["total"]
+    rf, jump, start, size = (_pair(total[k]) for k in ("rf", "jump", "start", "out_size"))
+    module = build_graph_module(graph, end_point=end).double().eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.fill_(0.05)
+    # a slice keeps its input's facts (a slice of a concat: the union of all parts), so behind a
+    # slice the field only has to contain the gradient's support
+    kinds = {node["name"]: node for node in graph.nodes}
+    # behind a gate (a global pool broadcast back by mul/add) part of the field does not move with
+    # the unit, so start + i*jump holds for unit 0 only
+    todo, behind_slice, gated = [end], not exact, False
+    while todo:
+        node = kinds.get(todo.pop())
+        if node is not None:
+            behind_slice |= node["type"] == "slice"
+            gated |= node["type"] == "global_pool"
+            todo += node["inputs"]
+    h, w = graph.input_size
+    probes = sorted({0, size[0] // 2, size[0] - 1}), sorted({0, size[1] // 2, size[1] - 1})
+    if gated:
+        probes = [0], [0]
+    for i in probes[0]:
+        for j in probes[1]:
+            x = torch.ones(1, graph.in_channels, h, w, dtype=torch.float64, requires_grad=True)
+            out = module(x)
+            out[0, :, i, j].sum().backward()  # all channels: a concat's RF is the union of its parts'
+            support = (x.grad[0].abs().sum(0) > 0).nonzero()
+            bounds = [(start[a] + unit * jump[a] - (rf[a] - 1) / 2, start[a] + unit * jump[a] + (rf[a] - 1) / 2)
+                      for a, unit in enumerate((i, j))]
+            if len(support) == 0:  # a unit of padding (a pad node's border) sees no pixel
+                if not exact:
+                    continue
+                assert any(hi < 0 or lo > n - 1 for (lo, hi), n in zip(bounds, (h, w))), (end, i, j, bounds)
+                continue
+            for a, ((lo, hi), n) in enumerate(zip(bounds, (h, w))):
+                got_lo, got_hi = support[:, a].min().item(), support[:, a].max().item()
+                assert lo <= got_lo and got_hi <= hi, (end, i, j, a, lo, hi, got_lo, got_hi)
+                if lo >= 0 and not behind_slice:
+                    assert got_lo == lo, (end, i, j, a, lo, got_lo)
+                if hi <= n - 1 and not behind_slice:
+                    assert got_hi == hi, (end, i, j, a, hi, got_hi)
+
+
+RESIDUAL = {"input_size": [13, 11], "in_channels": 3, "nodes": [
+    {"name": "stem", "type": "conv", "kernel": 3, "stride": 2, "padding": [[0, 1], [1, 1]], "out_channels": 8,
+     "bias": False},
+    {"name": "stem.bn", "type": "bn"},
+    {"name": "a", "type": "conv", "kernel": 3, "out_channels": 8},
+    {"name": "a.bn", "type": "bn"},
+    {"name": "b", "type": "conv", "kernel": [3, 5], "dilation": [2, 1], "out_channels": 8, "bias": False},
+    {"name": "sum", "type": "add", "inputs": ["b", "stem.bn"]},
+    {"name": "down", "type": "conv", "inputs": ["stem.bn"], "kernel": 1, "stride": 2, "padding": 0,
+     "out_channels": 16},
+    {"name": "main", "type": "conv", "inputs": ["sum"], "kernel": 3, "stride": 2, "padding": "same_tf",
+     "out_channels": 16},
+    {"name": "out", "type": "add", "inputs": ["main", "down"]},
+    {"name": "pool", "type": "avgpool", "kernel": 3, "stride": 2, "padding": [[1, 0], [0, 1]], "ceil_mode": True},
+]}
+
+INCEPTION = {"input_size": 12, "in_channels": 4, "nodes": [
+    {"name": "b1", "type": "conv", "inputs": ["input"], "kernel": 1, "out_channels": 3},
+    {"name": "b2a", "type": "conv", "inputs": ["input"], "kernel": [1, 3], "padding": [0, 1], "out_channels": 2},
+    {"name": "b2b", "type": "conv", "kernel": [3, 1], "padding": "same_tf", "out_channels": 3},
+    {"name": "b3a", "type": "maxpool", "inputs": ["input"], "kernel": 3, "stride": 1, "padding": "same_tf"},
+    {"name": "b3b", "type": "conv", "kernel": 1, "out_channels": 2},
+    {"name": "b4a", "type": "pad", "inputs": ["input"], "padding": [[1, 1], [2, 0]]},
+    {"name": "b4b", "type": "conv", "kernel": 3, "padding": 0, "out_channels": 2},
+    {"name": "cat", "type": "concat", "inputs": ["b1", "b2b", "b3b", "b4b"]},
+    {"name": "part", "type": "slice", "channels": [2, 7]},
+    {"name": "dw", "type": "conv", "kernel": 3, "groups": "depthwise", "out_channels": 5},
+    {"name": "cat2", "type": "concat", "inputs": ["dw", "cat"]},
+    {"name": "pool", "type": "maxpool", "kernel": 2, "stride": 2, "padding": [[0, 1], [0, 1]], "ceil_mode": True},
+]}
+
+SE_GATES = {"input_size": 10, "in_channels": 6, "output": "gated", "nodes": [
+    {"name": "conv", "type": "conv", "kernel": 3, "out_channels": 8, "bias": False},
+    {"name": "bn", "type": "bn"},
+    {"name": "squeeze", "type": "global_pool"},
+    {"name": "reduce", "type": "conv", "kernel": 1, "out_channels": 2},
+    {"name": "act", "type": "relu"},
+    {"name": "expand", "type": "conv", "kernel": 1, "out_channels": 8},
+    {"name": "scale", "type": "mul", "inputs": ["bn", "expand"]},
+    {"name": "one", "type": "conv", "inputs": ["act"], "kernel": 1, "out_channels": 1},
+    {"name": "scale1", "type": "mul", "inputs": ["one", "scale"]},
+    {"name": "flat", "type": "flatten", "inputs": ["squeeze"]},
+    {"name": "fc_gate", "type": "linear", "out_features": 8, "bias": False},
+    {"name": "gated", "type": "mul", "inputs": ["scale1", "fc_gate"]},
+    {"name": "head1", "type": "global_pool", "inputs": ["gated"]},
+    {"name": "fc1", "type": "linear", "out_features": 5},
+    {"name": "flat2", "type": "flatten", "inputs": ["gated"]},
+    {"name": "fc2", "type": "linear", "out_features": 3},
+]}
+
+SAME_TF = {"input_size": [15, 16], "in_channels": 3, "nodes": [
+    {"name": "c1", "type": "conv", "kernel": 3, "stride": 2, "padding": "same_tf", "out_channels": 4},
+    {"name": "p1", "type": "maxpool", "kernel": 3, "stride": 2, "padding": "same_tf"},
+    {"name": "c2", "type": "conv", "kernel": [5, 2], "stride": [2, 1], "dilation": [1, 2], "padding": "same_tf",
+     "out_channels": 4},
+    {"name": "p2", "type": "avgpool", "kernel": 2, "stride": 2, "padding": "same_tf"},
+]}
+
+HAND_GRAPHS = {"residual": RESIDUAL, "inception": INCEPTION, "se_gates": SE_GATES, "same_tf": SAME_TF}
+
+
+@needs_torch
+@pytest.mark.parametrize("name", sorted(HAND_GRAPHS))
+def test_hand_written_graphs_build_to_the_arithmetic(name):
+    graph = HAND_GRAPHS[name]
+    check_graph_module(graph)
+    for node in graph["nodes"][::3]:
+        check_graph_module(graph, end_point=node["name"], batch=1)
+
+
+def test_hand_written_graphs_pad_where_rfsweep_says():
+    """The per-side and TF 'SAME' paddings really are asymmetric here, so the gradient test below
+    would see a pad on the wrong side."""
+    rows = {name: {row["name"]: row for row in rfsweep.analyze(g)["nodes"]} for name, g in HAND_GRAPHS.items()}
+    assert rows["same_tf"]["c1"]["padding"] == [[1, 1], [0, 1]]  # 15 -> 8 and 16 -> 8 at stride 2
+    assert rows["residual"]["stem"]["padding"] == [[0, 1], [1, 1]]
+    assert rows["residual"]["pool"]["padding"] == [[1, 0], [0, 1]]
+    assert rows["inception"]["b2b"]["padding"] == [1, 0]  # symmetric: 'SAME' of a 3x1 kernel
+
+
+@needs_torch
+@pytest.mark.parametrize("name", ["residual", "inception", "same_tf", "se_gates"])
+def test_hand_written_graphs_see_the_rf_by_gradient(name):
+    graph = _avg_pools(HAND_GRAPHS[name])
+    ends = [node["name"] for node in graph["nodes"] if node["type"] not in ("global_pool", "flatten", "linear")
+            and node["name"] not in ("squeeze", "reduce", "act", "expand", "one")]
+    for end in ends:
+        check_rf_by_gradient(graph, end)
+
+
+@needs_torch
+def test_se_gate_unit_sees_the_whole_input():
+    """A broadcast gate reads every pixel: the gradient of one gated unit covers the input."""
+    import torch
+    from rfsweep.timing import build_graph_module
+
+    module = build_graph_module(SE_GATES, end_point="scale").double().eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.fill_(0.05)
+    x = torch.ones(1, 6, 10, 10, dtype=torch.float64, requires_grad=True)
+    module(x)[0, 0, 0, 0].backward()
+    assert (x.grad[0].abs().sum(0) > 0).all()
+    assert _pair(rfsweep.analyze(SE_GATES, end_point="scale")["total"]["rf"]) >= (10, 10)
+
+
+@needs_torch
+@pytest.mark.parametrize("arch,size", [("resnet18", 64), ("mobilenet_v2", 64), ("mobilenet_v1", 65),
+                                       ("inception_v3", 99)])
+def test_catalog_graphs_build_to_the_arithmetic(arch, size):
+    from rfsweep.architectures import arch_path
+
+    check_graph_module(rfsweep.load_graph(arch_path(arch), size, None), batch=1)
+
+
+@needs_torch
+def test_resnet18_matches_torchvision_figures():
+    """ResNet-18 at 224: torchvision's 11,689,512 parameters and 1.814 GMACs (fvcore's 1.82G)."""
+    import torch
+    from rfsweep.architectures import arch_path
+    from rfsweep.timing import build_graph_module
+
+    with torch.device("meta"):
+        module = build_graph_module(arch_path("resnet18"))
+    assert sum(p.numel() for p in module.parameters()) == 11_689_512
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in module.modules()) == 20
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules()) == 20
+
+
+@needs_torch
+def test_added_relus_follow_each_conv_or_its_bn():
+    from rfsweep.timing import _relu_after, build_graph_module
+
+    graph = rfsweep.load_graph(RESIDUAL)
+    assert _relu_after(graph) == {"stem.bn", "a.bn", "b", "down", "main"}
+    module = build_graph_module(RESIDUAL)
+    assert [name for name, relu in zip(module.names, module.relus) if relu] == ["stem.bn", "a.bn", "b", "down",
+                                                                               "main"]
+    assert not any(build_graph_module(RESIDUAL, relu=False).relus)
+    assert not any(build_graph_module(SE_GATES).relus)  # it writes its own relu node
+    # a chain graph gets the same ReLUs as the Sequential of the stack
+    chain = rfsweep.load_graph("c3x4,mp2,c3x4", 8, 2)
+    assert _relu_after(chain) == {"1", "3"}
+
+
+@needs_torch
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graph_networks(se=True))
+def test_random_graphs_build_to_the_arithmetic(case):
+    graph, end = case
+    try:
+        rfsweep.analyze(graph)
+    except RfsweepError:
+        assume(False)
+        return
+    check_graph_module(graph, end_point=end, batch=1)
+    row = next(r for r in rfsweep.analyze(graph, end_point=end)["nodes"] if r["name"] == end)
+    if row["spatial"]:
+        check_rf_by_gradient(_avg_pools(graph), end, exact=False)
+
+
+@needs_torch
+@pytest.mark.parametrize("options", [{"backward": True, "batch": 2}, {"channels_last": True, "dtype": "bfloat16"}])
+def test_graphs_time_on_cpu(options):
+    from rfsweep.timing import bench
+
+    result = bench([SE_GATES, RESIDUAL], _setup(**options))
+    for row, graph in zip(result.rows, (SE_GATES, RESIDUAL)):
+        assert math.isfinite(row["latency_ms"]) and row["latency_ms"] > 0
+        assert row["macs"] == rfsweep.analyze(graph)["total"]["macs"]
+    assert result.rows[0]["stack"] == "graph"
+
+
+@pytest.mark.parametrize("fake_clock", [3], indirect=True)
+def test_fake_clock_times_a_graph_by_its_convs(fake_clock):
+    """Every conv of the graph runs once per step (sinks and gates included), nothing else is a conv."""
+    from rfsweep.timing import bench
+
+    batch = 3
+    row = bench([SE_GATES], _setup(batch=batch, min_run_time=0.05, max_run_time=100.0), timer=fake_clock).rows[0]
+    rows = rfsweep.analyze(SE_GATES)["nodes"]
+    convs = [r for r in rows if r["type"] == "conv"]
+    # MACs per conv by hand from the rows: out_h*out_w*c_out * k*k*c_in/groups
+    c_of = {"input": 6, **{r["name"]: r["out_channels"] for r in rows}}
+    inputs = {node["name"]: node.get("inputs") for node in SE_GATES["nodes"]}
+    prev = "input"
+    for node in SE_GATES["nodes"]:
+        inputs[node["name"]] = inputs[node["name"]] or [prev]
+        prev = node["name"]
+    macs = [batch * r["out_size"] ** 2 * r["out_channels"] * r["kernel"] ** 2 * c_of[inputs[r["name"]][0]]
+            for r in convs]
+    assert row["latency_ms"] == pytest.approx(fake_clock.cost(macs) * 1e3, rel=1e-12)
+    assert row["depth"] == 3  # conv -> reduce -> expand (or one): the longest path
+
+
+@needs_torch
+def test_bench_cli_graph_file_and_arch(capsys, tmp_path):
+    path = tmp_path / "se_net.json"
+    path.write_text(json.dumps(SE_GATES))
+    code, out, err = run_cli(capsys, "bench", path, "--arch", "resnet18", "--arch", "mobilenet_v2",
+                             "--input-size", "32", "--format", "json", *FAST_FLAGS)
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert [row["stack"] for row in rows] == ["se_net", "resnet18", "mobilenet_v2"]
+    from rfsweep.architectures import arch_path
+    for row, source in zip(rows, (path, arch_path("resnet18"), arch_path("mobilenet_v2"))):
+        total = rfsweep.analyze(source, input_size=32)["total"]
+        assert (row["macs"], row["params"]) == (total["macs"], total["params"])
+        assert row["latency_ms"] > 0
+    assert rows[1]["depth"] == 17 and rows[2]["macs_ratio"] == pytest.approx(rows[2]["macs"] / rows[0]["macs"])
+    code, out, err = run_cli(capsys, "bench", "--arch", "resnet18", "--input-size", "32", *FAST_FLAGS)
+    assert code == 0, err
+    assert "resnet18" in out and "network" in out
+
+
+@needs_torch
+@pytest.mark.parametrize("args,needle", [
+    (["bench"], "at least one"),
+    (["bench", "--arch", "nonet"], "unknown architecture 'nonet'"),
+    (["bench", "GRAPH_BAD_TYPE"], "unknown node type 'gelu'"),
+    (["bench", "GRAPH_MISALIGNED"], "concat of different spatial sizes"),
+])
+def test_bench_bad_graphs_exit_2_with_one_line(capsys, tmp_path, args, needle):
+    bad = {"GRAPH_BAD_TYPE": {"nodes": [{"name": "c", "type": "conv", "kernel": 3}, {"name": "g", "type": "gelu"}]},
+           "GRAPH_MISALIGNED": {"input_size": 8, "nodes": [
+               {"name": "a", "type": "conv", "kernel": 3, "stride": 2, "inputs": ["input"]},
+               {"name": "b", "type": "conv", "kernel": 3, "inputs": ["input"]},
+               {"name": "m", "type": "concat", "inputs": ["a", "b"]}]}}
+    resolved = []
+    for arg in args:
+        if arg in bad:
+            path = tmp_path / f"{arg.lower()}.json"
+            path.write_text(json.dumps(bad[arg]))
+            arg = str(path)
+        resolved.append(arg)
+    code, _, err = run_cli(capsys, *resolved, *FAST_FLAGS)
+    assert code == 2
+    assert needle in _one_line(err)
+
+
+@needs_torch
+def test_a_node_the_builder_cannot_run_exits_2_with_one_line(capsys, tmp_path, monkeypatch):
+    from rfsweep import timing
+
+    monkeypatch.delitem(timing._NODE_OPS, "mul")  # as if graphs gained a node type the builder lacks
+    path = tmp_path / "se.json"
+    path.write_text(json.dumps(SE_GATES))
+    code, _, err = run_cli(capsys, "bench", path, *FAST_FLAGS)
+    assert code == 2
+    line = _one_line(err)
+    assert "node 'scale'" in line and "cannot run a 'mul' node" in line
+    with pytest.raises(RfsweepError, match="node 'scale'"):
+        timing.build_graph_module(SE_GATES)
+
+
+# ---------------------------------------------------------------- measure on block design spaces
+
+BLOCK_SPEC = {"stem": "c3x4nb", "input_size": 12, "in_channels": 3, "stage": [
+    {"block": ["basic", "mbconv"], "repeats": [1, 2], "kernel": [3], "stride": [1, 2], "width": [4, 8],
+     "expansion": [2]}]}
+
+
+@pytest.fixture(scope="module")
+def block_sweep(tmp_path_factory):
+    from rfsweep.blocks import BlockSpec
+
+    path = tmp_path_factory.mktemp("blocks") / "blocks.parquet"
+    rfsweep.run_sweep(BlockSpec.build(BLOCK_SPEC), path)
+    return path
+
+
+def _convs_by_hand(block, repeats, stride, width, c_in=4) -> int:
+    """Conv layers of a row from its stage columns (torchvision's blocks), the stem's one included."""
+    count, c = 1, c_in
+    for b in range(repeats):
+        s = stride if b == 0 else 1
+        if block == "basic":
+            count += 2 + (s != 1 or c != width)
+        else:  # mbconv, expansion 2: expand, depthwise, project
+            count += 3
+        c = width
+    return count
+
+
+@needs_torch
+def test_measure_block_space_writes_the_same_rows_plus_times(capsys, block_sweep, tmp_path):
+    out = tmp_path / "timed.parquet"
+    code, _, err = run_cli(capsys, "measure", block_sweep, "--top", "0", "-o", out, *FAST_FLAGS)
+    assert code == 0, err
+    source, source_meta = _read(block_sweep)
+    timed, meta = _read(out)
+    assert source.num_rows == 16
+    assert timed.schema.names == source.schema.names + ["latency_ms", "latency_iqr_ms", "gmacs_per_s"]
+    assert timed.select(source.schema.names).equals(source)
+    assert (timed.column("latency_ms").to_numpy() > 0).all()
+    assert np.isfinite(timed.column("gmacs_per_s").to_numpy()).all()
+    assert meta["spec"] == source_meta["spec"] and meta["timing"]["rows"] == 16
+    code, out_text, err = run_cli(capsys, "pareto", out, "--minimize", "latency_ms", "--maximize", "rf",
+                                  "--format", "json")
+    assert code == 0, err and json.loads(out_text)["rows"]
+    code, _, err = run_cli(capsys, "show", out, timed.column("config_id").to_pylist()[-1])
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("fake_clock", [4], indirect=True)
+def test_measure_rebuilds_each_block_rows_network(fake_clock, block_sweep, tmp_path):
+    """Fake clock: each row's latency is its own MACs x cost + its own number of convs x launch."""
+    from rfsweep.timing import measure_file
+
+    table = measure_file(block_sweep, tmp_path / "t.parquet", _setup(batch=2), top=0, timer=fake_clock).table
+    columns = {name: table.column(name).to_pylist() for name in table.schema.names}
+    for i, lat in enumerate(columns["latency_ms"]):
+        convs = _convs_by_hand(str(columns["s1_block"][i]), columns["s1_repeats"][i], columns["s1_stride"][i],
+                               columns["s1_width"][i])
+        expected = 2 * columns["macs"][i] * fake_clock.per_mac + convs * fake_clock.per_launch
+        assert lat == pytest.approx(expected * 1e3, rel=1e-12), i
+    macs = columns["macs"]
+    assert len(set(macs)) > 4  # rows really differ
+
+
+@needs_torch
+def test_measure_block_space_at_another_input_size(block_sweep, tmp_path):
+    from rfsweep.timing import measure_file
+
+    result = measure_file(block_sweep, tmp_path / "t.parquet", _setup(), top=2, input_size=20)
+    assert result.timing["input_size"] == [20, 20] and result.rows == 2

@@ -25,7 +25,7 @@ TIMING_NOTE = (
     "pip install -e \".[torch]\".")
 
 BENCH_HELP = (
-    "Time stacks on this machine and put the measured time next to the exact MACs.\n\n"
+    "Time stacks and networks on this machine and put the measured time next to the exact MACs.\n\n"
     "STACK is a compact string (c3x64,c3x64,c3x64), a JSON stack file or a graph JSON file; --arch NAME adds a "
     "known network (resnet18, mobilenet_v2, ...: `rfsweep archs`) after them. Ratios are against the first one "
     "(\"0.55x MACs, 0.81x time\"); a graph's MACs are those of every node, head included. The output names the device, torch/cuDNN versions, threads and load. "
@@ -96,7 +96,7 @@ def _progress(quiet: bool):
 
 def bench(
     stacks: Annotated[Optional[list[str]], typer.Argument(
-        metavar="[STACK]...", help="compact strings, JSON stack files or graph JSON files", show_default=False)] = None,
+        metavar="STACK", help="compact strings, JSON stack files or graph JSON files", show_default=False)] = None,
     arch: Annotated[Optional[list[str]], typer.Option(
         "--arch", help="a known network (repeatable; see `rfsweep archs`), timed after the STACKs",
         show_default=False)] = None,

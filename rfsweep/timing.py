@@ -1,10 +1,12 @@
-"""Measured latency of stacks (torch.utils.benchmark), next to rfsweep's exact MACs.
+"""Measured latency of stacks and graphs (torch.utils.benchmark), next to rfsweep's exact MACs.
 
 MACs are not time: three 3x3 convs have 0.55x the MACs of one 7x7 but three
 kernel launches and three passes over memory. This module builds a stack as
-a `torch.nn.Sequential` with exactly the layer fields rfsweep counts, times
-it on the user's device, and reports median / IQR, achieved GMAC/s and the
-measured time ratio beside the MAC ratio.
+a `torch.nn.Sequential` with exactly the layer fields rfsweep counts, and a
+graph (catalog networks, block-space rows, graph JSON) as a module that runs
+its nodes in order with the padding rfsweep resolves; it times them on the
+user's device and reports median / IQR, achieved GMAC/s and the measured
+time ratio beside the MAC ratio.
 
 torch is an optional extra: it is imported only inside these functions, and
 a missing torch is bad input (RfsweepError, exit 2) naming the install command.

@@ -19,8 +19,8 @@ DtypeChoice = Literal["float32", "float16", "bfloat16"]
 TIMING_NOTE = (
     "Each stack runs as a torch.nn.Sequential (Conv2d/MaxPool2d/AvgPool2d with the exact fields; a ReLU after "
     "every conv unless --no-relu), each graph as a module that runs its nodes in order (a ReLU after each conv "
-    "or its BatchNorm unless the graph writes relu nodes or --no-relu), timed with torch.utils.benchmark (warm-up, cudnn.benchmark on, CUDA "
-    "synchronised, adaptive_autorange until IQR < 10% of the median or --max-time). Median and IQR are per step "
+    "or its BatchNorm unless the graph writes relu nodes or --no-relu), timed with torch.utils.benchmark "
+    "(warm-up, cudnn.benchmark on, CUDA synchronised, adaptive_autorange until IQR < 10% of the median or --max-time). Median and IQR are per step "
     "(one batch); GMAC/s = MACs per image x batch (x3 with --backward) / median. Needs PyTorch: "
     "pip install -e \".[torch]\".")
 
@@ -28,7 +28,8 @@ BENCH_HELP = (
     "Time stacks and networks on this machine and put the measured time next to the exact MACs.\n\n"
     "STACK is a compact string (c3x64,c3x64,c3x64), a JSON stack file or a graph JSON file; --arch NAME adds a "
     "known network (resnet18, mobilenet_v2, ...: `rfsweep archs`) after them. Ratios are against the first one "
-    "(\"0.55x MACs, 0.81x time\"); a graph's MACs are those of every node, head included. The output names the device, torch/cuDNN versions, threads and load. "
+    "(\"0.55x MACs, 0.81x time\"); a graph's MACs are those of every node, head included. The output names "
+    "the device, torch/cuDNN versions, threads and load. "
     + TIMING_NOTE)
 
 MEASURE_HELP = (
@@ -103,7 +104,8 @@ def bench(
     batch: Batch = 1,
     input_size: Annotated[Optional[int], typer.Option(
         help="input height = width [default: the stack's or graph's, 224]")] = None,
-    in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: the stack's or graph's, 3]")] = None,
+    in_channels: Annotated[Optional[int], typer.Option(
+        help="input channels [default: the stack's or graph's, 3]")] = None,
     dtype: Dtype = "float32",
     channels_last: ChannelsLast = False,
     backward: Backward = False,

@@ -20,7 +20,8 @@ TIMING_NOTE = (
     "Each stack runs as a torch.nn.Sequential (Conv2d/MaxPool2d/AvgPool2d with the exact fields; a ReLU after "
     "every conv unless --no-relu), each graph as a module that runs its nodes in order (a ReLU after each conv "
     "or its BatchNorm unless the graph writes relu nodes or --no-relu), timed with torch.utils.benchmark "
-    "(warm-up, cudnn.benchmark on, CUDA synchronised, adaptive_autorange until IQR < 10% of the median or --max-time). Median and IQR are per step "
+    "(warm-up, cudnn.benchmark on, CUDA synchronised, adaptive_autorange until IQR < 10% of the median or "
+    "--max-time). Median and IQR are per step "
     "(one batch); GMAC/s = MACs per image x batch (x3 with --backward) / median. Needs PyTorch: "
     "pip install -e \".[torch]\".")
 

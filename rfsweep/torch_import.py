@@ -429,22 +429,18 @@ def op_norm(b, name, x, affine: bool, note):
     return Val(node, x.meta, x.hw, x.chans)
 
 
-def op_batch_norm(b, name, args, kwargs, out, note):
-    a = _bind(args, kwargs, ("input", "running_mean", "running_var", "weight", "bias"), {"weight": None})
-    x = _val_of(a["input"], note, name)
-    return op_norm(b, name, x, a["weight"] is not None, note)
+def _per_channel_norm(params: tuple):
+    """F.batch_norm / group_norm / instance_norm: a bn node when affine, else identity."""
+    def op(b, name, args, kwargs, out, note):
+        a = _bind(args, kwargs, params, {"weight": None})
+        x = _val_of(a["input"], note, name)
+        return op_norm(b, name, x, a["weight"] is not None, note)
+    return op
 
 
-def op_group_norm(b, name, args, kwargs, out, note):
-    a = _bind(args, kwargs, ("input", "num_groups", "weight", "bias"), {"weight": None})
-    x = _val_of(a["input"], note, name)
-    return op_norm(b, name, x, a["weight"] is not None, note)
-
-
-def op_instance_norm(b, name, args, kwargs, out, note):
-    a = _bind(args, kwargs, ("input", "running_mean", "running_var", "weight", "bias"), {"weight": None})
-    x = _val_of(a["input"], note, name)
-    return op_norm(b, name, x, a["weight"] is not None, note)
+op_batch_norm = _per_channel_norm(("input", "running_mean", "running_var", "weight", "bias"))
+op_group_norm = _per_channel_norm(("input", "num_groups", "weight", "bias"))
+op_instance_norm = _per_channel_norm(("input", "running_mean", "running_var", "weight", "bias"))
 
 
 def op_layer_norm(b, name, args, kwargs, out, note):

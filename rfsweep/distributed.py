@@ -12,7 +12,7 @@ with the usual `rfsweep` footer metadata plus
 names sort lexically in id order, so `pandas.read_parquet(OUT_DIR)` and
 `pyarrow.dataset.dataset(OUT_DIR)` return rows in config_id order. Both skip
 names starting with "." or "_": the manifest and the hidden temporary files
-(`.part-....parquet.<pid>.tmp`) of interrupted writers are never read as data.
+(`.part-....parquet.<pid>.<host>.tmp`) of interrupted writers are never read as data.
 
 The manifest `_rfsweep.json` = {"version", "spec", "partitions", "parts":
 {name: counts}, "counts": totals} appears (atomically) only once every part is
@@ -40,7 +40,6 @@ import math
 import os
 import re
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -127,6 +126,9 @@ def _spec_json(spec: GridSpec) -> dict:
 
 def _prepare_dir(out_dir: Path) -> None:
     """Create OUT_DIR if its parent exists; RfsweepError otherwise (contract section 5)."""
+    from .output import refuse_special
+
+    refuse_special(out_dir)  # a device or FIFO: never a sweep directory
     if out_dir.exists() and not out_dir.is_dir():
         raise RfsweepError(f"output path is a file, not a directory: {out_dir} "
                            "(sharded and Dask runs write a directory of Parquet parts)")
@@ -148,7 +150,7 @@ def _scan(out_dir: Path) -> dict[tuple[int, int], str]:
         if entry.startswith((".", "_")):  # manifest, temporaries: ignored by pandas/pyarrow too
             continue
         match = PART_RE.fullmatch(entry)
-        if not match or (out_dir / entry).is_dir():
+        if not match or not (out_dir / entry).is_file():  # a directory, a FIFO, a device
             raise RfsweepError(f"{out_dir} holds {entry!r}, which is not an rfsweep part; "
                                "write sharded/Dask runs to an empty or rfsweep-only directory")
         parts[(int(match.group(1)), int(match.group(2)))] = entry
@@ -299,12 +301,10 @@ def _write_manifest(out_dir: Path, spec: GridSpec, count: int, parts: dict[int, 
     manifest = {"version": __version__, "spec": spec.to_dict(), "partitions": count,
                 "parts": {part_name(i, count): parts[i].as_dict() for i in range(count)},
                 "counts": totals.as_dict()}
-    tmp = out_dir / f".{MANIFEST}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
+    from .output import atomic_output
+
+    with atomic_output(out_dir / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-        os.replace(tmp, out_dir / MANIFEST)
-    finally:
-        tmp.unlink(missing_ok=True)
     return totals
 
 
@@ -341,16 +341,12 @@ def _check_parts(out_dir: Path, spec: GridSpec, count: int, spec_json: dict,
         return dict(pool.map(one, indices))
 
 
-def _remove_stale_tmps(out_dir: Path, older_than: float) -> None:
-    """Remove hidden `.part-*.tmp` left by writers killed before `older_than` (a timestamp)."""
-    for entry in os.listdir(out_dir):
-        if entry.startswith(".part-") and entry.endswith(".tmp"):
-            path = out_dir / entry
-            try:
-                if path.stat().st_mtime < older_than:
-                    path.unlink()
-            except OSError:
-                pass
+def _remove_stale_tmps(out_dir: Path) -> None:
+    """Remove hidden temporary parts and manifests of writers that no longer run (killed with
+    SIGKILL); those of live writers, here or on other hosts, stay."""
+    from .output import remove_stale_temporaries
+
+    remove_stale_temporaries(out_dir / MANIFEST, name_regex=PART_RE.pattern + "|" + re.escape(MANIFEST))
 
 
 # ---------------------------------------------------------------- shards
@@ -384,6 +380,7 @@ def run_shard(spec: GridSpec, out_dir: Path | str, index: int, count: int, *, th
     _check_shard(index, count)
     out_dir = Path(out_dir)
     _prepare_dir(out_dir)
+    _remove_stale_tmps(out_dir)
     spec_json = _spec_json(spec)
     parts = _scan(out_dir)
     manifest = _load_manifest_if_any(out_dir, spec_json)
@@ -531,8 +528,8 @@ def _run_partitions(spec: GridSpec, out_dir: Path | str, partitions: int | None,
     out_dir = Path(out_dir)
     if partitions is not None:
         _check_count(partitions)
-    started = time.time()
     _prepare_dir(out_dir)
+    _remove_stale_tmps(out_dir)
     spec_json = _spec_json(spec)
     parts = _scan(out_dir)
     manifest = _load_manifest_if_any(out_dir, spec_json)
@@ -557,9 +554,7 @@ def _run_partitions(spec: GridSpec, out_dir: Path | str, partitions: int | None,
             raise RfsweepError(f"{missing[0]} was written by a worker but is missing or invalid here; "
                                "OUT_DIR must be on a filesystem shared by the client and all workers")
         done.update(rechecked)
-    totals = _write_manifest(out_dir, spec, count, done)
-    _remove_stale_tmps(out_dir, started)
-    return totals
+    return _write_manifest(out_dir, spec, count, done)
 
 
 def _submit_all(spec_json, out_dir, count, bounds, todo, scheduler, threads, retries, chunk_ids,

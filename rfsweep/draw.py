@@ -16,7 +16,6 @@ from `analyze` (the one arithmetic). matplotlib is imported inside functions.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,8 +159,9 @@ def _footprint(resolved, sizes, unit) -> Drawing:
 
 def _graph_of(stack, input_size, in_channels):
     """The Graph when `stack` is a multi-path network (a dict or JSON file with "nodes"), else None."""
-    if isinstance(stack, (list, tuple)) or (isinstance(stack, str) and not stack.endswith(".json")
-                                            and "/" not in stack and not Path(stack).is_file()):
+    from .layers import looks_like_path
+
+    if isinstance(stack, (list, tuple)) or (isinstance(stack, str) and not looks_like_path(stack)):
         return None  # a compact string or a list of layers: a chain
     try:
         from .graph import load_graph
@@ -282,29 +282,6 @@ def _check_output(out) -> tuple[Path, str]:
     return out, kind
 
 
-class _Atomic:
-    """A temporary file beside OUT with OUT's extension (Pillow picks the format by name)."""
-
-    def __init__(self, out: Path):
-        self.out = out
-        self.tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
-
-    def __enter__(self) -> Path:
-        return self.tmp
-
-    def __exit__(self, kind, exc, tb):
-        try:
-            if kind is None:
-                os.replace(self.tmp, self.out)
-        except OSError as error:
-            raise RfsweepError(f"cannot write {self.out}: {error}") from None
-        finally:
-            self.tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise RfsweepError(f"cannot write {self.out}: {exc}") from None
-        return False
-
-
 def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: str = "auto",
          dpi: int = 100, end_point: str | None = None) -> Drawing:
     """Draw the footprint of one top unit of `stack`; write it to `out` (.png, .svg, .gif) if given.
@@ -360,7 +337,9 @@ def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: st
     drawing.figure = figure_for(depth)
     if out is None:
         return drawing
-    with _Atomic(out) as tmp:
+    from .output import atomic_output
+
+    with atomic_output(out, suffix=out.suffix) as tmp:  # Pillow picks the format by name
         if kind == "gif":
             from matplotlib.animation import PillowWriter
 

@@ -286,19 +286,24 @@ def load_stack(source, input_size=None, in_channels=None) -> Stack:
                            in_channels or source.in_channels, source.name)
     if isinstance(source, (list, dict)):
         return parse_json(source, input_size, in_channels)
-    if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
+    if isinstance(source, Path) or (isinstance(source, str) and looks_like_path(source)):
         path = Path(source)
         return parse_json(read_user_json(path, "stack"), input_size, in_channels, name=path.stem)
     return parse_compact(source, input_size, in_channels)
 
 
-def _looks_like_path(text: str) -> bool:
+def looks_like_path(text: str) -> bool:
+    """Whether a STACK argument names a file: '.json', a '/', or an existing file. Never raises:
+    a string too long to be a file name (a 2,000-layer stack) is a stack string."""
     if text.endswith(".json") or "/" in text:
         return True
     try:
         return Path(text).is_file()
     except (OSError, ValueError):  # too long for a file name, NUL bytes: a stack string then
         return False
+
+
+_looks_like_path = looks_like_path  # the old private name (graph.py)
 
 
 def _layer_to_raw(layer: Layer) -> dict:

@@ -11,9 +11,7 @@ a failed or interrupted run leaves the previous OUT byte for byte, or none.
 from __future__ import annotations
 
 import json
-import os
 import re
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +20,11 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .arithmetic import LAYER_TYPES
-from .errors import OutputError, RfsweepError
+from .errors import RfsweepError
 from .grid import GridSpec
+from .output import atomic_output, check_output_path, commit, remove_stale_temporaries, temporary_path, write_error
+
+__all__ = ["atomic_output", "check_output_path", "temporary_path"]  # re-exported: they moved to output.py
 
 ROW_GROUP_ROWS = 1 << 20
 LAYER_FIELDS = ("type", "kernel", "stride", "dilation", "padding", "channels")
@@ -52,6 +53,7 @@ WRITE_OPTIONS = dict(
     column_encoding={"config_id": "DELTA_BINARY_PACKED"},
     write_statistics=["config_id", "depth", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops"],
     write_batch_size=1 << 16, data_page_size=1 << 20,
+    write_page_checksum=True,  # CRC32 per page: readers verify it (sweep_file.READ_OPTIONS)
 )
 LAYER_COLUMN = re.compile(r"[ls]\d+_\w+")  # per-layer (chains) and per-stage (block spaces) fields
 LAYER_COMPRESSION = "lz4_raw"
@@ -143,40 +145,6 @@ def read_metadata(path: Path | str) -> dict:
     return data
 
 
-def check_output_path(out: Path) -> None:
-    """Fail before any heavy work if OUT cannot be written (missing or read-only directory)."""
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise RfsweepError(f"output directory does not exist: {parent}")
-    if out.is_dir():
-        raise RfsweepError(f"output path is a directory: {out}")
-    if not os.access(parent, os.W_OK):
-        raise RfsweepError(f"output directory is not writable: {parent}")
-
-
-def temporary_path(out: Path) -> Path:
-    """The hidden temporary file beside OUT (readers of a directory skip '.' files)."""
-    return out.with_name(f".{out.name}.{os.getpid()}.tmp")
-
-
-@contextmanager
-def atomic_output(out_path: Path | str):
-    """Yield a temporary path beside OUT; rename it into place if the block succeeds.
-
-    On any failure the temporary file is removed and OUT is left as it was.
-    """
-    out = Path(out_path)
-    check_output_path(out)
-    tmp = temporary_path(out)
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise RfsweepError(f"cannot write {out}: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 class AtomicParquetWriter:
     """Stream tables into OUT via a temporary file renamed into place on success.
 
@@ -187,17 +155,22 @@ class AtomicParquetWriter:
 
     def __init__(self, out: Path | str, schema: pa.Schema):
         self.out = Path(out)
-        check_output_path(self.out)
-        self.tmp = temporary_path(self.out)
+        self.target = check_output_path(self.out)  # a symlink's target; devices and FIFOs refused
+        self.tmp = temporary_path(self.target)
         self.schema = schema
         self._writer: pq.ParquetWriter | None = None
         self.rows = 0
 
     def __enter__(self):
+        remove_stale_temporaries(self.target)
         try:
             self._writer = pq.ParquetWriter(self.tmp, self.schema, **write_options(self.schema))
-        except OSError as exc:
-            raise RfsweepError(f"cannot write {self.out}: {exc}") from None
+        except OSError as exc:  # e.g. a disk full before the first byte: no temporary file left
+            self.abort()
+            raise write_error(self.out, exc) from None
+        except BaseException:
+            self.abort()
+            raise
         return self
 
     def write(self, table: pa.Table) -> None:
@@ -212,13 +185,12 @@ class AtomicParquetWriter:
             self._writer.add_key_value_metadata({"rfsweep": json.dumps(metadata)})
             self._writer.close()
             self._writer = None
-            os.replace(self.tmp, self.out)
+            commit(self.tmp, self.out, self.target)
         except OSError as exc:
             raise self._failed(exc) from None
 
-    def _failed(self, exc: OSError) -> OutputError:
-        detail = str(exc).split("Detail:")[-1].strip()
-        return OutputError(f"cannot write {self.out}: {detail}; the previous file (if any) is untouched")
+    def _failed(self, exc: OSError) -> Exception:
+        return write_error(self.out, exc)
 
     def abort(self) -> None:
         if self._writer is not None:
@@ -227,7 +199,10 @@ class AtomicParquetWriter:
             except Exception:  # noqa: BLE001 - already failing; the tmp file goes anyway
                 pass
             self._writer = None
-        self.tmp.unlink(missing_ok=True)
+        try:
+            self.tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
     def __exit__(self, exc_type, exc, tb):
         if self._writer is not None or self.tmp.exists():

@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rfsweep.output import temporary_name
+
 RFSWEEP = str(Path(sys.executable).with_name("rfsweep"))
 SPEC_KEYS = {"depth", "types", "kernel", "stride", "dilation", "padding", "channels", "input_size",
              "in_channels", "bias", "min_rf", "max_rf", "max_params", "max_macs", "min_out_size"}
@@ -269,7 +271,7 @@ def test_signal_leaves_previous_output_byte_for_byte(tmp_path, signum, code, wor
     previous = sha256(out)
     proc = subprocess.Popen([RFSWEEP, "sweep", *BIG, "-q", "-o", str(out)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    tmp = tmp_path / f".{out.name}.{proc.pid}.tmp"
+    tmp = tmp_path / temporary_name(out.name, proc.pid)
     try:
         # wait until row groups are streaming into the temporary file: the kernel is compiled
         # (a cold numba cache takes a while) and the run is half-written

@@ -537,18 +537,20 @@ def _numeric_field(schema, name: str, what: str):
     return kind
 
 
-def _open_sweep(path, allow_incomplete: bool):
+def _open_sweep(path, allow_incomplete: bool, strict: bool = True):
     """A pyarrow dataset over a sweep file or a sharded OUT_DIR of parts, plus its metadata.
 
     A directory is read through its `_rfsweep.json` manifest (the parts it
     lists, its spec and total counts); without a complete manifest it is an
     unfinished run, refused unless allow_incomplete (then: the parts present).
+    Pages are verified by checksum as they are read. Metadata that is present
+    but invalid (not JSON, an unknown spec key, other columns than the rows)
+    is refused, or with strict=False returned as None (`report` names it).
     """
     import pyarrow as pa
-    import pyarrow.dataset as ds
 
     from .distributed import MANIFEST, is_complete, read_manifest
-    from .writer import read_metadata
+    from .sweep_file import open_dataset, raw_metadata, validated_metadata
 
     path = Path(path)
     metadata = None
@@ -570,14 +572,18 @@ def _open_sweep(path, allow_incomplete: bool):
     else:
         raise RfsweepError(f"sweep file not found: {path}")
     try:
-        dataset = ds.dataset([str(f) for f in files], format="parquet")
+        dataset = open_dataset(files)
     except (OSError, pa.ArrowException) as exc:
         raise RfsweepError(f"{path}: not a readable Parquet sweep ({exc})") from None
-    if metadata is None:
-        try:
-            metadata = read_metadata(files[0])
-        except RfsweepError:  # a Parquet file from elsewhere: fronts work, stack strings do not
-            metadata = None
+    try:
+        if metadata is None:
+            metadata = raw_metadata(files[0])  # None: a Parquet file from elsewhere (fronts work)
+        if metadata is not None:
+            validated_metadata(path, metadata, dataset.schema)
+    except RfsweepError:
+        if strict:
+            raise
+        metadata = None
     return dataset, metadata
 
 
@@ -601,7 +607,8 @@ def pareto_scan(path, minimize=("params", "macs"), maximize=("rf",), where: str 
     try:
         return _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample, plot_columns)
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:  # corrupt pages/footer: exit 2
-        raise RfsweepError(f"{path}: cannot read the sweep ({exc})") from None
+        from .sweep_file import read_error
+        raise read_error(path, exc) from None  # a corrupt page: exit 2; out of memory: exit 1
 
 
 def _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample, plot_columns) -> ParetoResult:
@@ -711,7 +718,7 @@ def write_front(df, out_path, metadata: dict | None = None):
     # like a sweep file: no pandas metadata, the rfsweep object when there is one
     table = table.replace_schema_metadata({b"rfsweep": json.dumps(meta).encode()} if meta else None)
     with atomic_output(out_path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)  # verified on read
     return Path(out_path)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,14 +131,15 @@ def _scan(path, allow_incomplete: bool, sample: int) -> _Scan:
     from .analysis import _front_positions, _numeric_field, _open_sweep
 
     try:
-        dataset, metadata = _open_sweep(path, allow_incomplete)
+        dataset, metadata = _open_sweep(path, allow_incomplete, strict=False)  # invalid: named on the page
         schema = dataset.schema
         for name in ("config_id", "rf", "params", "macs"):
             _numeric_field(schema, name, "report")
         names = [name for name in ROW_COLUMNS if name in schema.names]
         table = dataset.to_table(columns=names)
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:  # corrupt pages or footer
-        raise RfsweepError(f"{path}: cannot read the sweep ({exc})") from None
+        from .sweep_file import read_error
+        raise read_error(path, exc) from None  # a corrupt page: exit 2; out of memory: exit 1
     cols = {}
     for name in names:
         column = table.column(name)
@@ -458,6 +460,12 @@ def build_report(path, top: int = 50, sample: int = 1500, allow_incomplete: bool
     scan = _scan(path, allow_incomplete, sample)
     front_params, front_macs = scan.fronts["params"], scan.fronts["macs"]
     meta = scan.metadata or {}
+    problem = None
+    if scan.metadata is None:  # no valid rfsweep metadata: say so here and on stderr
+        from .sweep_file import metadata_problem
+        problem = metadata_problem(path) or f"{path}: no valid rfsweep metadata"
+        logging.getLogger("rfsweep").warning("warning: %s; the report shows the rows without spec or counts",
+                                             problem)
     counts = meta.get("counts") or {}
     spec = _spec_of(meta)
     ids = list(dict.fromkeys([*front_params["config_id"].head(MAX_EXPLAINED).tolist(),
@@ -506,6 +514,8 @@ def build_report(path, top: int = 50, sample: int = 1500, allow_incomplete: bool
 <p class="note">rfsweep {html.escape(str(meta.get('version', '?')))}; {considered:,} rows. MACs count one
 multiply-accumulate as 1 (bias adds not counted); FLOPs = 2&middot;MACs. RF in input pixels.</p>
 <h2>Counts and spec</h2>
+{f'<p class="note"><strong>No valid rfsweep metadata:</strong> {html.escape(problem)}. The rows are shown as read; '
+ 'spec, counts and explain tables are not.</p>' if problem else ''}
 <div class="grid2"><div>{_kv_table(count_pairs) if count_pairs else '<p>no counts in the metadata</p>'}</div>
 <div>{_kv_table(spec_pairs) if spec_pairs else '<p>no spec in the metadata</p>'}</div></div>
 <h2>Pareto fronts against RF</h2>
@@ -531,7 +541,7 @@ to sort, a row for its explain table.</p>
 <script>{PAGE_SCRIPT}</script>
 </body></html>
 """
-    info = {"rows": considered, "front_params": n_params, "front_macs": n_macs, "explained": len(explain),
+    info = {"metadata_problem": problem, "rows": considered, "front_params": n_params, "front_macs": n_macs, "explained": len(explain),
             "compared_rfs": [entry["rf"] for entry in compared], "sample": sample_rows}
     return page, info
 

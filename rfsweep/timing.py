@@ -816,7 +816,8 @@ def measure_file(path, out, setup: BenchSetup = BenchSetup(), top: int = 20, sor
         dataset, metadata = _open_sweep(path, allow_incomplete)
         table = _select(dataset, top, sort_by, descending)
     except (OSError, pa.ArrowException) as exc:
-        raise RfsweepError(f"{path}: cannot read the sweep ({_first_line(exc)})") from None
+        from .sweep_file import read_error
+        raise read_error(path, exc) from None  # a corrupt page: exit 2; out of memory: exit 1
     if table.num_rows == 0:
         raise RfsweepError(f"{path}: no rows to time")
     stacks = _stacks_of_rows(table, metadata, path, input_size, in_channels)
@@ -841,6 +842,6 @@ def measure_file(path, out, setup: BenchSetup = BenchSetup(), top: int = 20, sor
     meta["timing"] = timing
     table = table.replace_schema_metadata({b"rfsweep": json.dumps(meta).encode()})
     with atomic_output(out) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)  # verified on read
     return MeasureResult(out, table.num_rows, timing, table)
 

@@ -53,7 +53,7 @@ WRITE_OPTIONS = dict(
     column_encoding={"config_id": "DELTA_BINARY_PACKED"},
     write_statistics=["config_id", "depth", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops"],
     write_batch_size=1 << 16, data_page_size=1 << 20,
-    write_page_checksum=True,  # CRC32 per page: readers verify it (sweep_file.READ_OPTIONS)
+    write_page_checksum=True,  # CRC32 per page: readers verify it (sweep_file.parquet_format)
 )
 LAYER_COLUMN = re.compile(r"[ls]\d+_\w+")  # per-layer (chains) and per-stage (block spaces) fields
 LAYER_COMPRESSION = "lz4_raw"
@@ -129,19 +129,13 @@ def sweep_metadata(spec: GridSpec, counts: dict, extra: dict | None = None) -> d
 
 
 def read_metadata(path: Path | str) -> dict:
-    """The `rfsweep` metadata object of a sweep file; RfsweepError if absent or unreadable."""
-    try:
-        meta = pq.read_metadata(path).metadata or {}
-    except (OSError, pa.ArrowException, ValueError) as exc:  # ValueError: undecodable footer bytes
-        raise RfsweepError(f"{path}: not a readable Parquet file ({exc})") from None
-    if b"rfsweep" not in meta:
+    """The `rfsweep` metadata object of a sweep file; RfsweepError if absent or unreadable
+    (validate it against the rows with sweep_file.validated_metadata)."""
+    from .sweep_file import raw_metadata
+
+    data = raw_metadata(path)
+    if data is None:
         raise RfsweepError(f"{path}: Parquet file has no rfsweep metadata (not written by rfsweep sweep)")
-    try:
-        data = json.loads(meta[b"rfsweep"])
-    except (ValueError, RecursionError):
-        raise RfsweepError(f"{path}: rfsweep metadata is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise RfsweepError(f"{path}: rfsweep metadata is not a JSON object")
     return data
 
 

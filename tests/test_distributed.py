@@ -324,8 +324,8 @@ def test_killed_worker_loses_no_rows(client, local, tmp_path):
     counts = D.run_dask(SPEC, out, partitions=4, scheduler=client, chunk_ids=4096, _task=task)
     dead_pid = int(marker.read_text())  # the first attempt really ran and died mid-part
     assert dead_pid not in client.run(os.getpid).values()
-    # its half-written temporary file is still there (hidden) and is not read as data
-    assert any(name.startswith(".part-00001-of-00004.parquet.") for name in os.listdir(out))
+    # its half-written temporary file is gone: the retry removed it (its writer no longer runs; issue 22)
+    assert not any(name.startswith(".part-00001-of-00004.parquet.") for name in os.listdir(out))
     assert counts == local[1]
     _assert_same_rows(out, local)
     client.wait_for_workers(2, timeout=60)

@@ -22,8 +22,13 @@ def read_user_file(path, what: str) -> str:
     from pathlib import Path
 
     path = Path(path)
-    if not path.is_file():
-        raise RfsweepError(f"{what} file not found: {path}")
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):  # a name too long for the system: no such file
+        found = False
+    if not found:
+        shown = str(path) if len(str(path)) <= 120 else f"{str(path)[:80]}... ({len(str(path)):,} characters)"
+        raise RfsweepError(f"{what} file not found: {shown}")
     try:
         return path.read_text()
     except (OSError, UnicodeDecodeError) as exc:

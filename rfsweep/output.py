@@ -186,7 +186,7 @@ def remove_stale_temporaries(out: Path | str, name_regex: str | None = None) -> 
             path.unlink()
         except OSError:
             continue
-        log.warning("removed %s, left by process %d, which was killed before finishing it", path, pid)
+        log.warning("note: removed %s, left by process %d, which was killed before finishing it", path, pid)
         removed.append(path)
     return removed
 

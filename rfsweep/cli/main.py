@@ -6,7 +6,10 @@ Exit codes (contract section 5): 0 success, 2 bad input, 1 anything else,
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import re
 import signal
 import sys
 
@@ -32,14 +35,31 @@ def _exit(code: int, message: str | None = None):
 
 
 def _one_line(message: str, limit: int = 500) -> str:
-    """Errors are one line (Arrow's messages span several) of readable length."""
+    """Errors are one line (Arrow's messages span several) of readable length; integers of more
+    than 24 digits read '1234...6789 (400 digits)'."""
     line = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    line = _LONG_INT.sub(lambda m: f"{m[0][:4]}...{m[0][-4:]} ({len(m[0])} digits)", line)
     return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+_LONG_INT = re.compile(r"\d{25,}")
+
+
+def _log_to_stderr() -> None:
+    """Library notes (a stale temporary removed, a report without metadata) as plain stderr lines."""
+    logger = logging.getLogger("rfsweep")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the Typer app and turn every failure into an exit code."""
     signals.install()
+    _log_to_stderr()
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="rfsweep", standalone_mode=False)
@@ -62,7 +82,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except OutputError as exc:  # disk full, file-size limit: not bad input, still one clear line
         _exit(1, f"error: {exc}")
+    except MemoryError as exc:  # the machine's limit, not bad input (pyarrow's malloc failures too)
+        _exit(1, f"error: out of memory{': ' + str(exc) if str(exc) else ''}")
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:  # a path check on a stack string or a huge name: bad input
+            _exit(2, f"error: a file name is too long for this system ({str(exc.filename)[:60]}...)")
+        _unexpected(exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks for users
-        if os.environ.get("RFSWEEP_DEBUG"):
-            raise
-        _exit(1, f"error: unexpected {type(exc).__name__}: {exc} (set RFSWEEP_DEBUG=1 for a traceback)")
+        _unexpected(exc)
+
+
+def _unexpected(exc: Exception):
+    if os.environ.get("RFSWEEP_DEBUG"):
+        raise exc
+    _exit(1, f"error: unexpected {type(exc).__name__}: {exc} (set RFSWEEP_DEBUG=1 for a traceback)")

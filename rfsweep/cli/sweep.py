@@ -106,29 +106,34 @@ def show(
     sweep_file: Annotated[Path, typer.Argument(help="a Parquet file (or directory) written by `rfsweep sweep`")],
     config_id: Annotated[int, typer.Argument(help="the row's config_id")],
     format: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
+    strict: Annotated[bool, typer.Option("--strict", help="exit 2 if CONFIG_ID is not a row of the file "
+                                         "(pruned, invalid or filtered out) instead of explaining it")] = False,
 ):
     from ..explain import analyze, story
-    from ..sweep import stack_of
+    from ..show import find_row
 
-    from ..blocks import BlockSpec
-    from ..distributed import spec_of_output
-
-    if isinstance(spec_of_output(sweep_file), BlockSpec):  # a block space: the row's network as a graph
-        from ..block_sweep import graph_of
+    found = find_row(sweep_file, config_id)  # checks the row against the stored spec
+    if not found.in_file:
+        if strict:
+            _fail(f"config_id {config_id} is not a row of {sweep_file}: {found.why_not}")
+        stderr.print(f"note: config_id {config_id} is not a row of {sweep_file}: {found.why_not}; "
+                     "explained from the stored spec", markup=False)
+    row = {"config_id": config_id, "row": found.in_file, **({} if found.in_file else {"not_a_row": found.why_not})}
+    if isinstance(found.network, dict):  # a block space: the row's network as a graph
         from ..graph import graph_story, load_graph
-        graph = load_graph(graph_of(sweep_file, config_id))
+        graph = load_graph(found.network)
         result = analyze(graph)
         if format is Format.json:
-            print(json.dumps({"config_id": config_id, **result}))
+            print(json.dumps({**row, **result}))
             return
         stdout.print(_graph_table(graph, result))
         for line in graph_story(result):
             stdout.print(line, markup=False)
         return
-    stack = stack_of(sweep_file, config_id)
+    stack = found.network
     result = analyze(stack)
     if format is Format.json:
-        print(json.dumps({"config_id": config_id, "stack": stack.compact(), **result}))
+        print(json.dumps({**row, "stack": stack.compact(), **result}))
         return
     stdout.print(_explain_table(stack, result))
     for line in story(stack, result):

@@ -150,7 +150,7 @@ def stale_temporaries(directory: Path, name_regex: str, prefix: str = ".") -> li
     of this process (it may be writing them) are never listed. Names without
     a host (`.NAME.PID.tmp`, written by earlier versions) count as this host's.
     """
-    pattern = re.compile(r"\.(?:" + name_regex + r")\.(\d{1,10})(?:\.([A-Za-z0-9-]+))?\.tmp(?:\.[A-Za-z0-9]+)?")
+    pattern = re.compile(r"\.(?:" + name_regex + r")\.(?P<pid>\d{1,10})(?:\.(?P<host>[A-Za-z0-9-]+))?\.tmp(?:\.[A-Za-z0-9]+)?")
     here = host_tag()
     try:
         entries = os.listdir(directory)
@@ -161,9 +161,9 @@ def stale_temporaries(directory: Path, name_regex: str, prefix: str = ".") -> li
         if not entry.startswith(prefix):
             continue
         match = pattern.fullmatch(entry)
-        if match is None or match.group(2) not in (None, here):
+        if match is None or match.group("host") not in (None, here):
             continue
-        pid = int(match.group(1))
+        pid = int(match.group("pid"))
         if pid != os.getpid() and not _alive(pid):
             found.append((directory / entry, pid))
     return found

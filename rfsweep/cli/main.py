@@ -45,13 +45,18 @@ def _one_line(message: str, limit: int = 500) -> str:
 _LONG_INT = re.compile(r"\d{25,}")
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is when the note is made (tests swap it)."""
+
+    def emit(self, record):
+        stderr.print(_one_line(record.getMessage()), markup=False)
+
+
 def _log_to_stderr() -> None:
     """Library notes (a stale temporary removed, a report without metadata) as plain stderr lines."""
     logger = logging.getLogger("rfsweep")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
         logger.setLevel(logging.INFO)
         logger.propagate = False
 

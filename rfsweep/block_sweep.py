@@ -141,18 +141,3 @@ class BlockEvaluator:
                 values = pa.array(buffers.stages[name][i, start:end])
                 arrays.append(pa.DictionaryArray.from_arrays(values, BLOCK_DICTIONARY) if name == "block" else values)
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-
-
-def estimate(spec) -> dict:
-    """Rough run time (s) and output size (bytes): `spec.estimate()` (kept for the CLI until it asks the space)."""
-    return spec.estimate()
-
-
-def graph_of(path, config_id: int) -> dict:
-    """The graph of one row of a block-space sweep file or directory (kept for the CLI until it asks the space)."""
-    from .distributed import spec_of_output
-
-    network = spec_of_output(path).network(config_id)
-    if not isinstance(network, dict):
-        raise RfsweepError(f"{path} is a chain sweep, not a block space")
-    return network

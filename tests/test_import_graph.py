@@ -5,6 +5,8 @@ module level or inside a function (a lazy import that points back up is
 still a circle a reader has to follow). Relative imports are resolved;
 `from . import x` is an edge to the submodule x when x is a module, else to
 the package. Imports under `if TYPE_CHECKING:` never run and are left out.
+Importing a submodule runs its package's `__init__` first; that implicit
+step is not an edge (a package that imports its own submodules is no circle).
 Dynamic lookups (`importlib.import_module(name)`, the space registry's way
 to load the built-in spaces) are not import statements and are not edges.
 """

@@ -37,7 +37,7 @@ def find_row(path: Path | str, config_id: int) -> ShownRow:
     import pyarrow.dataset as ds
 
     from .analysis import _open_sweep
-    from .blocks import BlockSpec
+    from .layers import Stack
     from .sweep_file import read_error, validated_metadata
 
     try:
@@ -49,30 +49,17 @@ def find_row(path: Path | str, config_id: int) -> ShownRow:
         raise read_error(path, exc) from None
     if not 0 <= config_id < spec.total:
         raise RfsweepError(f"config_id {config_id} is outside this sweep's grid (0..{spec.total - 1:,})")
-    block = isinstance(spec, BlockSpec)
     try:
-        network = _block_network(spec, config_id) if block else _chain_network(spec, config_id)
+        network = spec.network(config_id)
     except RfsweepError as exc:  # an invalid position: the sweep counted it, wrote no row
         if rows:
             raise RfsweepError(f"{path}: row {config_id} exists but its spec says it is invalid ({exc}); "
                                "the metadata does not match the rows") from None
         raise RfsweepError(f"config_id {config_id} is not a row of {path}: it is invalid ({exc})") from None
     if rows:
-        (_check_block_row if block else _check_chain_row)(path, spec, config_id, rows[0])
+        (_check_chain_row if isinstance(network, Stack) else _check_block_row)(path, spec, config_id, rows[0])
         return ShownRow(config_id, spec, network, True, None)
-    return ShownRow(config_id, spec, network, False, _why_not(spec, network, metadata, block))
-
-
-def _chain_network(spec, config_id: int):
-    from .layers import build_stack
-
-    return build_stack(spec.layers_of(config_id), spec.input_size, spec.in_channels)
-
-
-def _block_network(spec, config_id: int) -> dict:
-    from .blocks import block_graph
-
-    return block_graph(spec, config_id)
+    return ShownRow(config_id, spec, network, False, _why_not(spec, network, metadata))
 
 
 def _mismatch(path, config_id: int, column: str, stored, expected) -> RfsweepError:
@@ -118,7 +105,7 @@ def _check_block_row(path, spec, config_id: int, row: dict) -> None:
                 raise _mismatch(path, config_id, column, row[column], expected)
 
 
-def _why_not(spec, network, metadata: dict | None, block: bool) -> str:
+def _why_not(spec, network, metadata: dict | None) -> str:
     """Which limit pruned a valid network, or that the file was filtered after the sweep."""
     from .explain import analyze
 

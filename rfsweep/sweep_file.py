@@ -83,7 +83,7 @@ def validated_metadata(path: Path | str, metadata: dict | None, schema=None):
     rows' Arrow schema (None: not checked). RfsweepError naming the file and
     the key or column otherwise.
     """
-    from .grid import spec_from_dict
+    from .space import spec_from_dict
 
     if not isinstance(metadata, dict):
         raise RfsweepError(f"{path}: Parquet file has no rfsweep metadata (not written by rfsweep sweep)")
@@ -101,17 +101,6 @@ def validated_metadata(path: Path | str, metadata: dict | None, schema=None):
     return metadata, spec
 
 
-def expected_schema(spec):
-    """The Arrow schema a sweep of `spec` writes (chains or block spaces)."""
-    from .blocks import BlockSpec
-
-    if isinstance(spec, BlockSpec):
-        from .block_sweep import block_schema
-        return block_schema(spec)
-    from .writer import sweep_schema
-    return sweep_schema(spec)
-
-
 def check_columns(path, spec, schema) -> None:
     """RfsweepError unless the rows have every column the spec writes and no per-layer column beyond it.
 
@@ -121,7 +110,7 @@ def check_columns(path, spec, schema) -> None:
     """
     from .writer import LAYER_COLUMN
 
-    expected = expected_schema(spec).names
+    expected = spec.schema().names
     names = set(schema.names)
     missing = [name for name in expected if name not in names]
     if missing:

@@ -242,9 +242,10 @@ def _input_facts(graph: Graph) -> Facts:
 
 def _pads(value, where: str):
     """Explicit padding as ((top, bottom), (left, right))."""
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, list) for v in value):
-        return tuple(_as_pair(side, "padding", None, 0) for side in value)
     try:
+        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, list) for v in value):
+            return tuple(_as_pair(side, f"padding ({axis})", None, 0)
+                         for side, axis in zip(value, ("[top, bottom]", "[left, right]")))
         p_h, p_w = _as_pair(value, "padding", None, 0)
     except RfsweepError as exc:
         raise RfsweepError(f"{where}: {exc} (or [[top, bottom], [left, right]], or \"same_tf\")") from None

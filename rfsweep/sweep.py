@@ -20,7 +20,16 @@ from .writer import check_output_path
 
 
 def estimate(spec: Space) -> dict:
-    """Rough run time (s) and output size (bytes) before starting, for --dry-run and prompts."""
+    """Rough run time (s) and output size (bytes) before starting, for --dry-run and prompts.
+
+    Refuses first what a run would refuse at its start (so --dry-run never approves it): ids
+    past config_id's 64 bits (the kernels count in int64), columns that cannot hold the space
+    (the schema: e.g. more than 65,535 conv layers per network).
+    """
+    if spec.total >= 2**63:
+        raise RfsweepError(f"the space has {spec.total:,} {spec.unit}, more than config_id's 64 bits hold "
+                           "(at most 2**63 - 1); use fewer choices, depths or stages")
+    spec.schema()
     return spec.estimate()
 
 

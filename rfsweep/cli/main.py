@@ -38,11 +38,16 @@ def _one_line(message: str, limit: int = 500) -> str:
     """Errors are one line (Arrow's messages span several) of readable length; integers of more
     than 24 digits read '1234...6789 (400 digits)'."""
     line = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
-    line = _LONG_INT.sub(lambda m: f"{m[0][:4]}...{m[0][-4:]} ({len(m[0])} digits)", line)
+    line = _LONG_INT.sub(_abbreviate, line)
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
-_LONG_INT = re.compile(r"\d{25,}")
+_LONG_INT = re.compile(r"\d{1,3}(?:,\d{3}){8,}|\d{25,}")  # plain or with thousands separators
+
+
+def _abbreviate(match: re.Match) -> str:
+    digits = match[0].replace(",", "")
+    return f"{digits[:4]}...{digits[-4:]} ({len(digits)} digits)"
 
 
 class _StderrHandler(logging.Handler):

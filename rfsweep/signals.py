@@ -80,6 +80,11 @@ def install() -> None:
         signal.signal(signum, _handler)
 
 
+def installed() -> bool:
+    """True once `install()` routed SIGINT here: a KeyboardInterrupt is then not a real Ctrl-C."""
+    return signal.getsignal(signal.SIGINT) is _handler
+
+
 def received() -> Interrupted | None:
     """The interruption recorded so far, if any."""
     return Interrupted(_received) if _received is not None else None

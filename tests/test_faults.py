@@ -360,3 +360,40 @@ def test_a_report_of_metadata_that_is_not_json_says_so(capsys, tmp_path, sweep_f
     assert "not valid JSON" in (tmp_path / "r.html").read_text()
     code, _, err = run_cli(capsys, "pareto", bad)
     assert code == 2 and "not valid JSON" in _one_error_line(err)
+
+
+def test_per_side_padding_errors_name_the_node(capsys, tmp_path):
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps({"nodes": [{"name": "stem", "type": "conv", "inputs": ["input"], "kernel": 3,
+                                            "padding": [[-1, 2], [3, 4]], "out_channels": 8}]}))
+    code, _, err = run_cli(capsys, "explain", graph)
+    assert code == 2
+    line = _one_error_line(err)
+    assert "'stem'" in line and "-1" in line
+
+
+@pytest.mark.parametrize("body", ["raise SystemExit(7)", "raise KeyboardInterrupt"], ids=["SystemExit", "Ctrl-C"])
+def test_a_torch_callable_that_exits_is_bad_input(capsys, tmp_path, body):
+    pytest.importorskip("torch")
+    model = tmp_path / "model.py"
+    model.write_text(f"def build():\n    {body}\n")
+    code, _, err = run_cli(capsys, "explain", "--torch", f"{model}:build")
+    assert code == 2
+    assert "build() failed" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("spec", [
+    '[[stage]]\nblock = ["basic"]\nrepeats = [40000]\nkernel = [3]\nstride = [1]\nwidth = [8]\n',
+    '[[stage]]\nblock = ["basic"]\nrepeats = [1,2,3,4,5,6,7,8,9,10]\nkernel = [3,5,7,9,11,13,15,17,19,21]\n'
+    'stride = [1]\nwidth = [8,16,24,32,40,48,56,64,72,80]\n' * 1,
+], ids=["65536-layers", "past-64-bit-ids"])
+def test_dry_run_refuses_what_the_run_refuses(capsys, tmp_path, spec):
+    toml = tmp_path / "space.toml"
+    toml.write_text(spec if "40000" in spec else spec * 8)  # 1000 choices per stage, 8 stages: 10**24 ids
+    code, _, err = run_cli(capsys, "sweep", "--spec", toml, "-q", "-o", tmp_path / "x.parquet", "--yes")
+    assert code == 2
+    real = _one_error_line(err)
+    code, out, err = run_cli(capsys, "sweep", "--spec", toml, "--dry-run")
+    assert code == 2 and out == ""
+    assert _one_error_line(err) == real
+    assert not re.search(r"\d{25}|(\d{1,3},){8}", real), real

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
+from .. import signals
 from ..errors import RfsweepError
 
 
@@ -40,8 +41,12 @@ def load_target(text: str) -> nn.Module:
         raise RfsweepError(f"{where}:{attr} is neither callable nor a torch.nn.Module")
     try:
         model = obj()
-    except Exception as exc:  # the user's code: report it in one line
-        raise RfsweepError(f"calling {where}:{attr}() failed: {type(exc).__name__}: {_one_line(exc)}") from None
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the user's code: one line, exit 2
+        if isinstance(exc, KeyboardInterrupt) and not signals.installed():
+            raise  # a real Ctrl-C in library use (the CLI's SIGINT raises signals.Interrupted)
+        detail = _one_line(exc)
+        raise RfsweepError(f"calling {where}:{attr}() failed: {type(exc).__name__}"
+                           f"{': ' + detail if detail else ''}") from None
     if not isinstance(model, nn.Module):
         raise RfsweepError(f"{where}:{attr}() returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -79,6 +84,6 @@ def _import_target(where: str):
             raise RfsweepError(f"no module named {where!r} (is it installed, or on PYTHONPATH?)") from None
         raise RfsweepError(f"importing {where} failed: {type(exc).__name__}: {_one_line(exc)}") from None
     except BaseException as exc:  # SyntaxError, SystemExit in a script, anything at import time
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, KeyboardInterrupt) and not signals.installed():
             raise
         raise RfsweepError(f"importing {where} failed: {type(exc).__name__}: {_one_line(exc)}") from None

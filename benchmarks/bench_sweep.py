@@ -11,6 +11,7 @@ copy the printed table into benchmarks/README.md.
     python benchmarks/bench_sweep.py            # the 5.4M-stack grid of issue 3
     python benchmarks/bench_sweep.py --quick    # a smaller grid, for a smoke run
     python benchmarks/bench_sweep.py --naive    # one file: rfsweep vs a naive loop, both grids of issue 14
+    python benchmarks/bench_sweep.py --checksums  # end to end with and without Parquet page checksums
 """
 
 from __future__ import annotations
@@ -219,6 +220,36 @@ def python_baseline(spec: GridSpec, count: int) -> tuple[float, int]:
     return _timed(once), count
 
 
+def checksum_cost(spec: GridSpec, threads: int, rounds: int = 3) -> None:
+    """End to end (one file) and a full read, with page checksums written/verified and without,
+    interleaved so that machine load hits both alike; prints best-of-rounds figures."""
+    import pyarrow.dataset as ds
+
+    from rfsweep import writer
+    from rfsweep.sweep_file import parquet_format
+
+    best = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "sweep.parquet")
+        write_range(spec, path, 0, min(spec.total, 10_000), threads=threads)  # warm-up
+        for _ in range(rounds):
+            for on in (False, True):
+                writer.WRITE_OPTIONS["write_page_checksum"] = on
+                seconds = _timed(lambda: write_range(spec, path, threads=threads))
+                best[("write", on)] = min(best.get(("write", on), float("inf")), seconds)
+                fmt = parquet_format() if on else "parquet"
+                seconds = _timed(lambda: ds.dataset(path, format=fmt).to_table())
+                best[("read", on)] = min(best.get(("read", on), float("inf")), seconds)
+        writer.WRITE_OPTIONS["write_page_checksum"] = True
+        size = os.path.getsize(path)
+    print(f"grid: {spec.total:,} stacks; {threads} threads; {size / 1e6:.1f} MB with checksums; best of {rounds}")
+    print("| step | without checksums | with checksums | change |")
+    print("|---|---:|---:|---:|")
+    for step, what in (("write", "end to end, one file (stacks/s)"), ("read", "read every column (rows/s)")):
+        off, on = spec.total / best[(step, False)], spec.total / best[(step, True)]
+        print(f"| {what} | {off / 1e6:.2f}M | {on / 1e6:.2f}M | {100 * (on / off - 1):+.1f}% |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="depth 1-3 instead of 1-4")
@@ -226,7 +257,12 @@ def main() -> None:
     parser.add_argument("--python-subset", type=int, default=200_000)
     parser.add_argument("--naive", action="store_true",
                         help="only one file vs a naive compute-then-write loop, on the default and deep grids")
+    parser.add_argument("--checksums", action="store_true",
+                        help="only end to end and a full read with and without Parquet page checksums")
     args = parser.parse_args()
+    if args.checksums:
+        checksum_cost(GridSpec.build(QUICK if args.quick else GRID), args.threads)
+        return
     if args.naive:
         one_file_vs_naive({"default (depth 1-4)": GRID, "--depth 1-5 --channels 16,32": DEEP}, args.threads)
         return

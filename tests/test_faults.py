@@ -295,13 +295,13 @@ def test_show_of_an_id_filtered_by_pareto_says_so(capsys, tmp_path, sweep_file):
 # ---------------------------------------------------------------- 9: checksums
 
 def _flip_inside(path: Path, out: Path, column: str) -> Path:
-    """A copy of `path` with 16 bytes flipped inside the first data page of `column`."""
+    """A copy of `path` with 8 bytes flipped near the end of `column`'s first chunk (page data)."""
     chunk = next(c for c in (pq.ParquetFile(path).metadata.row_group(0).column(i)
                              for i in range(pq.ParquetFile(path).metadata.num_columns))
                  if c.path_in_schema == column)
     data = bytearray(path.read_bytes())
-    start = chunk.data_page_offset + chunk.total_compressed_size - 24
-    for k in range(start, start + 16):
+    start = (chunk.dictionary_page_offset or chunk.data_page_offset) + chunk.total_compressed_size - 12
+    for k in range(start, start + 8):
         data[k] ^= 0xFF
     out.write_bytes(bytes(data))
     return out
@@ -328,8 +328,9 @@ def test_partitions_and_fronts_carry_page_checksums(capsys, tmp_path, sweep_file
     assert code == 2 and "checksum" in _one_error_line(err)
     front = tmp_path / "front.parquet"
     assert run_cli(capsys, "pareto", sweep_file, "-o", front)[0] == 0
+    row = pq.read_table(front, columns=["config_id"]).column(0)[0].as_py()
     _flip_inside(front, front, "rf")
-    code, _, err = run_cli(capsys, "show", front, int(pq.read_table(sweep_file).column("config_id")[0].as_py()))
+    code, _, err = run_cli(capsys, "show", front, row)
     assert code == 2 and "checksum" in _one_error_line(err)
 
 

@@ -30,6 +30,10 @@ def _sides(value):
     return (h, h), (w, w)
 
 
+def _key(name):
+    return name.replace(".", "_")  # ModuleDict keys cannot hold dots
+
+
 class GraphNet(nn.Module):
     def __init__(self, graph, dtype=torch.float64, seed=0):
         super().__init__()
@@ -52,7 +56,7 @@ class GraphNet(nn.Module):
                     pads = [d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2]
                 (t, b), (l, r) = _sides(pads)
                 out = node.get("out_channels", c)
-                self.mods[name] = nn.Sequential(
+                self.mods[_key(name)] = nn.Sequential(
                     nn.ZeroPad2d((l, r, t, b)),
                     nn.Conv2d(c, out, k, _pair(node.get("stride", 1)), 0, d, node.get("groups", 1),
                               node.get("bias", True)))
@@ -61,20 +65,20 @@ class GraphNet(nn.Module):
                 k = _pair(node["kernel"])
                 cls = nn.AvgPool2d if kind == "avgpool" else nn.MaxPool2d
                 extra = {"count_include_pad": True} if kind == "avgpool" else {}
-                self.mods[name] = cls(k, _pair(node.get("stride", k)), _pair(node.get("padding", 0)),
+                self.mods[_key(name)] = cls(k, _pair(node.get("stride", k)), _pair(node.get("padding", 0)),
                                       ceil_mode=node.get("ceil_mode", False), **extra)
             elif kind == "conv_transpose":
                 out = node.get("out_channels", c)
-                self.mods[name] = nn.ConvTranspose2d(
+                self.mods[_key(name)] = nn.ConvTranspose2d(
                     c, out, _pair(node["kernel"]), _pair(node.get("stride", 1)), _pair(node.get("padding", 0)),
                     _pair(node.get("output_padding", 0)), node.get("groups", 1), node.get("bias", True),
                     _pair(node.get("dilation", 1)))
                 c = out
             elif kind == "pixel_shuffle":
-                self.mods[name] = nn.PixelShuffle(node["factor"])
+                self.mods[_key(name)] = nn.PixelShuffle(node["factor"])
                 c //= node["factor"] ** 2
             elif kind == "pixel_unshuffle":
-                self.mods[name] = nn.PixelUnshuffle(node["factor"])
+                self.mods[_key(name)] = nn.PixelUnshuffle(node["factor"])
                 c *= node["factor"] ** 2
             elif kind == "concat":
                 c = sum(channels[i] for i in node["inputs"])
@@ -89,8 +93,8 @@ class GraphNet(nn.Module):
         for node in self.nodes:
             kind, name = node["type"], node["name"]
             ins = [values[i] for i in node["inputs"]]
-            if name in self.mods:
-                y = self.mods[name](ins[0])
+            if _key(name) in self.mods:
+                y = self.mods[_key(name)](ins[0])
             elif kind == "upsample":
                 scale = _pair(node["scale"])
                 mode = node.get("mode", "nearest")

@@ -87,6 +87,12 @@ class Graph:
         inp = inp or self.last
         return self._add({"name": name, "type": "identity", "inputs": [inp]}, self.channels[inp])
 
+    def node(self, kind, name, inp=None, out=None, **fields):
+        """Any other node type (decoders: conv_transpose, upsample, crop, ...), fields as in the JSON."""
+        inp = inp or self.last
+        return self._add({"name": name, "type": kind, "inputs": [inp], **fields},
+                         self.channels[inp] if out is None else out)
+
     def head(self, classes, pool_name="avgpool", fc_name="fc"):
         self._add({"name": pool_name, "type": "global_pool", "inputs": [self.last]},
                   self.channels[self.last])
@@ -557,6 +563,62 @@ TORCH_NOTES = ("The whole network: convs (no bias) each followed by its BatchNor
                "still counts in params and MACs. Activations and dropout are not written.")
 
 
+# ---------------------------------------------------------------- decoders
+
+
+def unet(valid=True, classes=2, in_channels=1, widths=(64, 128, 256, 512, 1024)):
+    """Ronneberger et al. 2015: two 3x3 convs + ReLU per level, 2x2 max pools, 2x2 up-convs halving the
+    channels, copy-and-crop skips, a final 1x1 conv. valid: unpadded convs (572 -> 388); else padding 1."""
+    g = Graph(in_channels)
+    pad = 0 if valid else 1
+    skips = []
+    for level, width in enumerate(widths, start=1):
+        if level > 1:
+            g.pool("maxpool", f"down{level - 1}", 2, 2, 0)
+        g.conv(f"enc{level}.conv1", width, 3, 1, pad)
+        g.conv(f"enc{level}.conv2", width, 3, 1, pad)
+        skips.append(g.last)
+    sizes = {}  # the crop amounts follow from the sizes at the paper's 572 x 572 input
+    if valid:
+        n = 572
+        for level in range(1, len(widths) + 1):
+            if level > 1:
+                n //= 2
+            n -= 4
+            sizes[level] = n
+    for level in range(len(widths) - 1, 0, -1):
+        width = widths[level - 1]
+        up = g.node("conv_transpose", f"up{level}", out=width, kernel=2, stride=2, out_channels=width)
+        skip = skips[level - 1]
+        if valid:
+            up_size = sizes[level + 1] * 2
+            sizes[level + 1] = up_size - 4
+            side = (sizes[level] - up_size) // 2
+            skip = g.node("crop", f"crop{level}", inp=skip, crop=side)
+        g.concat(f"cat{level}", [skip, up])
+        g.conv(f"dec{level}.conv1", width, 3, 1, pad)
+        g.conv(f"dec{level}.conv2", width, 3, 1, pad)
+        if valid:
+            sizes[level] = up_size - 4
+    g.conv("final", classes, 1, 1, 0)
+    return g, "final"
+
+
+UNET_SOURCE = ("Ronneberger, Fischer & Brox, 'U-Net: Convolutional Networks for Biomedical Image Segmentation', "
+               "MICCAI 2015 (arXiv:1505.04597), Fig. 1")
+DECODERS = {
+    "unet": (lambda: unet(True), "U-Net (original, valid convolutions)", UNET_SOURCE + ": 572x572 input tile, "
+             "388x388 output map, 3x3 unpadded convs, 2x2 max pools, 2x2 up-convolutions, copy and crop.",
+             "Channels 64-128-256-512-1024, two classes; ReLUs are not written. Crop amounts (4, 16, 40, 88 "
+             "per side) are those of the 572 input; the network runs at any size = 572 (mod 16) >= 188.",
+             572, 1, {"input_size": 572, "out_size": 388, "reference": UNET_SOURCE}),
+    "unet_same": (lambda: unet(False), "U-Net (same padding)", UNET_SOURCE + ", with padding 1 on every 3x3 conv "
+                  "(the common PyTorch re-implementations): output size = input size.",
+                  "Channels 64-128-256-512-1024, two classes, no BN; ReLUs are not written. Runs at multiples "
+                  "of 16.", 512, 1, None),
+}
+
+
 def _table_last_rows():
     """The table's last end-point per network at 224 (for 'published'), from tests/data."""
     path = Path(__file__).resolve().parent.parent / "tests" / "data" / "receptive_field_table.json"
@@ -589,6 +651,13 @@ def build_all() -> dict[str, dict]:
                      "IMAGENET1K_V1 weights), https://pytorch.org/vision/stable/models.html"}
         out[name] = {"name": name, "title": title, "source": source, "notes": TORCH_NOTES, "input_size": 224,
                      "in_channels": 3, "published": published, "output": output, "nodes": g.nodes}
+    for name, (builder, title, source, notes, size, channels, published) in DECODERS.items():
+        g, output = builder()
+        data = {"name": name, "title": title, "source": source, "notes": notes, "input_size": size,
+                "in_channels": channels}
+        if published:
+            data["published"] = published
+        out[name] = {**data, "output": output, "nodes": g.nodes}
     return out
 
 

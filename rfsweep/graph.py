@@ -689,7 +689,7 @@ def rf_path(graph: Graph, facts: dict[str, Facts], end_point: str, widest: bool 
     path, name = [], end_point
     while name != INPUT:
         node = by_name[name]
-        if node["type"] in LAYER_NODES:
+        if node["type"] in LAYER_NODES or node["type"] in DECODER_NODES:
             path.append(name)
         inputs = node["inputs"]
         if len(inputs) == 1:
@@ -806,7 +806,7 @@ def graph_story(result: dict) -> list[str]:
         names = path if len(path) <= 6 else path[:3] + ["..."] + path[-2:]
         return " -> ".join(names) + f" ({len(path)} layer{'s' if len(path) > 1 else ''})"
 
-    lines = [f"{result['output']} sees rf {_text(total['rf'])} (jump {_text(total['jump'])}): "
+    lines = [f"{result['output']} sees rf {_text(total['rf'])} (jump {_text(total.get('jump_fraction', total['jump']))}): "
              f"the widest path is {show(result['rf_path'])}."]
     if total["rf_min"] != total["rf"]:
         lines.append(f"The narrowest path sees only {_text(total['rf_min'])}: {show(result['rf_min_path'])}.")

@@ -158,11 +158,11 @@ def _input(graph: Graph, size):
     return SimpleNamespace(n=size, channels=graph.in_channels)
 
 
-def _axis_plan(field, n: int, m_out: int, multiple: int, tile: int, name: str, halo=None):
+def _axis_plan(field, n: int, m_out: int, multiple: int, tile: int, name: str, halo=None, setter=None):
     """Per axis: (lower bounds of the halo from the fields, core size, output blocks)."""
     if tile < multiple:
-        raise RfsweepError(f"tile {tile} is smaller than the network's multiple {multiple} ({name} axis): "
-                           f"tile sizes must be multiples of {multiple}")
+        raise RfsweepError(f"node {setter!r}: its units step {multiple} input pixels, so tile sizes must be "
+                           f"multiples of {multiple}; tile {tile} is smaller ({name} axis)")
     core = multiple * max(1, round(tile / multiple))
     step = field.step
     spans = [(lo, hi) for lo, hi in zip(field.lo, field.hi) if lo is not None]
@@ -279,6 +279,8 @@ def tile_plan(source, tile=None, input_size=None, in_channels=None, end_point=No
         raise RfsweepError(f"node {end!r}: the end-point is not a feature map; tiling needs a spatial output")
     fields = [f_end.field(a) for a in range(2)]
     multiple = [math.lcm(*(f.field(a).step for f in facts.values() if f.spatial) or [1]) for a in range(2)]
+    setters = [next((name for name, f in facts.items() if f.spatial and f.field(a).step == multiple[a]), INPUT)
+               for a in range(2)]
     n = tuple(graph.input_size)
     if dtype not in DTYPE_BYTES:
         raise RfsweepError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPE_BYTES)})")
@@ -295,7 +297,8 @@ def tile_plan(source, tile=None, input_size=None, in_channels=None, end_point=No
         axes = []
         for a in range(2):
             halo_a, core, blocks, ratio = _axis_plan(fields[a], n[a], f_end.n[a], multiple[a], int(t[a]),
-                                                     ("height", "width")[a], None if halos is None else halos[a])
+                                                     ("height", "width")[a], None if halos is None else halos[a],
+                                                     setters[a])
             if halos is None:
                 halo_a = _grow_halo(exactness, n, a, n[a], halo_a, blocks, ratio, multiple[a], False)
             axes.append((halo_a, core, _axis_tiles(n[a], halo_a, blocks, ratio)))

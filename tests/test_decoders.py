@@ -246,3 +246,74 @@ def test_misaligned_merge_after_upsampling_is_refused():
     graph["nodes"][2]["scale"] = 2
     with pytest.raises(RfsweepError, match="node 'cat'"):
         analyze(graph)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:12])
+def test_to_torch_runs_decoder_graphs_as_analyze_counts_them(seed):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from rfsweep import to_torch
+
+    _, graph = draw(seed)
+    total = analyze(graph)["total"]
+    module = to_torch(graph, relu=False).double()
+    x = torch.zeros(1, graph["in_channels"], graph["input_size"], graph["input_size"], dtype=torch.float64)
+    with FlopCounterMode(display=False) as counter:
+        y = module(x)
+    assert list(y.shape[1:]) == [total["out_channels"]] + [per_axis(total["out_size"], a) for a in range(2)]
+    assert total["params"] == sum(p.numel() for p in module.parameters())
+    assert 2 * total["macs"] == counter.get_total_flops()
+    # the same field as the independent builder: gradient supports of a window of units
+    check_window(graph, total, module, graph["in_channels"])
+
+
+# ---------------------------------------------------------------- torch import
+
+@pytest.mark.parametrize("kind", [dict(up="transpose"), dict(up="bilinear"), dict(up="nearest"),
+                                  dict(up="bicubic"), dict(up="shuffle"), dict(up="functional"),
+                                  dict(up="transpose", valid=True), dict(up="nearest", valid=True, crop="pad")])
+def test_from_torch_maps_decoders(kind):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from rfsweep import from_torch
+    from torch_decoders import TorchUNet
+
+    torch.manual_seed(0)
+    model = TorchUNet(**kind).double().eval()
+    size = 76 if kind.get("valid") else 64
+    graph = from_torch(model, input_size=size, in_channels=1)
+    types = {node["type"] for node in graph["nodes"]}
+    assert types & {"conv_transpose", "upsample", "pixel_shuffle"}
+    if kind.get("valid"):
+        assert "crop" in types
+    total = analyze(graph)["total"]
+    x = torch.zeros(1, 1, size, size, dtype=torch.float64)
+    with FlopCounterMode(display=False) as counter:
+        y = model(x)
+    assert [total["out_channels"], total["out_size"], total["out_size"]] == list(y.shape[1:])
+    assert total["params"] == sum(p.numel() for p in model.parameters())
+    assert 2 * total["macs"] == counter.get_total_flops()
+
+    class Linear(torch.nn.Module):  # the same model without ReLUs: gradient supports are the fields
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+            for module in inner.modules():
+                for key, child in module.named_children():
+                    if isinstance(child, torch.nn.ReLU):
+                        setattr(module, key, torch.nn.Identity())
+
+        def forward(self, x):
+            return self.inner(x)
+    check_window({"input_size": size}, total, Linear(model), 1)
+
+
+def test_non_integer_upsampling_is_refused_naming_the_op():
+    from rfsweep import from_torch
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Upsample(scale_factor=1.5))
+    with pytest.raises(RfsweepError, match="Upsample at '1': scale_factor 1.5 is not an integer"):
+        from_torch(model, input_size=32, in_channels=1)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Upsample(size=(45, 45)))
+    with pytest.raises(RfsweepError, match="Upsample at '1': output size .45, 45. is not an integer multiple"):
+        from_torch(model, input_size=32, in_channels=1)

@@ -145,7 +145,7 @@ def test_tf_same_is_planned_with_sizes_that_keep_its_padding():
 
 def test_tile_smaller_than_the_multiple():
     graph = {"input_size": 64, "in_channels": 1, "nodes": [{"name": "p", "type": "avgpool", "kernel": 8}]}
-    with pytest.raises(RfsweepError, match="smaller than the network's multiple 8"):
+    with pytest.raises(RfsweepError, match="node .p.: its units step 8 input pixels"):
         tile_plan(graph, tile=4)
 
 

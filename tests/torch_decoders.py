@@ -208,3 +208,57 @@ def add_skips(graph, analyze, rng):
         channels = channels if kind == "add" else channels + other["out_channels"]
         previous = name
     return dict(graph, nodes=nodes)
+
+
+# ---------------------------------------------------------------- torch models for the importer
+
+class Block(nn.Sequential):
+    def __init__(self, cin, cout, padding=1):
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=padding), nn.ReLU(),
+                         nn.Conv2d(cout, cout, 3, padding=padding), nn.ReLU())
+
+
+class TorchUNet(nn.Module):
+    """A U-Net as users write it: ModuleLists, F.max_pool2d, an up step (ConvTranspose2d, nn.Upsample +
+    1x1 conv, F.interpolate, or a conv + PixelShuffle), torch.cat; valid convs crop the skip by slicing
+    (or by a negative F.pad)."""
+
+    def __init__(self, c=4, levels=3, up="transpose", valid=False, crop="slice"):
+        super().__init__()
+        pad = 0 if valid else 1
+        self.valid, self.up, self.crop = valid, up, crop
+        self.enc = nn.ModuleList([Block(1 if i == 0 else c * 2 ** (i - 1), c * 2 ** i, pad) for i in range(levels)])
+        self.ups, self.dec = nn.ModuleList(), nn.ModuleList()
+        for i in reversed(range(levels - 1)):
+            wide, narrow = c * 2 ** (i + 1), c * 2 ** i
+            if up == "transpose":
+                self.ups.append(nn.ConvTranspose2d(wide, narrow, 2, stride=2))
+            elif up == "shuffle":
+                self.ups.append(nn.Sequential(nn.Conv2d(wide, narrow * 4, 1), nn.PixelShuffle(2)))
+            elif up == "functional":
+                self.ups.append(nn.Conv2d(wide, narrow, 1))
+            else:
+                self.ups.append(nn.Sequential(nn.Upsample(scale_factor=2, mode=up), nn.Conv2d(wide, narrow, 1)))
+            self.dec.append(Block(wide, narrow, pad))
+        self.head = nn.Conv2d(c, 2, 1)
+
+    def forward(self, x):
+        skips = []
+        for i, block in enumerate(self.enc):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        for up, dec, skip in zip(self.ups, self.dec, reversed(skips[:-1])):
+            if self.up == "functional":
+                x = up(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+            else:
+                x = up(x)
+            if self.valid:
+                side = (skip.shape[-1] - x.shape[-1]) // 2
+                if self.crop == "slice":
+                    skip = skip[:, :, side:side + x.shape[-2], side:side + x.shape[-1]]
+                else:
+                    skip = F.pad(skip, (-side, -side, -side, -side))
+            x = dec(torch.cat([skip, x], 1))
+        return self.head(x)

@@ -177,3 +177,39 @@ def test_max_memory_picks_the_largest_tile_that_fits():
     assert plan["tile"] == [64, 64] and plan["peak_bytes"] == 16 * 68 * 68
     assert tile_plan(graph, max_memory=16 * 68 * 68 - 1, dtype="float16")["tile"] == [63, 63]
     assert parse_bytes("8GB") == 8 * 10 ** 9 and parse_bytes("1GiB") == 2 ** 30
+
+
+# ---------------------------------------------------------------- the command
+
+def test_cli_tile_json_and_table(capsys, tmp_path):
+    from cli_helpers import run_cli
+
+    code, out, err = run_cli(capsys, "tile", "--arch", "unet_same", "--input-size", "256", "--tile", "128",
+                             "--format", "json")
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["input_size"] == 256 and plan["multiple"] == [16, 16] and len(plan["tiles"]) == 4
+    assert plan == tile_plan(str(arch_path("unet_same")), tile=128, input_size=256)
+    code, out, err = run_cli(capsys, "tile", "--arch", "unet", "--tile", "128")
+    assert code == 0 and "halo: top 0, bottom 188" in out
+
+
+@pytest.mark.parametrize("graph, argv, message", [
+    ({"input_size": 64, "in_channels": 1, "nodes": [{"name": "pool", "type": "avgpool", "kernel": 8}]},
+     ["--tile", "4"], "node 'pool'"),
+    ({"input_size": 16, "in_channels": 1, "nodes": [
+        {"name": "up", "type": "conv_transpose", "kernel": 3, "stride": 2, "output_padding": 2}]},
+     ["--tile", "8"], "node 'up': output_padding 2 must be smaller than stride 2 or dilation 1"),
+    ({"input_size": 16, "in_channels": 1, "nodes": [{"name": "up", "type": "upsample", "scale": 2.5}]},
+     ["--tile", "8"], "node 'up': scale must be an integer"),
+])
+def test_cli_bad_input_exit_2_naming_the_node(capsys, tmp_path, graph, argv, message):
+    from cli_helpers import run_cli
+
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(graph))
+    code, out, err = run_cli(capsys, "tile", path, *argv)
+    assert code == 2 and message in err and err.startswith("error:"), err
+    if "pool" not in message:
+        code, out, err = run_cli(capsys, "explain", path)
+        assert code == 2 and message in err

@@ -11,10 +11,12 @@ named as such) by all of them alike.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .errors import RfsweepError
 
+LAYER_COLUMN = re.compile(r"[ls]\d+_\w+")  # per-layer (chains) and per-stage (block spaces) fields
 READ_CHECKSUMS = True  # writers store a CRC32 per page (writer.WRITE_OPTIONS); readers verify it
 
 
@@ -108,8 +110,6 @@ def check_columns(path, spec, schema) -> None:
     `stack`) are allowed; types are not compared (a front read through pandas
     may widen them).
     """
-    from .writer import LAYER_COLUMN
-
     expected = spec.schema().names
     names = set(schema.names)
     missing = [name for name in expected if name not in names]
@@ -127,9 +127,11 @@ def metadata_problem(path: Path | str, schema=None) -> str | None:
     """None if `path` (a file, or a directory with a manifest) has valid rfsweep metadata, else why not."""
     path = Path(path)
     try:
-        if path.is_dir():
-            from .distributed import read_manifest
-            metadata = read_manifest(path)
+        if path.is_dir():  # the manifest (distributed.MANIFEST; read here without importing it)
+            try:
+                metadata = json.loads((path / "_rfsweep.json").read_text())
+            except (OSError, ValueError):
+                raise RfsweepError(f"{path}: no readable _rfsweep.json manifest") from None
         else:
             metadata = raw_metadata(path)
             if schema is None and metadata is not None:

@@ -12,7 +12,6 @@ byte for byte, or none. Nothing here knows a concrete space.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +21,7 @@ from . import __version__
 from .errors import RfsweepError
 from .output import atomic_output, check_output_path, commit, remove_stale_temporaries, temporary_path, write_error
 from .space import Space
+from .sweep_file import LAYER_COLUMN, raw_metadata
 
 __all__ = ["atomic_output", "check_output_path", "temporary_path"]  # re-exported: they moved to output.py
 
@@ -41,7 +41,6 @@ WRITE_OPTIONS = dict(
     write_batch_size=1 << 16, data_page_size=1 << 20,
     write_page_checksum=True,  # CRC32 per page: readers verify it (sweep_file.parquet_format)
 )
-LAYER_COLUMN = re.compile(r"[ls]\d+_\w+")  # per-layer (chains) and per-stage (block spaces) fields
 LAYER_COMPRESSION = "lz4_raw"
 # BYTE_STREAM_SPLIT for integer columns needs pyarrow >= 16 to write and to read
 _SPLIT_INTEGERS = int(pa.__version__.split(".")[0]) >= 16
@@ -79,8 +78,6 @@ def sweep_metadata(spec: Space, counts: dict, extra: dict | None = None) -> dict
 def read_metadata(path: Path | str) -> dict:
     """The `rfsweep` metadata object of a sweep file; RfsweepError if absent or unreadable
     (validate it against the rows with sweep_file.validated_metadata)."""
-    from .sweep_file import raw_metadata
-
     data = raw_metadata(path)
     if data is None:
         raise RfsweepError(f"{path}: Parquet file has no rfsweep metadata (not written by rfsweep sweep)")

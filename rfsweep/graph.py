@@ -12,13 +12,17 @@ form one path, so `analyze` of a stack walks exactly this code too.
 
 Node types: conv, maxpool, avgpool (section-1 fields; padding may also be
 per side, [[top, bottom], [left, right]], or "same_tf"), pad, add, mul,
-concat, slice, identity, relu, bn, global_pool, flatten, linear.
+concat, slice, identity, relu, bn, global (every unit reads the whole input
+map: attention, token mixing), global_pool, flatten, linear. Any node may
+carry `params`: learned parameters its op uses beyond its own formula (a gain
+on a conv weight, layer scale, positional embeddings), and `macs`: work beyond
+it (attention's matmuls, a class token's rows); both add to its counts.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import arithmetic
@@ -43,12 +47,13 @@ erf_ratio = _python(arithmetic.erf_ratio)
 LAYER_NODES = ("conv", "maxpool", "avgpool")
 MERGE_NODES = ("add", "mul", "concat")
 PASS_NODES = ("identity", "relu", "bn")
+MIXING_NODES = ("global",)  # every output unit reads every unit of the input map
 HEAD_NODES = ("global_pool", "flatten", "linear")  # their outputs are no longer feature maps
-NODE_TYPES = LAYER_NODES + ("pad",) + MERGE_NODES + ("slice",) + PASS_NODES + HEAD_NODES
+NODE_TYPES = LAYER_NODES + ("pad",) + MERGE_NODES + ("slice",) + PASS_NODES + MIXING_NODES + HEAD_NODES
 INPUT = "input"
 INT64_SAFE = 1 << 62
 
-_NODE_KEYS = {"name", "type", "inputs", "note"}
+_NODE_KEYS = {"name", "type", "inputs", "note", "params", "macs"}
 _EXTRA_KEYS = {"pad": {"padding"}, "slice": {"channels"}, "linear": {"out_features", "bias"}}
 _GRAPH_KEYS = {"nodes", "input_size", "in_channels", "output"}
 _METADATA_KEYS = {"name", "title", "source", "notes", "published", "reference", "license", "aliases"}
@@ -177,6 +182,9 @@ def _parse_node(raw, position: int, previous: str, seen: set[str]) -> dict:
     if unknown:
         raise RfsweepError(f"{where}: unknown field {unknown[0]!r} for a {kind} node "
                            f"(allowed: {', '.join(sorted(allowed))})")
+    for extra in ("params", "macs"):
+        if extra in raw:
+            _check_int(raw[extra], f"{where}: {extra}", None, 0)
     node = {key: value for key, value in raw.items() if key != "note"}
     node["inputs"] = list(inputs)
     return node
@@ -214,17 +222,23 @@ class Facts:
     depends_on_input: bool = False  # TF 'SAME' padding that changes with the input size
     fixed: tuple = (None, None)
     fixed_min: tuple = (None, None)
+    moving: bool = True  # False after a global node on every path: no part of the field moves
+    global_from: str | None = None  # the first global node on some path to here
 
     def seen(self, a: int) -> tuple:
         """(rf, start) of everything unit 0 sees along axis a: the moving and the fixed part."""
         if self.fixed[a] is None:
             return self.rf[a], self.start[a]
         lo, hi = self.fixed[a]
+        if not self.moving:
+            return int(round(hi - lo + 1)), (lo + hi) / 2.0
         return union_interval(self.start[a], self.rf[a], (lo + hi) / 2.0, hi - lo + 1)
 
     def narrowest(self, a: int) -> int:
         """rf_min along axis a over every path, gated ones included."""
         gate = self.fixed_min[a]
+        if not self.moving:
+            return gate
         return self.rf_min[a] if gate is None else min(self.rf_min[a], gate)
 
     def seen_pair(self) -> tuple:
@@ -232,7 +246,8 @@ class Facts:
 
     def carried(self) -> dict:
         """The fields a layer or pass-through node hands on unchanged (the fixed parts)."""
-        return {"fixed": self.fixed, "fixed_min": self.fixed_min}
+        return {"fixed": self.fixed, "fixed_min": self.fixed_min, "moving": self.moving,
+                "global_from": self.global_from}
 
 
 def _input_facts(graph: Graph) -> Facts:
@@ -256,7 +271,7 @@ def _resolve(node: dict, c_in: int, where: str):
     if "layer" in node:  # a chain's already-resolved layer
         layer = node["layer"]
         return layer, tuple((p, p) for p in layer.padding)
-    raw = {key: value for key, value in node.items() if key not in ("name", "inputs")}
+    raw = {key: value for key, value in node.items() if key not in ("name", "inputs", "params", "macs")}
     if raw.get("groups") == "depthwise":
         raw["groups"] = c_in
     padding = raw.get("padding")
@@ -293,7 +308,10 @@ def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mod
                      shift_start(f.start[a], jump_in, k, p_before, d),
                      shift_start(f.start_min[a], jump_in, k, p_before, d),
                      shift_start(f.mean[a], jump_in, k, p_before, d)))
-    return {**dict(zip(_WINDOW_KEYS, zip(*axes))), **f.carried()}
+    geometry = dict(zip(_WINDOW_KEYS, zip(*axes)))
+    if not f.moving:  # after a global node nothing moves: the window adds no new pixels
+        geometry.update(rf=f.rf, rf_min=f.rf_min, start=f.start, start_min=f.start_min, var=f.var, mean=f.mean)
+    return {**geometry, **f.carried()}
 
 
 def _layer_node(node: dict, f: Facts, where: str) -> Facts:
@@ -343,8 +361,11 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                                    + ", ".join(f"{name} {f.jump[a]}" for name, f in zip(names, ins)
                                                if f.n[a] > 1) + "); the network is not aligned")
     # a 1x1 input on a larger map is one vector for every unit: its whole field stays put
-    broadcast = [f.n == (1, 1) and main.n != (1, 1) for f in ins]
+    # a global node's output (no moving part) likewise: every unit sees the same interval
+    broadcast = [(f.n == (1, 1) and main.n != (1, 1)) or not f.moving for f in ins]
     moving = [f for f, fixed in zip(ins, broadcast) if not fixed]
+    if not moving:  # every input is global: the merge is too
+        return _global_merge(ins, main, channels)
     weights = [f.channels for f in ins] if kind == "concat" else [1] * len(ins)
     total = sum(weights)
     out = {key: [] for key in ("rf", "rf_min", "start", "start_min", "var", "mean", "fixed", "fixed_min")}
@@ -368,7 +389,47 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                            ("fixed", fixed_part), ("fixed_min", min(gated) if gated else None)):
             out[key].append(value)
     return Facts(n=main.n, jump=main.jump, channels=channels, spatial=any(f.spatial for f in ins),
-                 **{key: tuple(values) for key, values in out.items()})
+                 global_from=_first_global(ins), **{key: tuple(values) for key, values in out.items()})
+
+
+def _first_global(ins: list[Facts]):
+    return next((f.global_from for f in ins if f.global_from is not None), None)
+
+
+def _global_merge(ins: list[Facts], main: Facts, channels: int) -> Facts:
+    """A merge of global maps: the union of their (fixed) fields, the narrowest of their widths."""
+    fixed, fixed_min = [], []
+    for a in range(2):
+        fixed.append((min(f.fixed[a][0] for f in ins), max(f.fixed[a][1] for f in ins)))
+        fixed_min.append(min(f.fixed_min[a] for f in ins))
+    return replace(main, channels=channels, params=0, macs=0, layer=None, pads=None, depends_on_input=False,
+                   fixed=tuple(fixed), fixed_min=tuple(fixed_min), global_from=_first_global(ins))
+
+
+def _global_node(f: Facts, name: str) -> Facts:
+    """Every output unit reads every unit of the input map: its field is the union of all input
+    units' fields (fixed: it does not move with the unit), here and on every narrowest path."""
+    fixed, fixed_min, var, mean = [], [], [], []
+    for a in range(2):
+        n, jump = f.n[a], f.jump[a]
+        if f.moving:  # unit i sees [start + i*jump - (rf-1)/2, ... + (rf-1)/2], i = 0 .. n-1
+            lo, hi = f.start[a] - (f.rf[a] - 1) / 2.0, f.start[a] + (n - 1) * jump + (f.rf[a] - 1) / 2.0
+            if f.fixed[a] is not None:
+                lo, hi = min(lo, f.fixed[a][0]), max(hi, f.fixed[a][1])
+            narrow = (n - 1) * jump + f.rf_min[a]  # the union of every unit's narrowest moving path
+            if f.fixed_min[a] is not None:  # or a gate's path, the same for every unit
+                narrow = min(narrow, f.fixed_min[a])
+        else:
+            lo, hi = f.fixed[a]
+            narrow = f.fixed_min[a]
+        fixed.append((lo, hi))
+        fixed_min.append(narrow)
+        width = hi - lo + 1
+        var.append((width * width - 1) / 12.0)  # uniform over the whole field
+        mean.append((lo + hi) / 2.0)
+    return replace(f, params=0, macs=0, layer=None, pads=None, depends_on_input=False, var=tuple(var),
+                   mean=tuple(mean), fixed=tuple(fixed), fixed_min=tuple(fixed_min), moving=False,
+                   global_from=f.global_from or name)
 
 
 def _node_facts(node: dict, ins: list[Facts], names: list[str], where: str) -> Facts:
@@ -398,6 +459,8 @@ def _node_facts(node: dict, ins: list[Facts], names: list[str], where: str) -> F
             raise RfsweepError(f"{where}: 'channels' must be [start, stop) with 0 <= start < stop <= "
                                f"{f.channels} (the input's channels), got {bounds!r}")
         return Facts(**same, channels=bounds[1] - bounds[0], spatial=f.spatial)
+    if kind == "global":
+        return _global_node(f, node["name"])
     if kind == "global_pool":
         return Facts(**_whole_map(f, where), channels=f.channels, spatial=False)
     if kind == "flatten":
@@ -443,6 +506,8 @@ def evaluate(graph: Graph, end_point: str | None = None, where=None) -> dict[str
         names = node["inputs"]
         label = where(node)
         f = _node_facts(node, [facts[name] for name in names], names, label)
+        f.params += node.get("params", 0)  # beyond the formula: a gain, layer scale, embeddings
+        f.macs += node.get("macs", 0)  # attention's matmuls, a class token's rows
         if (f.params > INT64_SAFE or 2 * f.macs > INT64_SAFE
                 or max(f.rf) > INT64_SAFE or max(f.jump) > INT64_SAFE):
             raise RfsweepError(f"{label}: totals could exceed 64-bit integers (huge channels, input or "
@@ -557,6 +622,8 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
              "params": sum(f.params for f in facts.values()), "macs": macs, "flops": 2 * macs,
              "erf_std": axis_value(erf_std),
              "erf_ratio": axis_value(tuple(erf_ratio(s, r) for s, r in zip(erf_std, end_rf)))}
+    if end.global_from is not None:  # only then: outputs of networks without one stay byte-identical
+        total["global_from"] = end.global_from
     return {"input": {"size": axis_value(graph.input_size), "channels": graph.in_channels},
             "output": output, "nodes": rows, "total": total,
             "unproductive": unproductive, "critical": critical,
@@ -580,6 +647,9 @@ def graph_story(result: dict) -> list[str]:
              f"the widest path is {show(result['rf_path'])}."]
     if total["rf_min"] != total["rf"]:
         lines.append(f"The narrowest path sees only {_text(total['rf_min'])}: {show(result['rf_min_path'])}.")
+    if total.get("global_from"):
+        lines.append(f"From `{total['global_from']}` on every unit sees the whole input (a global node: "
+                     "attention or token mixing); params and MACs still count every node after it.")
     size = _text(result["input"]["size"])
     if result["unproductive"]:
         lines.append(f"At input size {size}, {len(result['unproductive'])} layers are unproductive (even their "

@@ -4,17 +4,26 @@ module names (`layer1.0.conv1`, `layer1.0.add`). Shapes come from shapes.py, so 
 
 from __future__ import annotations
 
-from ..errors import RfsweepError
 import torch
 
-from .recorder import Recorder, _has_val, _meta
+from ..errors import RfsweepError
+from .recorder import Recorder, _has_val, _meta, _module_call_safe
 from .values import INPUT, Builder, _fail, _new
 
 
 def _fx_record(module, x_meta, b: Builder, qualnames):
     import torch.fx as fx
 
-    graph_module = fx.symbolic_trace(module)
+    class Tracer(fx.Tracer):
+        """Leaves are exactly the modules the op table maps whole (torch's own forward, recorder.py);
+        everything else, a torch.nn subclass that overrides forward included, is traced inside."""
+
+        def is_leaf_module(self, m, qualname):
+            return _module_call_safe(m) is not None
+
+    tracer = Tracer()
+    graph = tracer.trace(module)
+    graph_module = fx.GraphModule(tracer.root, graph)
     rec = Recorder(module, b, qualnames)
     env: dict = {}
     placeholders = 0
@@ -36,6 +45,7 @@ def _fx_record(module, x_meta, b: Builder, qualnames):
         elif node.op == "get_attr":
             value = _attr(graph_module, node.target)
             env[node.name] = _meta(value) if isinstance(value, torch.Tensor) else value
+            b.params.mark(env[node.name], [node.target])
         elif node.op == "call_module":
             mod = graph_module.get_submodule(node.target)
             args, kwargs = load(node.args), load(node.kwargs)

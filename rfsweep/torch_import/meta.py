@@ -8,9 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..errors import RfsweepError
 from .ops import _op_key
-from .recorder import Recorder, _has_val, _meta, _module_call
+from .recorder import Recorder, _has_val, _meta, _module_call_safe
 from .values import INPUT, Builder, Val, _new
 
 
@@ -53,6 +52,7 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
                 return out
             wargs, wkwargs = wrap(args), wrap(kwargs)
             if not _has_val(wargs) and not _has_val(wkwargs):
+                b.params.propagate((args, kwargs), out)  # arithmetic on parameters (a gain on a weight)
                 return out
             key = getattr(func, "__name__", str(func))
             if key == "__get__":  # x.shape, x.dtype ...
@@ -102,6 +102,8 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
         remember(result, output)
 
     state = {name: _meta(t) for name, t in list(module.named_parameters()) + list(module.named_buffers())}
+    for name, _ in module.named_parameters():
+        b.params.mark(state[name], [name])
     h1 = nn.modules.module.register_module_forward_pre_hook(pre)
     h2 = nn.modules.module.register_module_forward_hook(post)
     try:
@@ -112,10 +114,3 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
     finally:
         h1.remove()
         h2.remove()
-
-
-def _module_call_safe(mod):
-    try:
-        return _module_call(mod)
-    except RfsweepError:
-        return ("error",)

@@ -444,7 +444,8 @@ _ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "s
                 "tanh", "hardswish", "hardsigmoid", "hardtanh", "softplus", "softsign", "tanhshrink",
                 "logsigmoid", "threshold", "rrelu", "clamp", "clip", "clamp_min", "clamp_max", "abs", "neg",
                 "exp", "sqrt", "rsqrt", "square", "erf", "swish", "hard_sigmoid", "hard_swish")
-_DROPOUT = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")
+_DROPOUT = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+            "stochastic_depth", "drop_path", "drop_block_2d", "drop_block_fast_2d")  # all the identity in eval
 _SAME = ("contiguous", "clone", "detach", "to", "float", "double", "half", "bfloat16", "type", "type_as",
          "requires_grad", "cpu", "cuda")
 

@@ -4,6 +4,8 @@ output shape (shapes.py) -> the op table (ops.py). Both tracers (fx.py, meta.py)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -19,9 +21,23 @@ def _meta(t):
     return None if t is None else torch.empty(t.shape, dtype=t.dtype, device="meta")
 
 
+def _library_forward(m: nn.Module) -> bool:
+    """Whether m computes what its torch.nn class computes: its forward (and a conv's _conv_forward)
+    is torch's own. A subclass that overrides them (TF-'SAME' padding computed in forward, a weight
+    standardised on the fly) is traced inside instead of being read as one layer with its attributes."""
+    for method in ("forward", "_conv_forward"):
+        fn = getattr(type(m), method, None)
+        if fn is not None and not getattr(fn, "__module__", "").startswith("torch.nn."):
+            return False
+    return True
+
+
 def _module_call(module: nn.Module):
-    """(op key, function for meta shapes, extra args after the input) for a leaf module, or None."""
+    """(op key, function for meta shapes, extra args after the input) for a leaf module, or None
+    (then the module is traced inside)."""
     m = module
+    if not _library_forward(m):
+        return None
     if isinstance(m, nn.modules.lazy.LazyModuleMixin) and m.has_uninitialized_params():
         raise RfsweepError("uninitialized lazy module")
     if isinstance(m, (nn.Conv1d, nn.Conv2d)) and not isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d)):
@@ -68,6 +84,13 @@ def _module_call(module: nn.Module):
     if type(m).__module__ == "torch.nn.modules.activation" and type(m).__name__ in _ACTIVATION_MODULES:
         return "relu", _first, ()
     return None
+
+
+def _module_call_safe(mod):
+    try:
+        return _module_call(mod)
+    except RfsweepError:
+        return ("error",)
 
 
 _ACTIVATION_MODULES = {"ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid",
@@ -131,6 +154,11 @@ class Recorder:
         if call is None:
             raise _fail(f"module {type(mod).__name__}", qual, "no mapping for this module type")
         key, fn, extra = call
+        before = len(self.b.nodes)
+        names = [f"{qual}.{n}" for n, _ in mod.named_parameters(remove_duplicate=False)]
+        return self._charge(self._module_call(mod, qual, key, fn, extra, args, kwargs), names, qual, before)
+
+    def _module_call(self, mod, qual, key, fn, extra, args, kwargs):
         if len(args) != 1 or kwargs:
             raise _fail(f"module {type(mod).__name__}", qual, "called with more than one tensor argument")
         x = args[0]
@@ -152,8 +180,27 @@ class Recorder:
         return _OPS[key](self.b, qual, (x, *extra), {}, out, type(mod).__name__)
 
     def constant(self, key: str, func, args, kwargs):
-        """An op none of whose arguments comes from the network's input: its value (shape rules first)."""
-        return _compute(key, func, _unwrap(args), _unwrap(kwargs))
+        """An op none of whose arguments comes from the network's input: its value (shape rules first),
+        which carries the parameters it was computed from."""
+        out = _compute(key, func, _unwrap(args), _unwrap(kwargs))
+        self.b.params.propagate((args, kwargs), out)
+        return out
+
+    def _charge(self, result, names, name: str, before: int):
+        """Charge the parameters a call used first to the last node it emitted, or to an identity
+        node that carries them (x * gamma, x + pos_embed: no spatial change, but parameters)."""
+        fresh = self.b.params.fresh(names)
+        if not fresh:
+            return result
+        if len(self.b.nodes) > before:
+            node = self.b.nodes[-1]["name"]
+        elif isinstance(result, Val):
+            node = self.b.emit(name, "identity", [result.node], result.spatial, "uses parameters")
+            result = replace(result, node=node)
+        else:
+            return result
+        self.b.params.charge(node, fresh)
+        return result
 
     def function_call(self, name: str, key: str, func, args, kwargs, out=None, run=True):
         """A torch function or tensor method on recorded values; `out` is computed on meta if not given."""
@@ -169,4 +216,6 @@ class Recorder:
             return out  # sizes, dims, shapes: plain Python values
         if handler is None:
             raise _fail(f"op {key!r}", name, "no mapping for this operation")
-        return handler(self.b, name, args, kwargs, out, _op_key(key))
+        before = len(self.b.nodes)
+        result = handler(self.b, name, args, kwargs, out, _op_key(key))
+        return self._charge(result, self.b.params.sources((args, kwargs)), name, before)

@@ -47,6 +47,7 @@ class Builder:
         self.concat_parts: dict[str, list] = {}  # concat node -> [(input node, channels)]
         self.channelwise: dict[str, str] = {}  # pool/relu/identity/pad node -> its input (same channel order)
         self.by_name: dict[str, dict] = {}
+        self.params = None  # a ParamUse (params.py), set by from_torch
 
     def slice_source(self, x, start: int, stop: int):
         """(node, [start, stop)) to slice, narrowed to where those channels come from: a slice inside
@@ -74,7 +75,7 @@ class Builder:
             source = self.emit(f"{source}[{bounds[0]}:{bounds[1]}]", "slice", [source], self.spatial[inner],
                                "channels of a concat part", channels=bounds)
         spec = self.by_name[node]
-        fields = {k: v for k, v in spec.items() if k not in ("name", "type", "inputs", "note")}
+        fields = {k: v for k, v in spec.items() if k not in ("name", "type", "inputs", "note", "params", "macs")}
         copy = self.emit(f"{node}[{start}:{stop}]", spec["type"], [source], self.spatial[node],
                          f"{node} on channels {start}:{stop}", **fields)
         return copy, [0, stop - start], stop - start

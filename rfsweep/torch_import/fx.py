@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import RfsweepError
-from .recorder import Recorder, _has_val, _meta, _module_call_safe
+from .recorder import Recorder, _has_val, _meta, is_leaf
 from .values import INPUT, Builder, _fail, _new
 
 
@@ -19,7 +19,7 @@ def _fx_record(module, x_meta, b: Builder, qualnames):
         everything else, a torch.nn subclass that overrides forward included, is traced inside."""
 
         def is_leaf_module(self, m, qualname):
-            return _module_call_safe(m) is not None
+            return is_leaf(m)
 
     tracer = Tracer()
     graph = tracer.trace(module)

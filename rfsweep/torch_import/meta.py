@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from .ops import _op_key
-from .recorder import Recorder, _has_val, _meta, _module_call_safe
+from .recorder import Recorder, _has_val, _meta, is_leaf
 from .values import INPUT, Builder, Val, _new
 
 
@@ -75,7 +75,7 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
             leaf_depth[0] += 1
             pending.append(None)
             return
-        if _module_call_safe(mod) is not None:
+        if is_leaf(mod):
             wargs = wrap(args)
             pending.append(("leaf", mod, qual, wargs))
             leaf_depth[0] += 1

@@ -86,11 +86,35 @@ def _module_call(module: nn.Module):
     return None
 
 
+def is_leaf(m: nn.Module) -> bool:
+    """Read m as one unit: the op table maps it whole, or it is a torch.nn layer (torch's own forward)
+    that the op table does not map, which is then refused by its type name rather than by the ops
+    inside it (`module Upsample at 'up'`)."""
+    if _module_call_safe(m) is not None:
+        return True
+    library = type(m).__module__.startswith("torch.nn.") and _library_forward(m)
+    return library and not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+
+
 def _module_call_safe(mod):
     try:
         return _module_call(mod)
     except RfsweepError:
         return ("error",)
+
+
+_UPSAMPLING = ("interpolate", "upsample", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
+               "upsample_nearest2d", "upsample_bilinear2d", "ConvTranspose1d", "ConvTranspose2d",
+               "conv_transpose1d", "conv_transpose2d", "PixelShuffle", "pixel_shuffle")
+
+
+def _why_not(what: str) -> str:
+    """The refusal's second half: why, and what would make it work."""
+    if what in _UPSAMPLING:
+        return ("upsampling is not mapped yet (a decoder); pass --end-point a node before it to "
+                "analyse the encoder")
+    return ("no mapping for it (supported: docs/torch.md); pass --end-point a node before it, or "
+            "rewrite it with supported ops")
 
 
 _ACTIVATION_MODULES = {"ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid",
@@ -152,7 +176,7 @@ class Recorder:
         except RfsweepError as exc:
             raise _fail(f"{type(mod).__name__}", qual, str(exc)) from None
         if call is None:
-            raise _fail(f"module {type(mod).__name__}", qual, "no mapping for this module type")
+            raise _fail(f"module {type(mod).__name__}", qual, _why_not(type(mod).__name__))
         key, fn, extra = call
         before = len(self.b.nodes)
         names = [f"{qual}.{n}" for n, _ in mod.named_parameters(remove_duplicate=False)]
@@ -215,7 +239,7 @@ class Recorder:
         if not _has_tensor(out) and _op_key(key) != "getitem":
             return out  # sizes, dims, shapes: plain Python values
         if handler is None:
-            raise _fail(f"op {key!r}", name, "no mapping for this operation")
+            raise _fail(f"op {key!r}", name, _why_not(_op_key(key)))
         before = len(self.b.nodes)
         result = handler(self.b, name, args, kwargs, out, _op_key(key))
         return self._charge(result, self.b.params.sources((args, kwargs)), name, before)

@@ -574,6 +574,31 @@ def rf_path(graph: Graph, facts: dict[str, Facts], end_point: str, widest: bool 
     return path[::-1]
 
 
+def module_paths(graph: Graph, depth: int = 1) -> list[str]:
+    """The module paths of an imported model's nodes (`layer1.0.conv1` -> `layer1`), in order."""
+    paths = {}
+    for name in graph.names:
+        parts = name.split(".")
+        for k in range(1, min(depth, len(parts) - 1) + 1):
+            paths.setdefault(".".join(parts[:k]), None)
+    return list(paths)
+
+
+def resolve_end_point(graph: Graph, name: str) -> str:
+    """A node's name, or a module path of an imported model (`layer3`, `features.4`): the output of
+    that module, i.e. the last node inside it (as torchvision's feature extraction names nodes)."""
+    if name in graph.names:
+        return name
+    inside = [node for node in graph.names if node.startswith(f"{name}.")]
+    if inside:
+        return inside[-1]
+    known = graph.names
+    shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+    paths = module_paths(graph)
+    modules = f"; module paths: {', '.join(paths[:12])}{', ...' if len(paths) > 12 else ''}" if paths else ""
+    raise RfsweepError(f"unknown end-point {name!r} (nodes: {shown}{modules})")
+
+
 def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
     """The contract's section-6 object: one entry per node, totals at the end-point.
 
@@ -581,11 +606,7 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
     MACs) and the total describes the graph's `output`; with it, the network is
     cut to what that node reads, so the sums are the cost of that feature map.
     """
-    output = graph.output if end_point is None else end_point
-    if output not in graph.names:
-        known = graph.names
-        shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-        raise RfsweepError(f"unknown end-point {output!r} (nodes: {shown})")
+    output = graph.output if end_point is None else resolve_end_point(graph, end_point)
     facts = evaluate(graph, None if end_point is None else output)
     rows = []
     for index, node in enumerate(graph.nodes, start=1):

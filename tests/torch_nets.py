@@ -668,13 +668,13 @@ class LayerScaleBlock(nn.Module):
 
 
 class LayerScaleNet(nn.Module):
-    """Parameters used in arithmetic (gain on a weight, layer scale, a learned per-pixel bias of a
-    fixed size); DropPath and torchvision's StochasticDepth (identity in eval)."""
+    """Parameters used in arithmetic (gain on a weight, layer scale, a learned per-channel
+    offset); DropPath and torchvision's StochasticDepth (identity in eval)."""
 
-    def __init__(self, c=8, num_classes=5, size=16):
+    def __init__(self, c=8, num_classes=5):
         super().__init__()
         self.stem = ScaledStdConv2d(3, c, 3, 2, 1)
-        self.pos = nn.Parameter(torch.zeros(1, c, size // 2, size // 2))
+        self.pos = nn.Parameter(torch.zeros(1, c, 1, 1))
         self.block1 = LayerScaleBlock(c, "path")
         self.block2 = LayerScaleBlock(c, "stochastic_depth")
         self.head = nn.Linear(c, num_classes)

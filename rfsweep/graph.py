@@ -54,7 +54,8 @@ INPUT = "input"
 INT64_SAFE = 1 << 62
 
 _NODE_KEYS = {"name", "type", "inputs", "note", "params", "macs"}
-_EXTRA_KEYS = {"pad": {"padding"}, "slice": {"channels"}, "linear": {"out_features", "bias"}}
+_EXTRA_KEYS = {"pad": {"padding"}, "slice": {"channels"}, "linear": {"out_features", "bias"},
+               "global": {"out_channels"}}
 _GRAPH_KEYS = {"nodes", "input_size", "in_channels", "output"}
 _METADATA_KEYS = {"name", "title", "source", "notes", "published", "reference", "license", "aliases"}
 
@@ -172,7 +173,7 @@ def _parse_node(raw, position: int, previous: str, seen: set[str]) -> dict:
         if item != INPUT and item not in seen:
             hint = " (itself: a cycle)" if item == name else " (nodes must come after their inputs; no cycles)"
             raise RfsweepError(f"{where}: unknown input {item!r}{hint}")
-    if kind not in MERGE_NODES and len(inputs) != 1:
+    if kind not in MERGE_NODES + MIXING_NODES and len(inputs) != 1:
         raise RfsweepError(f"{where}: a {kind} node takes exactly one input, got {len(inputs)}")
     allowed = _NODE_KEYS | _EXTRA_KEYS.get(kind, set())
     if kind in LAYER_NODES:
@@ -183,8 +184,9 @@ def _parse_node(raw, position: int, previous: str, seen: set[str]) -> dict:
         raise RfsweepError(f"{where}: unknown field {unknown[0]!r} for a {kind} node "
                            f"(allowed: {', '.join(sorted(allowed))})")
     for extra in ("params", "macs"):
-        if extra in raw:
-            _check_int(raw[extra], f"{where}: {extra}", None, 0)
+        value = raw.get(extra, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_SAFE:
+            raise RfsweepError(f"{where}: {extra} must be a non-negative integer, got {value!r}")
     node = {key: value for key, value in raw.items() if key != "note"}
     node["inputs"] = list(inputs)
     return node
@@ -406,30 +408,41 @@ def _global_merge(ins: list[Facts], main: Facts, channels: int) -> Facts:
                    fixed=tuple(fixed), fixed_min=tuple(fixed_min), global_from=_first_global(ins))
 
 
-def _global_node(f: Facts, name: str) -> Facts:
-    """Every output unit reads every unit of the input map: its field is the union of all input
-    units' fields (fixed: it does not move with the unit), here and on every narrowest path."""
+def _whole_extent(f: Facts, a: int) -> tuple:
+    """(lo, hi, narrowest width) of the union of every unit's field of map f along axis a."""
+    n, jump = f.n[a], f.jump[a]
+    if not f.moving:
+        return f.fixed[a][0], f.fixed[a][1], f.fixed_min[a]
+    # unit i sees [start + i*jump - (rf-1)/2, start + i*jump + (rf-1)/2], i = 0 .. n-1
+    lo, hi = f.start[a] - (f.rf[a] - 1) / 2.0, f.start[a] + (n - 1) * jump + (f.rf[a] - 1) / 2.0
+    if f.fixed[a] is not None:
+        lo, hi = min(lo, f.fixed[a][0]), max(hi, f.fixed[a][1])
+    narrow = (n - 1) * jump + f.rf_min[a]  # the union of every unit's narrowest moving path
+    if f.fixed_min[a] is not None:  # or a gate's path, the same for every unit
+        narrow = min(narrow, f.fixed_min[a])
+    return lo, hi, narrow
+
+
+def _global_node(node: dict, ins: list[Facts], where: str) -> Facts:
+    """Every output unit reads every unit of every input map (attention: queries, keys, values):
+    its field is the union of all their units' fields (fixed: it does not move with the unit), here
+    and on every narrowest path. The output has the first input's (the queries') size."""
+    f = ins[0]
     fixed, fixed_min, var, mean = [], [], [], []
     for a in range(2):
-        n, jump = f.n[a], f.jump[a]
-        if f.moving:  # unit i sees [start + i*jump - (rf-1)/2, ... + (rf-1)/2], i = 0 .. n-1
-            lo, hi = f.start[a] - (f.rf[a] - 1) / 2.0, f.start[a] + (n - 1) * jump + (f.rf[a] - 1) / 2.0
-            if f.fixed[a] is not None:
-                lo, hi = min(lo, f.fixed[a][0]), max(hi, f.fixed[a][1])
-            narrow = (n - 1) * jump + f.rf_min[a]  # the union of every unit's narrowest moving path
-            if f.fixed_min[a] is not None:  # or a gate's path, the same for every unit
-                narrow = min(narrow, f.fixed_min[a])
-        else:
-            lo, hi = f.fixed[a]
-            narrow = f.fixed_min[a]
+        extents = [_whole_extent(g, a) for g in ins]
+        lo, hi = min(e[0] for e in extents), max(e[1] for e in extents)
         fixed.append((lo, hi))
-        fixed_min.append(narrow)
+        fixed_min.append(min(e[2] for e in extents))
         width = hi - lo + 1
         var.append((width * width - 1) / 12.0)  # uniform over the whole field
         mean.append((lo + hi) / 2.0)
-    return replace(f, params=0, macs=0, layer=None, pads=None, depends_on_input=False, var=tuple(var),
-                   mean=tuple(mean), fixed=tuple(fixed), fixed_min=tuple(fixed_min), moving=False,
-                   global_from=f.global_from or name)
+    channels = f.channels
+    if "out_channels" in node:
+        channels = _check_int(node["out_channels"], f"{where}: out_channels", None, 1)
+    return replace(f, channels=channels, params=0, macs=0, layer=None, pads=None, depends_on_input=False,
+                   var=tuple(var), mean=tuple(mean), fixed=tuple(fixed), fixed_min=tuple(fixed_min),
+                   moving=False, global_from=_first_global(ins) or node["name"])
 
 
 def _node_facts(node: dict, ins: list[Facts], names: list[str], where: str) -> Facts:
@@ -460,7 +473,7 @@ def _node_facts(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                                f"{f.channels} (the input's channels), got {bounds!r}")
         return Facts(**same, channels=bounds[1] - bounds[0], spatial=f.spatial)
     if kind == "global":
-        return _global_node(f, node["name"])
+        return _global_node(node, ins, where)
     if kind == "global_pool":
         return Facts(**_whole_map(f, where), channels=f.channels, spatial=False)
     if kind == "flatten":

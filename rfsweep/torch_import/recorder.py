@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import RfsweepError
+from . import tokens
 from .ops import _OPS, _op_key, op_pad, op_pass, op_softmax
 from .shapes import _compute
 from .targets import _one_line
@@ -67,6 +68,8 @@ def _module_call(module: nn.Module):
         return "dropout", _first, ()
     if isinstance(m, nn.Linear):
         return "linear", F.linear, (_meta(m.weight), _meta(m.bias))
+    if isinstance(m, nn.MultiheadAttention):
+        return "multihead_attention", None, ()
     if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
                       nn.FeatureAlphaDropout, nn.Identity, nn.ChannelShuffle)):
         return "dropout", _first, ()
@@ -183,6 +186,12 @@ class Recorder:
         return self._charge(self._module_call(mod, qual, key, fn, extra, args, kwargs), names, qual, before)
 
     def _module_call(self, mod, qual, key, fn, extra, args, kwargs):
+        if key == "multihead_attention":
+            query = args[0] if args else kwargs.get("query")
+            if not isinstance(query, Val):
+                raise _fail(f"module {type(mod).__name__}", qual, "its query is not computed from the input")
+            out = (torch.empty(query.meta.shape, device="meta"), None)
+            return tokens.multihead_attention(self.b, qual, mod, args, kwargs, out, type(mod).__name__)
         if len(args) != 1 or kwargs:
             raise _fail(f"module {type(mod).__name__}", qual, "called with more than one tensor argument")
         x = args[0]

@@ -178,7 +178,7 @@ def _parse_node(raw, position: int, previous: str, seen: set[str]) -> dict:
     allowed = _NODE_KEYS | _EXTRA_KEYS.get(kind, set())
     if kind in LAYER_NODES:
         allowed = allowed | {"kernel", "stride", "padding", "dilation", "out_channels", "groups", "bias",
-                             "ceil_mode"}
+                             "ceil_mode", "fixed_weights"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise RfsweepError(f"{where}: unknown field {unknown[0]!r} for a {kind} node "
@@ -273,7 +273,8 @@ def _resolve(node: dict, c_in: int, where: str):
     if "layer" in node:  # a chain's already-resolved layer
         layer = node["layer"]
         return layer, tuple((p, p) for p in layer.padding)
-    raw = {key: value for key, value in node.items() if key not in ("name", "inputs", "params", "macs")}
+    raw = {key: value for key, value in node.items()
+           if key not in ("name", "inputs", "params", "macs", "fixed_weights")}
     if raw.get("groups") == "depthwise":
         raw["groups"] = c_in
     padding = raw.get("padding")
@@ -327,6 +328,8 @@ def _layer_node(node: dict, f: Facts, where: str) -> Facts:
     if layer.is_conv:
         params, macs = conv_cost(layer.kernel[0], layer.kernel[1], f.channels, layer.out_channels,
                                  layer.groups, layer.bias, geometry["n"][0], geometry["n"][1])
+        if node.get("fixed_weights") is True:  # weights from a buffer (a blur filter): not learned
+            params = layer.out_channels if layer.bias else 0
     return Facts(**geometry, channels=layer.out_channels, params=params, macs=macs, spatial=f.spatial,
                  layer=layer, pads=pads, depends_on_input=depends)
 

@@ -8,7 +8,7 @@ import torch
 
 from ..errors import RfsweepError
 from .recorder import Recorder, _has_val, _meta, is_leaf
-from .values import INPUT, Builder, _fail, _new
+from .values import INPUT, Builder, _new
 
 
 def _fx_record(module, x_meta, b: Builder, qualnames):
@@ -49,9 +49,9 @@ def _fx_record(module, x_meta, b: Builder, qualnames):
         elif node.op == "call_module":
             mod = graph_module.get_submodule(node.target)
             args, kwargs = load(node.args), load(node.kwargs)
-            if not _has_val(args) and not _has_val(kwargs):
-                raise _fail(f"module {type(mod).__name__}", node.target, "its input is not computed from the "
-                                                                        "network's input")
+            if not _has_val(args) and not _has_val(kwargs):  # on constants: a positional encoding
+                env[node.name] = rec.constant_module(mod, node.target, args, kwargs)
+                continue
             env[node.name] = rec.module_call(mod, node.target, args, kwargs)
         elif node.op in ("call_function", "call_method"):
             args, kwargs = load(node.args), load(node.kwargs)

@@ -75,8 +75,8 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
             leaf_depth[0] += 1
             pending.append(None)
             return
-        if is_leaf(mod):
-            wargs = wrap(args)
+        wargs = wrap(args)
+        if is_leaf(mod) and _has_val(wargs):  # a leaf on constants (a positional encoding) runs as ops
             pending.append(("leaf", mod, qual, wargs))
             leaf_depth[0] += 1
         else:

@@ -48,6 +48,8 @@ def op_conv(b, name, args, kwargs, out, note):
     fields = {"kernel": _field(kernel), "stride": _field(stride), "padding": _padding_field(pads),
               "dilation": _field(dilation), "groups": int(a["groups"]), "out_channels": int(weight.shape[0]),
               "bias": bias}
+    if not b.params.sources(weight):  # a buffer (a fixed blur filter): MACs, but no learned weights
+        fields["fixed_weights"] = True
     node = b.emit(name, "conv", [x.node], x.spatial, note, **fields)
     return _new(b, node, out, x.spatial)
 
@@ -468,6 +470,15 @@ def op_pad(b, name, args, kwargs, out, note):
     return _new(b, node, out, True)
 
 
+def op_pixel_unshuffle(b, name, args, kwargs, out, note):
+    a = _bind(args, kwargs, ("input", "downscale_factor"))
+    x = _val_of(a["input"], note, name)
+    _check_std(x, note, name)
+    f = int(a["downscale_factor"])
+    node = tokens.space_to_depth(b, name, x.node, f, f, note)
+    return _new(b, node, out, True)
+
+
 def op_flatten(b, name, args, kwargs, out, note):
     x = _val_of(args[0] if args else kwargs.get("input"), note, name)
     return _reshaped(b, name, x, out, note)
@@ -508,8 +519,8 @@ _OPS = {
     "squeeze": op_reshape, "unsqueeze": op_reshape, "view_as": op_reshape, "reshape_as": op_reshape,
     "permute": op_permute, "transpose": op_permute, "swapaxes": op_permute, "swapdims": op_permute,
     "pad": op_pad,
-    "matmul": tokens.matmul, "bmm": tokens.matmul,
-    "scaled_dot_product_attention": tokens.sdpa,
+    "matmul": tokens.matmul, "bmm": tokens.matmul, "pixel_unshuffle": op_pixel_unshuffle,
+    "scaled_dot_product_attention": tokens.sdpa, "normalize": tokens.normalize,
 }
 _OPS.update({name: op_pass("relu") for name in _ACTIVATIONS})
 _OPS.update({name: op_pass("identity") for name in _DROPOUT})

@@ -70,6 +70,8 @@ def _module_call(module: nn.Module):
         return "linear", F.linear, (_meta(m.weight), _meta(m.bias))
     if isinstance(m, nn.MultiheadAttention):
         return "multihead_attention", None, ()
+    if isinstance(m, nn.PixelUnshuffle):
+        return "pixel_unshuffle", F.pixel_unshuffle, (m.downscale_factor,)
     if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
                       nn.FeatureAlphaDropout, nn.Identity, nn.ChannelShuffle)):
         return "dropout", _first, ()
@@ -194,6 +196,9 @@ class Recorder:
             return tokens.multihead_attention(self.b, qual, mod, args, kwargs, out, type(mod).__name__)
         if len(args) != 1 or kwargs:
             raise _fail(f"module {type(mod).__name__}", qual, "called with more than one tensor argument")
+        if key in ("conv2d", "linear"):  # the functional form's weight and bias are the module's parameters
+            for tensor, part in zip(extra[:2], ("weight", "bias")):
+                self.b.params.mark(tensor, [f"{qual}.{part}"])
         x = args[0]
         if not isinstance(x, Val):
             raise _fail(f"module {type(mod).__name__}", qual, "its input is not computed from the network's input")
@@ -217,6 +222,19 @@ class Recorder:
         which carries the parameters it was computed from."""
         out = _compute(key, func, _unwrap(args), _unwrap(kwargs))
         self.b.params.propagate((args, kwargs), out)
+        return out
+
+    def constant_module(self, mod: nn.Module, qual: str, args, kwargs):
+        """A module applied to constants only (a conv on a Fourier positional grid): its value on
+        meta, which carries its parameters and its inputs' to where the network uses it."""
+        state = {n: _meta(t) for n, t in list(mod.named_parameters()) + list(mod.named_buffers())}
+        try:
+            out = torch.func.functional_call(mod, state, _unwrap(args), _unwrap(kwargs))
+        except Exception as exc:
+            raise _fail(f"module {type(mod).__name__}", qual, f"{type(exc).__name__}: {_one_line(exc)}") from None
+        self.b.params.propagate((args, kwargs), out)
+        for t in out if isinstance(out, (list, tuple)) else (out,):
+            self.b.params.mark(t, [f"{qual}.{n}" for n, _ in mod.named_parameters()])
         return out
 
     def _charge(self, result, names, name: str, before: int):

@@ -404,7 +404,17 @@ def shape_sdpa(key, args, kwargs):
     return _empty((*q.shape[:-1], v.shape[-1]))
 
 
+def shape_pixel_unshuffle(key, args, kwargs):
+    a = _bind(args, kwargs, ("input", "downscale_factor"))
+    x, f = a.get("input"), a.get("downscale_factor")
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not isinstance(f, int) or f < 1 \
+            or x.shape[2] % f or x.shape[3] % f:
+        return None
+    return _empty((x.shape[0], x.shape[1] * f * f, x.shape[2] // f, x.shape[3] // f))
+
+
 _SHAPES = {
+    "pixel_unshuffle": shape_pixel_unshuffle,
     "matmul": shape_matmul, "bmm": shape_matmul, "scaled_dot_product_attention": shape_sdpa,
     "conv1d": shape_conv, "conv2d": shape_conv,
     "linear": shape_linear, "cat": shape_cat, "concat": shape_cat, "concatenate": shape_cat,
@@ -423,7 +433,8 @@ _SHAPES.update({k: shape_binary for k in ("add", "sub", "subtract", "rsub", "rad
                                            "div", "divide", "truediv", "true_divide", "rtruediv", "rdiv",
                                            "maximum", "minimum")})
 _SHAPES.update({k: shape_same for k in _ACTIVATIONS + _DROPOUT + tuple(s for s in _SAME if s != "type") +
-                ("batch_norm", "group_norm", "instance_norm", "layer_norm", "softmax", "log_softmax", "first")})
+                ("batch_norm", "group_norm", "instance_norm", "layer_norm", "softmax", "log_softmax", "first",
+                 "normalize")})
 
 
 _INPLACE = ("iadd", "isub", "imul", "itruediv", "idiv", "ifloordiv")

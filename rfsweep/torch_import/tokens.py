@@ -38,6 +38,8 @@ def roles(x: Val) -> list:
         r[x.tok[0]] = "T"
     if x.pending is not None and x.pending[2] is not None:
         r[x.pending[2]] = "K"
+    for d, axis in x.fine:
+        r[d] = axis
     return r
 
 
@@ -56,7 +58,8 @@ def from_roles(x: Val, node: str, meta, r: list, where, tok=None, pending=KEEP, 
     if p is not None:
         p = (p[0], p[1], r.index("K") if "K" in r else None)
     chans = tuple(i for i, role in enumerate(r) if role == "C")
-    return Val(node, meta, hw, chans, plain and len(chans) == 1, t, r.index("B"), p)
+    fine = tuple((i, role) for i, role in enumerate(r) if role in ("h", "w"))
+    return Val(node, meta, hw, chans, plain and len(chans) == 1, t, r.index("B"), p, fine)
 
 
 def _tok_geometry(x: Val, r: list, s: list):
@@ -105,6 +108,7 @@ def reshape(b, name, x: Val, out, note) -> Val:
         raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)}")
     new = ["C"] * len(t)
     tok = None
+    node = x.node
     prefix, h, w = _tok_geometry(x, r, s) if x.spatial else (0, 1, 1)
     channel_groups_kept = True
     for gi, gj in groups:
@@ -122,11 +126,29 @@ def reshape(b, name, x: Val, out, note) -> Val:
         if kinds == ["T"] and len(gj) == 2 and prefix == 0 and [t[j] for j in gj] == [h, w]:
             new[gj[0]], new[gj[1]] = "H", "W"  # tokens back to a map
             continue
+        if kinds in (["H"], ["W"]) and len(gj) == 2:  # (n) -> (n/f, f): blocks of f, offsets inside them
+            new[gj[0]], new[gj[1]] = kinds[0], kinds[0].lower()
+            continue
+        if set(kinds) <= {"C", "h", "w"} and len(gj) == 1:  # the offsets join the channels: space-to-depth
+            size = {axis: math.prod(s[i] for i in gi if r[i] == axis) for axis in "hw"}
+            node = space_to_depth(b, name, node, size["h"], size["w"], note)
+            continue
         why = ("class tokens are still in the sequence" if kinds == ["T"] and prefix else
                "it moves space into the batch or channels (a patch unfold, space-to-depth)"
                if "H" in kinds or "W" in kinds or "T" in kinds else "it mixes the batch with other dims")
         raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} ({''.join(r)} -> ?): {why}")
-    return from_roles(x, x.node, out, new, where, tok=tok, plain=x.plain and channel_groups_kept)
+    return from_roles(x, node, out, new, where, tok=tok, plain=x.plain and channel_groups_kept and node == x.node)
+
+
+def space_to_depth(b, name, source: str, fh: int, fw: int, note) -> str:
+    """Each output unit holds one fh x fw block of its input in fh*fw times the channels, no
+    parameters (TResNet's SpaceToDepth, nn.PixelUnshuffle): an fh x fw window with stride fh x fw,
+    its channels repeated fh*fw times (a concat of copies: facts are per node, not per channel)."""
+    pool = b.emit(name, "avgpool", [source], True, f"{note}: space-to-depth {fh}x{fw}",
+                  kernel=[fh, fw] if fh != fw else fh, stride=[fh, fw] if fh != fw else fh, padding=0)
+    if fh * fw == 1:
+        return pool
+    return b.emit(f"{name}.channels", "concat", [pool] * (fh * fw), True, f"space-to-depth: channels x {fh * fw}")
 
 
 def permute(b, name, x: Val, perm: list, out, note) -> Val:
@@ -237,6 +259,22 @@ def softmax(b, name, x: Val, dim: int, out, note) -> Val:
     raise _fail(note, name, f"softmax over a {r[dim]} dim")
 
 
+def normalize(b, name, args, kwargs, out, note) -> Val:
+    """F.normalize: over channels a per-position op; over the tokens (cross-covariance attention's
+    q and k) every value depends on every token: pending, like attention scores."""
+    a = _bind(args, kwargs, ("input", "p", "dim"), {"dim": 1})
+    x = _val_of(a["input"], note, name)
+    r = roles(x)
+    dim = a["dim"] % x.meta.dim()
+    if r[dim] == "C" and x.pending is None:
+        node = b.emit(name, "relu", [x.node], x.spatial, note)
+        return replace(x, node=node, meta=out)
+    if r[dim] == "T":
+        sources = (x.pending[0] if x.pending else ()) + (x.node,)
+        return replace(x, meta=out, pending=(sources, x.pending[1] if x.pending else 0, None))
+    raise _fail(note, name, f"normalising over a {r[dim]} dim")
+
+
 def binary(b, name, vals: list, out, note) -> Val:
     """Scores scaled, masked or biased (a relative position bias): still pending."""
     pend = [v for v in vals if v.pending is not None]
@@ -294,7 +332,7 @@ def matmul(b, name, args, kwargs, out, note) -> Val:
         r = batch_roles + [rows, cols]
         val = from_roles(carrier, carrier.node, out, r, (note, name), tok=carrier.tok[1:], pending=None)
         return _emit_global(b, name, sources, val, out, macs, "attention: every unit reads every token")
-    if contract == ("T", "T") and rows == "C" and cols == "C" and not a.pending and not c.pending:
+    if contract == ("T", "T") and rows == "C" and cols == "C":
         # k^T v over all tokens (cross-covariance attention): a context matrix of the whole map
         return from_roles(a, a.node, out, batch_roles + ["C", "C"], (note, name), tok=None,
                           pending=(sources, macs, None))

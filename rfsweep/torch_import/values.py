@@ -37,6 +37,7 @@ class Val:
     tok: tuple | None = None
     batch: int = 0
     pending: tuple | None = None
+    fine: tuple = ()  # ((dim, "h" or "w"), ...): offsets inside f-sized blocks of a space-to-depth view
 
     @property
     def spatial(self) -> bool:
@@ -45,7 +46,7 @@ class Val:
     @property
     def unusual(self) -> bool:
         """Not a plain NC[H]W-like layout: tokens.py handles it."""
-        return self.tok is not None or self.pending is not None or self.batch != 0
+        return self.tok is not None or self.pending is not None or self.batch != 0 or bool(self.fine)
 
 
 class Builder:

@@ -9,10 +9,12 @@ import torch
 import torch.nn as nn
 
 from .ops import _op_key
-from .recorder import Recorder, _has_val, _meta, is_leaf
-from .values import INPUT, Builder, Val, _new
+from .recorder import _CONSTANT_WORK, Recorder, _has_val, _meta, is_leaf
+from .values import INPUT, Builder, Val, _fail, _new
 
 
+_COSTLY = ("conv1d", "conv2d", "linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum",
+           "scaled_dot_product_attention", "__matmul__")
 def _hook_record(module, x_meta, b: Builder, qualnames):
     """A forward on meta tensors under a TorchFunctionMode; module hooks name the ops and
     leaf modules of known types are mapped whole (their inner ops are not recorded)."""
@@ -52,6 +54,10 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
                 return out
             wargs, wkwargs = wrap(args), wrap(kwargs)
             if not _has_val(wargs) and not _has_val(wkwargs):
+                key = getattr(func, "__name__", "")
+                if key in _COSTLY and isinstance(out, torch.Tensor):
+                    scope = scopes[-1] if scopes else ""
+                    raise _fail(f"op {key!r}", f"{scope}.{key}" if scope else key, _CONSTANT_WORK)
                 b.params.propagate((args, kwargs), out)  # arithmetic on parameters (a gain on a weight)
                 return out
             key = getattr(func, "__name__", str(func))

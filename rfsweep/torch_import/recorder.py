@@ -22,6 +22,10 @@ def _meta(t):
     return None if t is None else torch.empty(t.shape, dtype=t.dtype, device="meta")
 
 
+_CONSTANT_WORK = ("it computes on values that do not come from the input (a positional encoding from a fixed "
+                  "grid), so its MACs would not be counted; pass --end-point a node before it")
+
+
 def _library_forward(m: nn.Module) -> bool:
     """Whether m computes what its torch.nn class computes: its forward (and a conv's _conv_forward)
     is torch's own. A subclass that overrides them (TF-'SAME' padding computed in forward, a weight
@@ -79,8 +83,6 @@ def _module_call(module: nn.Module):
         return "linear", F.linear, (_meta(m.weight), _meta(m.bias))
     if isinstance(m, nn.MultiheadAttention):
         return "multihead_attention", None, ()
-    if isinstance(m, nn.PixelUnshuffle):
-        return "pixel_unshuffle", F.pixel_unshuffle, (m.downscale_factor,)
     if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
                       nn.FeatureAlphaDropout, nn.Identity, nn.ChannelShuffle)):
         return "dropout", _first, ()
@@ -236,11 +238,16 @@ class Recorder:
     def constant_module(self, mod: nn.Module, qual: str, args, kwargs):
         """A module applied to constants only (a conv on a Fourier positional grid): its value on
         meta, which carries its parameters and its inputs' to where the network uses it."""
+        from torch.utils.flop_counter import FlopCounterMode
+
         state = {n: _meta(t) for n, t in list(mod.named_parameters()) + list(mod.named_buffers())}
         try:
-            out = torch.func.functional_call(mod, state, _unwrap(args), _unwrap(kwargs))
+            with FlopCounterMode(display=False) as counter:
+                out = torch.func.functional_call(mod, state, _unwrap(args), _unwrap(kwargs))
         except Exception as exc:
             raise _fail(f"module {type(mod).__name__}", qual, f"{type(exc).__name__}: {_one_line(exc)}") from None
+        if counter.get_total_flops():  # its MACs belong to no node of the graph: refuse, not miscount
+            raise _fail(f"module {type(mod).__name__}", qual, _CONSTANT_WORK)
         self.b.params.propagate((args, kwargs), out)
         for t in out if isinstance(out, (list, tuple)) else (out,):
             self.b.params.mark(t, [f"{qual}.{n}" for n, _ in mod.named_parameters()])

@@ -144,6 +144,8 @@ def space_to_depth(b, name, source: str, fh: int, fw: int, note) -> str:
     """Each output unit holds one fh x fw block of its input in fh*fw times the channels, no
     parameters (TResNet's SpaceToDepth, nn.PixelUnshuffle): an fh x fw window with stride fh x fw,
     its channels repeated fh*fw times (a concat of copies: facts are per node, not per channel)."""
+    if fh == fw:  # the graph's pixel_unshuffle: the same field; the channel order does not matter here
+        return b.emit(name, "pixel_unshuffle", [source], True, f"{note}: space-to-depth {fh}x{fw}", factor=fh)
     pool = b.emit(name, "avgpool", [source], True, f"{note}: space-to-depth {fh}x{fw}",
                   kernel=[fh, fw] if fh != fw else fh, stride=[fh, fw] if fh != fw else fh, padding=0)
     if fh * fw == 1:

@@ -21,9 +21,29 @@ def _fx_record(module, x_meta, b: Builder, qualnames):
         def is_leaf_module(self, m, qualname):
             return is_leaf(m)
 
+        def getattr(self, attr, attr_val, parameter_proxy_cache):
+            """A parameter by identity (fx searches all of the root's parameters per access)."""
+            name = param_names.get(id(attr_val)) if isinstance(attr_val, torch.nn.Parameter) else None
+            if name is None:
+                return super().getattr(attr, attr_val, parameter_proxy_cache)
+            if name not in parameter_proxy_cache:
+                parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+            return parameter_proxy_cache[name]
+
+        def create_arg(self, a):
+            """Parameters and buffers by identity, as getattr (fx again searches them all per use)."""
+            if isinstance(a, torch.Tensor):
+                name = param_names.get(id(a)) or buffer_names.get(id(a))
+                if name is not None:
+                    return self.create_node("get_attr", name, (), {})
+            return super().create_arg(a)
+
+    param_names = {id(p): name for name, p in module.named_parameters()}
+    buffer_names = {id(t): name for name, t in module.named_buffers()}
+
     tracer = Tracer()
     graph = tracer.trace(module)
-    graph_module = fx.GraphModule(tracer.root, graph)
+    graph_module = tracer.root  # the traced module itself: its qualified names are the graph's targets
     rec = Recorder(module, b, qualnames)
     env: dict = {}
     placeholders = 0
@@ -31,7 +51,7 @@ def _fx_record(module, x_meta, b: Builder, qualnames):
     def load(arg):
         return fx.node.map_arg(arg, lambda n: env[n.name])
 
-    for node in graph_module.graph.nodes:
+    for node in graph.nodes:
         scope = _fx_scope(node)
         if node.op == "placeholder":
             placeholders += 1

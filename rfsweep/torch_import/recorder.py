@@ -102,11 +102,20 @@ def _module_call(module: nn.Module):
     return None
 
 
+_MAPPED: dict = {}  # module type -> whether the op table maps it whole (a type-level fact)
+
+
 def is_leaf(m: nn.Module) -> bool:
     """Read m as one unit: the op table maps it whole, or it is a torch.nn layer (torch's own forward)
     that the op table does not map, which is then refused by its type name rather than by the ops
     inside it (`module Upsample at 'up'`)."""
-    if _module_call_safe(m) is not None:
+    lazy = isinstance(m, nn.modules.lazy.LazyModuleMixin)
+    mapped = _MAPPED.get(type(m)) if not lazy else None
+    if mapped is None:
+        mapped = _module_call_safe(m) is not None
+        if not lazy:
+            _MAPPED[type(m)] = mapped
+    if mapped:
         return True
     library = type(m).__module__.startswith("torch.nn.") and _library_forward(m)
     return library and not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict))

@@ -26,7 +26,7 @@ from .errors import RfsweepError
 GRID_MAX_CELLS = 32   # grid pictures only when every map (with padding) is at most this many cells a side
 GRID_MAX_LAYERS = 8   # ... and at most this many layers
 GRID_CELL_LIMIT = 12_000   # cells one grid picture may draw (auto's largest grid: 9 maps of 32x32)
-GIF_CELL_LIMIT = 60_000    # cells all frames of a grid GIF may draw together
+GIF_CELL_LIMIT = 40_000    # cells all frames of a grid GIF may draw together
 MAX_ROWS = 40         # schematic rows (maps) beyond which rows are picked (the widest path, evenly spaced)
 LABEL_CHARS = 30      # a row label's node name at most this long (abbreviate)
 FORMATS = {".png": "png", ".svg": "svg", ".gif": "gif"}
@@ -378,27 +378,32 @@ def _grid_cells(resolved, sizes) -> int:
     return sum((r1 - r0 + 1) * (c1 - c0 + 1) for r0, r1, c0, c1 in _extents(resolved, sizes))
 
 
-def _check_grid_cost(stack, resolved, sizes, in_channels, gif: bool) -> None:
+def _grid_fits(resolved, sizes, gif: bool) -> bool:
+    """Whether a grid picture (every frame of a GIF) stays within the cell limits."""
+    frames = len(resolved.layers) + 1 if gif else 1
+    return _grid_cells(resolved, sizes) * frames <= (GIF_CELL_LIMIT if gif else GRID_CELL_LIMIT)
+
+
+def _refuse_grid(stack, resolved, sizes, in_channels, gif: bool) -> None:
     """Refuse a grid picture too big to draw in reasonable time and memory, before drawing
     anything: say the largest square input size that fits, or that none does."""
     frames = len(resolved.layers) + 1 if gif else 1
     limit = GIF_CELL_LIMIT if gif else GRID_CELL_LIMIT
-    cells = _grid_cells(resolved, sizes) * frames
-    if cells <= limit:
-        return
 
     def fits(n: int) -> bool:
         try:
             candidate, _, candidate_sizes = _resolve(stack, n, in_channels)
         except RfsweepError:
             return True  # too small to be valid: bisect past it, checked below
-        return _grid_cells(candidate, candidate_sizes) * frames <= limit
+        return _grid_fits(candidate, candidate_sizes, gif)
 
     lo, hi = 1, max(sizes[0])  # fits(lo) assumed, fits(hi) is false
     while hi - lo > 1:
         middle = (lo + hi) // 2
         lo, hi = (middle, hi) if fits(middle) else (lo, middle)
-    what = f"a grid {'GIF' if gif else 'picture'} would draw {cells:,} cells (at most {limit:,})"
+    cells = _grid_cells(resolved, sizes) * frames
+    what = (f"a grid {'GIF' if gif else 'picture'} would draw {cells:,} cells"
+            f"{f' over {frames} frames' if gif else ''} (at most {limit:,})")
     try:
         _resolve(stack, lo, in_channels)
     except RfsweepError:
@@ -446,8 +451,10 @@ def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: st
         resolved, result, sizes = _resolve(stack, input_size, in_channels)
         drawing = _footprint(resolved, sizes, unit)
         drawing.mode = _choose_mode(resolved, sizes, mode)
-        if drawing.mode == "grid":
-            _check_grid_cost(stack, resolved, sizes, in_channels, kind == "gif")
+        if drawing.mode == "grid" and not _grid_fits(resolved, sizes, kind == "gif"):
+            if mode == "grid":
+                _refuse_grid(stack, resolved, sizes, in_channels, kind == "gif")
+            drawing.mode = "schematic"  # auto: too many cells for a grid
         Figure, Canvas = _matplotlib()
         title = name or resolved.name or resolved.compact()
         picked = _pick_rows(len(sizes))

@@ -29,6 +29,7 @@ GRID_CELL_LIMIT = 12_000   # cells one grid picture may draw (auto's largest gri
 GIF_CELL_LIMIT = 40_000    # cells all frames of a grid GIF may draw together
 MAX_ROWS = 40         # schematic rows (maps) beyond which rows are picked (the widest path, evenly spaced)
 LABEL_CHARS = 30      # a row label's node name at most this long (abbreviate)
+GIF_FRAMES = 12       # a GIF of more steps shows this many, evenly spaced, the last one whole
 FORMATS = {".png": "png", ".svg": "svg", ".gif": "gif"}
 PLOT_INSTALL = 'pip install -e ".[plot]"'
 
@@ -481,16 +482,18 @@ def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: st
         return drawing
     with _Atomic(out) as tmp:
         if kind == "gif":
-            _write_gif(tmp, [figure_for(shown) for shown in range(steps)] + [drawing.figure], dpi)
+            shown = _pick_rows(steps + 1, GIF_FRAMES)
+            _write_gif(tmp, (drawing.figure if step == steps else figure_for(step) for step in shown), dpi)
         else:
             drawing.figure.savefig(tmp, format=kind, dpi=dpi, facecolor="white")
     drawing.path = out
     return drawing
 
 
-def _write_gif(path: Path, figures: list, dpi: int) -> None:
-    """One frame per figure, one second each, all quantized to the last frame's palette (it
-    holds every colour), so a colour looks the same in every frame: legend swatches included."""
+def _write_gif(path: Path, figures, dpi: int) -> None:
+    """One frame per figure (an iterable: each is rendered, then let go), one second each, all
+    quantized to the last frame's palette (it holds every colour), so a colour looks the same
+    in every frame: legend swatches included."""
     from PIL import Image
 
     images = []

@@ -577,3 +577,16 @@ def test_grid_labels_and_legend_stay_clear():
     lines = [line for line in drawing.figure.axes[0].lines if line.get_gid() == "projection"]
     cells = [p.get_zorder() for p in drawing.figure.axes[0].patches]
     assert lines and min(line.get_zorder() for line in lines) > max(cells)  # never hidden by a plane
+
+
+def test_explain_table_of_a_big_graph_elides_the_middle(tmp_path, capsys):
+    import json
+
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(chain_graph(1_000)))
+    code, out, err = run_cli(capsys, "explain", path)
+    assert code == 0, err
+    assert "... 600 rows not shown (--format json" in out
+    assert "stage0.block0.conv" in out and "stage9.block99.conv" in out and "stage5.block0.conv " not in out
+    code, out, _ = run_cli(capsys, "explain", path, "--format", "json")
+    assert code == 0 and len(json.loads(out)["nodes"]) == 1_000

@@ -642,14 +642,20 @@ class RunningSample:
         return pd.DataFrame({name: (self.columns or {}).get(name, np.zeros(0)) for name in names})
 
 
-def scan_batches(dataset, columns: Sequence[str], where=None):
+def scan_batches(dataset, columns: Sequence[str], where=None, where_columns: Sequence[str] = ()):
     """The sweep's rows as pyarrow record batches of `columns` (about BATCH_ROWS rows each), in
-    file order, filtered by `where`: what report and pareto hold at once is one batch."""
-    scanner = dataset.scanner(columns=list(columns), filter=where, batch_size=BATCH_ROWS,
-                              batch_readahead=1, fragment_readahead=1)
-    for batch in scanner.to_batches():
-        if batch.num_rows:
-            yield batch
+    file order, filtered by `where` (on `where_columns`): report and pareto hold one batch at a
+    time. Each file is read row group by row group (pyarrow's dataset scanner reads ahead and
+    held over a GB on a 10^8-row file)."""
+    import pyarrow.parquet as pq
+
+    wanted = list(dict.fromkeys([*columns, *where_columns]))
+    for name in dataset.files:
+        for batch in pq.ParquetFile(name).iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+            if where is not None:
+                batch = batch.filter(where)
+            if batch.num_rows:
+                yield batch.select(list(columns))
 
 
 def batch_column(batch, name: str, path, nulls: str | None = None) -> np.ndarray:
@@ -712,14 +718,14 @@ def _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample,
         raise RfsweepError(f"{path}: no config_id column (not a sweep written by rfsweep sweep)")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
         raise RfsweepError(f"top must be an integer >= 0, got {top!r}")
-    expression, _ = parse_where(where, schema)
+    expression, where_columns = parse_where(where, schema)
     for name in plot_columns:
         _numeric_field(schema, name, "plot")
     wanted = list(dict.fromkeys(["config_id", *names]))
     running = RunningFront(names, flips)
     sampler = RunningSample(sample if plot_columns else 0)
     considered = 0
-    for batch in scan_batches(dataset, list(dict.fromkeys([*wanted, *plot_columns])), expression):
+    for batch in scan_batches(dataset, list(dict.fromkeys([*wanted, *plot_columns])), expression, where_columns):
         columns = {name: batch_column(batch, name, path, "; filter them out with --where") for name in wanted}
         running.add(columns)
         sampler.add({name: columns[name] if name in columns else batch_column(batch, name, path)

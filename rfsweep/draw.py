@@ -285,7 +285,9 @@ def _graph_footprint(graph, unit, end_point):
     for node in shown:
         f = facts[node["name"]]
         inputs = node["inputs"]
-        label = f"{abbreviate(node['name'])} {node['type']}"
+        label = abbreviate(node["name"])
+        if re.split(r"[/.]", node["name"])[-1] != node["type"]:  # "block3.add add" says add once
+            label += f" {node['type']}"
         if len(inputs) > 1:
             label += f" of {len(inputs):,}"
         elif not note and inputs[0] != (names[position[node['name']] - 1] if position[node["name"]] else INPUT):

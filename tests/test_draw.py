@@ -590,3 +590,23 @@ def test_explain_table_of_a_big_graph_elides_the_middle(tmp_path, capsys):
     assert "stage0.block0.conv" in out and "stage9.block99.conv" in out and "stage5.block0.conv " not in out
     code, out, _ = run_cli(capsys, "explain", path, "--format", "json")
     assert code == 0 and len(json.loads(out)["nodes"]) == 1_000
+
+
+def test_cli_draw_arch_and_torch(tmp_path, capsys):
+    from pathlib import Path
+
+    from rfsweep.torch_import import from_torch, load_target
+
+    code, out, err = run_cli(capsys, "draw", "--arch", "resnet_v1_50", "-o", tmp_path / "r50.png")
+    assert code == 0, err
+    assert "(schematic): unit (3, 3) of node 'block4'" in out
+    target = f"{Path(__file__).parents[1] / 'examples' / 'residual_model.py'}:build"
+    code, out, err = run_cli(capsys, "draw", "--torch", target, "--input-size", "64", "-o", tmp_path / "t.png")
+    assert code == 0, err
+    expected = draw(from_torch(load_target(target), 64), name=target)
+    rows, cols = expected.inside(0)
+    assert f"sees input rows {rows[0]}..{rows[-1]}, cols {cols[0]}..{cols[-1]}" in out
+    assert target in expected.figure._suptitle.get_text()  # the title names the model
+    for args in (["c3x8", "--arch", "resnet_v1_50"], []):
+        code, _, err = run_cli(capsys, "draw", *args, "-o", tmp_path / "x.png")
+        assert code == 2 and "exactly one of STACK, --arch NAME or --torch TARGET" in err

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -72,8 +71,8 @@ def _python(func):
 
 
 def is_block_spec(values) -> bool:
-    """A spec dict (TOML or metadata) describes a block space when it has stages."""
-    return isinstance(values, dict) and "stage" in values
+    """A spec dict (TOML or metadata) describes a block space when it has stages (its marker key)."""
+    return isinstance(values, dict) and BlockSpec.marker in values
 
 
 def _int_list(value, where: str, key: str, minimum: int = 1) -> list[int]:

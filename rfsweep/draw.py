@@ -253,7 +253,7 @@ def _graph_footprint(graph, unit, end_point):
     that sets the RF), sampled evenly down to MAX_ROWS rows. Returns the
     Drawing, the rows' levels and a note saying what was left out ("" if nothing).
     """
-    from .graph import INPUT, PASS_NODES, evaluate, rf_path
+    from .graph import DECODER_NODES, INPUT, PASS_NODES, evaluate, rf_path
 
     end = end_point or graph.output
     names = graph.names
@@ -261,6 +261,10 @@ def _graph_footprint(graph, unit, end_point):
         raise RfsweepError(f"--end-point {end!r} is not a node of the network (nodes: "
                            f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
     facts = evaluate(graph, end)
+    upsampling = next((node for node in graph.nodes if node["name"] in facts and node["type"] in DECODER_NODES), None)
+    if upsampling is not None:  # their units step through the input by a fractional jump, per phase
+        raise RfsweepError(f"node {upsampling['name']!r}: draw does not draw {upsampling['type']} nodes yet; "
+                           "`rfsweep explain` reports their per-phase fields (or draw an --end-point before it)")
     top = facts[end].n
     if unit is None:
         unit = ((top[0] - 1) // 2, (top[1] - 1) // 2)

@@ -204,9 +204,11 @@ def walk_graph(graph, facts: dict, end_point: str, unit) -> dict[str, list[list[
     reads are collected as arrays and merged once, when the walk reaches it, so
     the walk is linear in nodes and edges (a 5,000-way concat included).
     """
+    from types import SimpleNamespace
+
     import numpy as np
 
-    from .graph import INPUT, LAYER_NODES
+    from .graph import DECODER_NODES, INPUT, LAYER_NODES, node_reads
 
     sizes = {INPUT: tuple(graph.input_size), **{name: tuple(f.n) for name, f in facts.items()}}
     pending: dict[str, tuple[list, list]] = {name: ([], []) for name in sizes}
@@ -234,6 +236,10 @@ def walk_graph(graph, facts: dict, end_point: str, unit) -> dict[str, list[list[
                     reads = _windows(live, f.layer.kernel[a], f.layer.stride[a], f.layer.dilation[a], f.pads[a][0])
                 elif kind == "pad":
                     reads = live - f.pads[a][0]
+                elif kind in DECODER_NODES:  # transposed convs, upsampling, shuffles, crops: their taps
+                    source_facts = facts.get(source) or SimpleNamespace(n=sizes[source], channels=graph.in_channels)
+                    taps = node_reads(node, [source_facts], f, a)
+                    reads = np.unique(np.fromiter((u for o in live.tolist() for u, _ in taps.taps(o)), np.int64))
                 elif kind == "global_pool" or (kind == "flatten" and sizes[source] != (1, 1)):
                     reads = np.arange(n_in, dtype=np.int64)
                 elif n_in == 1 and sizes[name][a] != 1:  # a broadcast gate
@@ -253,7 +259,7 @@ def _graph_footprint(graph, unit, end_point):
     that sets the RF), sampled evenly down to MAX_ROWS rows. Returns the
     Drawing, the rows' levels and a note saying what was left out ("" if nothing).
     """
-    from .graph import DECODER_NODES, INPUT, PASS_NODES, evaluate, rf_path
+    from .graph import INPUT, PASS_NODES, evaluate, rf_path
 
     end = end_point or graph.output
     names = graph.names
@@ -261,10 +267,6 @@ def _graph_footprint(graph, unit, end_point):
         raise RfsweepError(f"--end-point {end!r} is not a node of the network (nodes: "
                            f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
     facts = evaluate(graph, end)
-    upsampling = next((node for node in graph.nodes if node["name"] in facts and node["type"] in DECODER_NODES), None)
-    if upsampling is not None:  # their units step through the input by a fractional jump, per phase
-        raise RfsweepError(f"node {upsampling['name']!r}: draw does not draw {upsampling['type']} nodes yet; "
-                           "`rfsweep explain` reports their per-phase fields (or draw an --end-point before it)")
     top = facts[end].n
     if unit is None:
         unit = ((top[0] - 1) // 2, (top[1] - 1) // 2)

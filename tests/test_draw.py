@@ -611,8 +611,3 @@ def test_cli_draw_arch_and_torch(tmp_path, capsys):
         code, _, err = run_cli(capsys, "draw", *args, "-o", tmp_path / "x.png")
         assert code == 2 and "exactly one of STACK, --arch NAME or --torch TARGET" in err
 
-
-def test_decoder_graphs_are_refused_until_drawn_per_phase(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "draw", "--arch", "unet", "-o", tmp_path / "u.png")
-    assert code == 2 and "node 'up4'" in err and "conv_transpose" in err and len(err.strip().splitlines()) == 1
-    assert list(tmp_path.iterdir()) == []

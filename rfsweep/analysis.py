@@ -735,7 +735,7 @@ def _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample,
     front_rows = int(front_ids.size)
     ids = front_ids[:top] if top else front_ids
     front = _rows_by_id(dataset, ids).to_pandas()
-    if len(front) != len(ids):
+    if len(front) != len(ids) or np.unique(ids).size != ids.size:
         raise RfsweepError(f"{path}: config_id is not unique (overlapping parts?); "
                            f"{len(ids)} front ids match {len(front)} rows")
     # back into the front's order (best first), whatever order the file had

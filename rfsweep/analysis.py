@@ -657,7 +657,8 @@ def scan_batches(dataset, columns: Sequence[str], where=None, where_columns: Seq
 
     wanted = list(dict.fromkeys([*columns, *where_columns]))
     for name in dataset.files:
-        for batch in pq.ParquetFile(name).iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+        pages = pq.ParquetFile(name, page_checksum_verification=True)  # a changed byte: an error, not numbers
+        for batch in pages.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
             if where is not None:
                 batch = batch.filter(where)
             if batch.num_rows:

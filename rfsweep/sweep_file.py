@@ -10,6 +10,7 @@ named as such) by all of them alike.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from pathlib import Path
@@ -44,6 +45,9 @@ def read_error(path, exc: BaseException) -> Exception:
     if isinstance(exc, (MemoryError, pa.ArrowMemoryError)) or ("malloc" in str(exc) and "failed" in str(exc)):
         return MemoryError(f"out of memory reading {path}: {_first_line(exc)}")
     text = _first_line(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+        from .errors import OutputError  # a full disk while reading (spill files): the machine's, exit 1
+        return OutputError(f"cannot write while reading {path}: {text}")
     if "checksum" in text.lower() or "crc" in text.lower():
         return RfsweepError(f"{path}: corrupt data (a page checksum does not match: the file was changed "
                             f"or damaged after it was written); {text}")

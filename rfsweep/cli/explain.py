@@ -23,7 +23,12 @@ EXPLAIN_HELP = ("Explain one stack or network node by node: RF, jump, start, out
 def explain(
     stack: Annotated[Optional[str], typer.Argument(
         help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack/graph file", show_default=False)] = None,
-    input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
+    input_size: Annotated[Optional[str], typer.Option(
+        help="input size in pixels: one number for every axis, or one per axis (64_128_128, which sets the rank) "
+             "[default: 224]", show_default=False)] = None,
+    rank: Annotated[Optional[int], typer.Option(
+        help="spatial axes: 1 (audio, time series), 2 (images), 3 (volumes, video) [default: the file's, else 2]",
+        show_default=False)] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
     torch_target: Annotated[Optional[str], typer.Option(
@@ -48,10 +53,12 @@ def explain(
         except ImportError:
             _fail('--torch needs PyTorch: pip install "rfsweep[torch]" (from a checkout: pip install -e ".[torch]")')
         from ..torch_import import from_torch, load_target
-        source = from_torch(load_target(torch_target), input_size=input_size or 224, in_channels=in_channels or 3)
-        graph = load_graph(source)
+        from ..layers import parse_size
+        size = parse_size(input_size) if input_size is not None else 224
+        source = from_torch(load_target(torch_target), input_size=size, in_channels=in_channels or 3)
+        graph = load_graph(source, rank=rank)
     else:
-        graph = load_graph(stack, input_size, in_channels)
+        graph = load_graph(stack, input_size, in_channels, rank)
     result = analyze(graph, end_point=end_point)
     if plot is not None:
         from ..plots import plot_rf_growth

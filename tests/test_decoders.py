@@ -317,3 +317,60 @@ def test_non_integer_upsampling_is_refused_naming_the_op():
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Upsample(size=(45, 45)))
     with pytest.raises(RfsweepError, match="Upsample at '1': output size .45, 45. is not an integer multiple"):
         from_torch(model, input_size=32, in_channels=1)
+
+
+# ---------------------------------------------------------------- ERF
+
+def _mean_weights(net):
+    """Every layer averages (weights 1/fan-in, bias 0): each unit's gradient is a probability
+    distribution over input pixels, the ERF of rfsweep's convention."""
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.ConvTranspose2d):
+                k, s = module.kernel_size, module.stride
+                hits = (k[0] // s[0]) * (k[1] // s[1])  # taps landing on every output unit (k % s == 0)
+                module.weight.fill_(1.0 / (module.in_channels // module.groups * hits))
+            elif isinstance(module, torch.nn.Conv2d):
+                module.weight.fill_(1.0 / (module.weight[0].numel()))
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and module.bias is not None:
+                module.bias.zero_()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_erf_std_of_decoders_against_gradients(seed):
+    rng = random.Random(seed)
+    while True:
+        graph = random_decoder(rng, corners=False)
+        ok = all(node["type"] != "conv_transpose" or (node["kernel"] % node["stride"] == 0
+                                                      and node.get("dilation", 1) == 1)
+                 for node in graph["nodes"]) and not any(node.get("mode") == "bicubic" for node in graph["nodes"])
+        try:
+            total = analyze(add_skips(graph, analyze, rng))["total"]
+        except RfsweepError:
+            continue
+        if ok:
+            break
+    graph = add_skips(graph, analyze, random.Random(seed))
+    total = analyze(graph)["total"]
+    net = GraphNet(graph, seed=seed)
+    _mean_weights(net)
+    size = graph["input_size"]
+    x = torch.zeros(1, graph["in_channels"], size, size, dtype=torch.float64, requires_grad=True)
+    y = net(x)
+    for axis in range(2):
+        period = per_axis(total.get("period", 1), axis)
+        out = per_axis(total["out_size"], axis)
+        unit = (out // 2) // period * period  # a central unit of phase 0 (unit 0's pattern, shifted)
+        span = unit_interval(total, axis, unit)
+        if span is None or span[0] < 1 or span[1] > size - 2:
+            continue
+        other = next(u for u in range(per_axis(total["out_size"], 1 - axis) // 2, 10 ** 6)
+                     if unit_interval(total, 1 - axis, u) is not None)
+        index = (unit, other) if axis == 0 else (other, unit)
+        grad, = torch.autograd.grad(y[0, :, index[0], index[1]].sum(), x, retain_graph=True)
+        marginal = grad.sum(dim=(0, 1)).sum(dim=1 - axis)
+        p = marginal / marginal.sum()
+        coords = torch.arange(size, dtype=torch.float64)
+        mean = (p * coords).sum()
+        std = ((p * (coords - mean) ** 2).sum()).sqrt().item()
+        assert std == pytest.approx(per_axis(total["erf_std"], axis), rel=1e-9, abs=1e-9), (axis, json.dumps(graph))

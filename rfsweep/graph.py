@@ -27,7 +27,7 @@ from pathlib import Path
 from . import arithmetic, periodic
 from .errors import RfsweepError, read_user_json
 from .layers import (DEFAULT_IN_CHANNELS, DEFAULT_INPUT_SIZE, Layer, Stack, _as_axes, _check_int, explicit_rank,
-                     input_axes, parse_size,
+                     input_axes,
                      _looks_like_path, load_stack, parse_json, resolve_layer)
 
 
@@ -129,7 +129,7 @@ def chain_graph(stack: Stack) -> Graph:
 
 
 def _replace_input(graph: Graph, input_size, in_channels, rank=None) -> Graph:
-    if rank is None and not isinstance(parse_size(input_size), (list, tuple)):
+    if rank is None and not isinstance(input_size, (list, tuple)):
         rank = graph.rank  # one number: that length on each of the graph's axes
     size = input_axes(list(graph.input_size) if input_size is None else input_size, rank)
     c_in = graph.in_channels if in_channels is None else _check_int(in_channels, "in_channels", None, 1)

@@ -157,7 +157,7 @@ def parse_size(value):
 
 def input_axes(input_size, rank=None, default=DEFAULT_INPUT_SIZE) -> tuple:
     """The input size per axis: a list sets the rank, one number means that length on every axis."""
-    size = default if input_size is None else parse_size(input_size)
+    size = default if input_size is None else input_size
     if isinstance(size, tuple):
         size = list(size)
     if rank is not None:
@@ -344,7 +344,8 @@ def explicit_rank(data: dict, input_size, rank):
         rank = data.get("rank")
         if rank is not None:
             check_rank(rank)
-        elif isinstance(data.get("input_size"), list) and not isinstance(parse_size(input_size), (list, tuple)):
+        elif (isinstance(data.get("input_size"), list) and len(data["input_size"]) in RANKS
+              and not isinstance(input_size, (list, tuple))):
             rank = len(data["input_size"])  # the file's size list sets the rank; a flag's number fills it
     if input_size is None:
         input_size = data.get("input_size")
@@ -360,7 +361,7 @@ def load_stack(source, input_size=None, in_channels=None, rank=None) -> Stack:
         if input_size is None and in_channels is None and rank is None:
             return source
         raws = [_layer_to_raw(layer) for layer in source.layers]
-        if rank is None and not isinstance(parse_size(input_size), (list, tuple)):
+        if rank is None and not isinstance(input_size, (list, tuple)):
             rank = source.rank  # one number: that length on each of the stack's axes
         if input_size is None:
             input_size = list(source.input_size)

@@ -41,7 +41,9 @@ def explain(
 ):
     from ..explain import analyze, story
     from ..graph import graph_story, load_graph
+    from ..layers import parse_size
 
+    input_size = parse_size(input_size)
     if sum(item is not None for item in (stack, arch, torch_target)) != 1:
         _fail("give exactly one of STACK, --arch NAME or --torch TARGET")
     if arch is not None:
@@ -53,8 +55,7 @@ def explain(
         except ImportError:
             _fail('--torch needs PyTorch: pip install "rfsweep[torch]" (from a checkout: pip install -e ".[torch]")')
         from ..torch_import import from_torch, load_target
-        from ..layers import parse_size
-        size = parse_size(input_size) if input_size is not None else 224
+        size = input_size if input_size is not None else 224
         source = from_torch(load_target(torch_target), input_size=size, in_channels=in_channels or 3)
         graph = load_graph(source, rank=rank)
     else:

@@ -303,3 +303,100 @@ def test_cli_rank_flag_and_errors(capsys):
     assert code == 0 and "16x16x16" not in out  # one number where all axes agree
     code, out, err = run_cli(capsys, "explain", "--rank", "4", "c3")
     assert code == 2 and "rank" in err
+
+
+# ------------------------------------------------------------------ the rank-1 and rank-3 catalog
+
+def test_catalog_tcn_against_a_torch_tcn():
+    """The catalog TCN is locuslab/TCN's sequential-MNIST model: RF by hand, params against torch numel
+    (less weight norm's g vectors, which the file says it leaves out), and the paper's 70K."""
+    from rfsweep.architectures import arch_info, arch_path
+
+    k, levels, hidden = 7, 8, 25
+    result = rfsweep.analyze(arch_path("tcn"), input_size=4000, end_point="tcn.network.7.add")
+    assert result["total"]["rf"] == 1 + 2 * (k - 1) * (2 ** levels - 1)  # 3061 samples
+    # an independent TemporalBlock stack: Conv1d padding (k-1)*d on both sides, then chomp the end
+    import warnings
+
+    warnings.filterwarnings("ignore", "`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
+    weight_norm = torch.nn.utils.weight_norm  # locuslab/TCN's own (its weight_g, weight_v parameters)
+    blocks, c_in = [], 1
+    for i in range(levels):
+        d = 2 ** i
+        convs = [weight_norm(torch.nn.Conv1d(c, hidden, k, padding=(k - 1) * d, dilation=d).double())
+                 for c in (c_in, hidden)]
+        down = torch.nn.Conv1d(c_in, hidden, 1).double() if c_in != hidden else None
+        blocks.append((convs, down, (k - 1) * d))
+        c_in = hidden
+    linear = torch.nn.Linear(hidden, 10)
+    modules = [m for convs, down, _ in blocks for m in convs + ([down] if down else [])] + [linear]
+    numel = sum(p.numel() for m in modules for p in m.parameters())
+    g_count = sum(m.weight_g.numel() for convs, _, _ in blocks for m in convs)
+    full = rfsweep.analyze(arch_path("tcn"))["total"]
+    assert full["params"] == numel - g_count
+    assert round(full["params"], -4) == arch_info("tcn")["published"]["params_rounded"]
+    # gradient support of the last time step of the torch TCN at 4000 samples: rf samples, ending there
+    for convs, _, _ in blocks:
+        for conv in convs:
+            conv.weight_v.data.uniform_(0.1, 1.0)
+    x = torch.zeros((1, 1, 4000), dtype=torch.float64, requires_grad=True)
+    y = x
+    for convs, down, chomp in blocks:
+        out = y
+        for conv in convs:
+            out = conv(out)[:, :, :-chomp]
+        y = out + (y if down is None else down(y))
+    grad, = torch.autograd.grad(y[0, :, -1].sum(), x)
+    hits = torch.nonzero(grad[0, 0]).flatten()
+    assert hits[-1].item() == 3999 and hits[-1].item() - hits[0].item() + 1 == result["total"]["rf"]
+
+
+def test_catalog_wavenet_block_field():
+    """van den Oord et al. 2016: each 1, 2, ..., 512 block sees 1024 samples; after the kernel-2 causal
+    conv and three blocks the output sees 2 + 3 * 1023 = 3071."""
+    from rfsweep.architectures import arch_info, arch_path
+
+    published = arch_info("wavenet")["published"]["block_rf"]
+    first = rfsweep.analyze(arch_path("wavenet"), end_point="causal_conv")["total"]["rf"]
+    stack = rfsweep.analyze(arch_path("wavenet"), end_point="stack0.layer9.out")["total"]["rf"]
+    assert stack - first + 1 == published == 1024
+    total = rfsweep.analyze(arch_path("wavenet"))["total"]
+    assert total["rf"] == 2 + 3 * 1023 and total["out_size"] == 16000 and total["jump"] == 1
+
+
+def test_catalog_r3d_18_published_macs():
+    from rfsweep.architectures import arch_info, arch_path
+
+    published = arch_info("r3d_18")["published"]
+    total = rfsweep.analyze(arch_path("r3d_18"))["total"]
+    assert round(total["macs"] / 1e9, 3) == published["gmacs"]
+    assert total["jump"] == [8, 16, 16] and total["out_size"] == [2, 7, 7]
+
+
+def test_readme_rank_examples(capsys):
+    """The README's rank-1 and rank-3 commands run and print what the README quotes."""
+    from pathlib import Path
+
+    from cli_helpers import run_cli
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code, out, err = run_cli(capsys, "explain", "--arch", "tcn", "--end-point", "tcn.network.7.add",
+                             "--format", "json")
+    assert code == 0, err
+    rf = json.loads(out)["total"]["rf"]
+    assert f"{rf} samples" in readme and f"{rf / 16:.1f} ms" in readme
+    code, out, err = run_cli(capsys, "explain", "--arch", "unet3d", "--format", "json")
+    assert code == 0, err
+    rf = json.loads(out)["total"]["rf"]
+    assert "x".join(map(str, rf if isinstance(rf, list) else [rf] * 3)) in readme
+
+
+def test_two_d_only_commands_refuse_other_ranks(tmp_path, capsys):
+    from cli_helpers import run_cli
+
+    net = tmp_path / "vol.json"
+    net.write_text(json.dumps({"rank": 3, "input_size": 16, "layers": [{"type": "conv", "kernel": 3}]}))
+    for argv in (["draw", str(net), "-o", str(tmp_path / "x.png")], ["tile", str(net), "--tile", "8"]):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and "rank 3" in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "x.png").exists()

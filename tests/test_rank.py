@@ -400,3 +400,41 @@ def test_two_d_only_commands_refuse_other_ranks(tmp_path, capsys):
         code, out, err = run_cli(capsys, *argv)
         assert code == 2 and "rank 3" in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_torch_import_causal_padding_both_ways():
+    """Causal Conv1d stacks as TCNs write them: F.pad on the left, or padding then a slice (Chomp1d).
+    The importer reads 1-D models as (1, L) maps: the field is 1 x (1 + 2*2 + 2*4), ending at the unit."""
+    nn = torch.nn
+
+    class Chomp(nn.Module):
+        def __init__(self, size):
+            super().__init__()
+            self.size = size
+
+        def forward(self, x):
+            return x[:, :, :-self.size]
+
+    class LeftPad(nn.Module):
+        def __init__(self, size):
+            super().__init__()
+            self.size = size
+
+        def forward(self, x):
+            return F.pad(x, (self.size, 0))
+
+    chomped = nn.Sequential(nn.Conv1d(1, 8, 3, padding=4, dilation=2), Chomp(4),
+                            nn.Conv1d(8, 8, 3, padding=8, dilation=4), Chomp(8))
+    padded = nn.Sequential(LeftPad(4), nn.Conv1d(1, 8, 3, dilation=2), LeftPad(8), nn.Conv1d(8, 8, 3, dilation=4))
+    for model in (chomped, padded):
+        total = rfsweep.analyze(rfsweep.from_torch(model, input_size=100, in_channels=1))["total"]
+        assert total["rf"] == [1, 13] and total["start"] == [0.0, -6.0] and total["out_size"] == [1, 100]
+        assert total["params"] == sum(p.numel() for p in model.parameters())
+        # the oracle: unit 50's gradient support is inputs 38..50
+        x = torch.zeros((1, 1, 100), requires_grad=True)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.uniform_(0.1, 1.0)
+        grad, = torch.autograd.grad(model(x)[0, :, 50].sum(), x)
+        hits = torch.nonzero(grad[0, 0]).flatten().tolist()
+        assert (hits[0], hits[-1]) == (50 - 12, 50)

@@ -754,13 +754,15 @@ def border_layers(graph: Graph, facts: dict[str, Facts]) -> tuple[list[str], lis
     return unproductive, critical
 
 
-def rf_path(graph: Graph, facts: dict[str, Facts], end_point: str, widest: bool = True) -> list[str]:
-    """The layer nodes of the path that sets the end-point's rf (or rf_min), input first."""
+def rf_path(graph: Graph, facts: dict[str, Facts], end_point: str, widest: bool = True,
+            every_node: bool = False) -> list[str]:
+    """The layer nodes (or, with `every_node`, all nodes) of the path that sets the end-point's
+    rf (or rf_min), input first."""
     by_name = {node["name"]: node for node in graph.nodes}
     path, name = [], end_point
     while name != INPUT:
         node = by_name[name]
-        if node["type"] in LAYER_NODES or node["type"] in DECODER_NODES:
+        if every_node or node["type"] in LAYER_NODES or node["type"] in DECODER_NODES:
             path.append(name)
         inputs = node["inputs"]
         if len(inputs) == 1:

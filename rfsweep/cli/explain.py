@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..layers import COMPACT_GRAMMAR
-from .app import Format, _fail, _fmt, stdout
+from .app import Format, _fail, _fmt, network_source, stdout
 from .tables import _explain_table, _graph_table
 
 EXPLAIN_HELP = ("Explain one stack or network node by node: RF, jump, start, out size, params, MACs.\n\n"
@@ -44,22 +44,9 @@ def explain(
     from ..layers import parse_size
 
     input_size = parse_size(input_size)
-    if sum(item is not None for item in (stack, arch, torch_target)) != 1:
-        _fail("give exactly one of STACK, --arch NAME or --torch TARGET")
-    if arch is not None:
-        from ..architectures import arch_path
-        stack = str(arch_path(arch))
-    if torch_target is not None:
-        try:
-            import torch  # noqa: F401 - only to say how to get it
-        except ImportError:
-            _fail('--torch needs PyTorch: pip install "rfsweep[torch]" (from a checkout: pip install -e ".[torch]")')
-        from ..torch_import import from_torch, load_target
-        size = input_size if input_size is not None else 224
-        source = from_torch(load_target(torch_target), input_size=size, in_channels=in_channels or 3)
-        graph = load_graph(source, rank=rank)
-    else:
-        graph = load_graph(stack, input_size, in_channels, rank)
+    source, _ = network_source(stack, arch, torch_target, input_size, in_channels)
+    graph = (load_graph(source, rank=rank) if torch_target is not None
+             else load_graph(source, input_size, in_channels, rank))
     result = analyze(graph, end_point=end_point)
     if plot is not None:
         from ..plots import plot_rf_growth

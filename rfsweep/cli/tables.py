@@ -7,13 +7,31 @@ from rich.table import Table
 
 from .app import _fmt, _fmt_field, round_pair
 
+TABLE_ROWS = 400  # a longer table shows its first and last 200 rows (rich renders ~1 ms a row)
+
+
+def _elided(rows: list) -> list:
+    """`rows`, or its first and last TABLE_ROWS // 2 with None standing for the rest."""
+    if len(rows) <= TABLE_ROWS:
+        return rows
+    half = TABLE_ROWS // 2
+    return rows[:half] + [None] + rows[-half:]
+
+
+def _gap_row(table: Table, hidden: int, columns: int) -> None:
+    table.add_row("", f"... {hidden:,} rows not shown (--format json lists every one)", *[""] * (columns - 2))
+
 
 def _explain_table(stack, result) -> Table:
     title = f"{escape(stack.name or stack.compact())} on {_fmt(result['input']['size'])} x {result['input']['channels']}ch"
     table = Table(title=title, title_justify="left")
     for name in ("#", "layer", "k", "s", "p", "d", "out", "ch", "jump", "RF", "start", "params", "MACs"):
         table.add_column(name, justify="left" if name == "layer" else "right")
-    for layer, row in zip(stack.layers, result["layers"]):
+    for pair in _elided(list(zip(stack.layers, result["layers"]))):
+        if pair is None:
+            _gap_row(table, len(result["layers"]) - TABLE_ROWS, len(table.columns))
+            continue
+        layer, row = pair
         table.add_row(str(row["index"]), layer.compact(), *(_fmt(row[key]) for key in (
             "kernel", "stride", "padding", "dilation", "out_size", "out_channels", "jump", "rf",
             "start", "params", "macs")))
@@ -37,7 +55,10 @@ def _graph_table(graph, result) -> Table:
     unproductive = set(result["unproductive"])
     critical = set(result["critical"])
     spatial_seen = False
-    for row in result["nodes"]:
+    for row in _elided(result["nodes"]):
+        if row is None:
+            _gap_row(table, len(result["nodes"]) - TABLE_ROWS, len(table.columns))
+            continue
         if spatial_seen and not row["spatial"]:
             table.add_section()  # the head: no longer a feature map
             spatial_seen = False

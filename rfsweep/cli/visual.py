@@ -36,9 +36,15 @@ REPORT_HELP = (
 
 
 def draw(
-    stack: Annotated[str, typer.Argument(help="compact string (e.g. c3x8,c3x8,c3x8), a JSON stack file or a JSON graph file")],
     output: Annotated[Path, typer.Option("-o", "--output", help="image to write: .png, .svg or .gif",
                                          show_default=False)],
+    stack: Annotated[Optional[str], typer.Argument(
+        help="compact string (e.g. c3x8,c3x8,c3x8), a JSON stack file or a JSON graph file",
+        show_default=False)] = None,
+    arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
+    torch_target: Annotated[Optional[str], typer.Option(
+        "--torch", help="your PyTorch model instead of STACK: package.module:callable or path/to/file.py:callable "
+                        "(the callable returns an nn.Module; needs rfsweep[torch])")] = None,
     input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     unit: Annotated[Optional[str], typer.Option(help="row,column of the traced unit in the top map, 0-based "
@@ -48,9 +54,13 @@ def draw(
         help="multi-path networks: trace a unit of this node [default: the network's output]")] = None,
 ):
     from ..draw import draw as draw_picture, parse_unit
+    from .app import network_source
 
-    drawing = draw_picture(stack, output, unit=parse_unit(unit), input_size=input_size,
-                           in_channels=in_channels, mode=mode, end_point=end_point)
+    source, name = network_source(stack, arch, torch_target, input_size, in_channels)
+    if torch_target is not None:  # traced at that size already
+        input_size = in_channels = None
+    drawing = draw_picture(source, output, unit=parse_unit(unit), input_size=input_size,
+                           in_channels=in_channels, mode=mode, end_point=end_point, name=name)
     rows, cols = drawing.inside(0)
     seen = (f"input rows {rows[0]}..{rows[-1]}, cols {cols[0]}..{cols[-1]}" if rows and cols
             else "only padding")

@@ -12,16 +12,21 @@ form one path, so `analyze` of a stack walks exactly this code too.
 
 Node types: conv, maxpool, avgpool (section-1 fields; padding may also be
 per side, [[top, bottom], [left, right]], or "same_tf"), pad, add, mul,
-concat, slice, identity, relu, bn, global_pool, flatten, linear, and the
+concat, slice, identity, relu, bn, global (every unit reads the whole input
+map: attention, token mixing), global_pool, flatten, linear, and the
 decoder nodes conv_transpose, upsample, pixel_shuffle, pixel_unshuffle,
 crop. Past a decoder node a unit's field depends on its phase; such nodes
-carry per-axis periodic fields (`periodic.py`) and report the largest.
+carry per-axis periodic fields (`periodic.py`) and report the largest. Any
+node may carry `params`: learned parameters its op uses beyond its own
+formula (a gain on a conv weight, layer scale, positional embeddings), and
+`macs`: work beyond it (attention's matmuls, a class token's rows); both add
+to its counts.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import arithmetic, periodic
@@ -49,16 +54,19 @@ upsample_out_size = _python(arithmetic.upsample_out_size)
 LAYER_NODES = ("conv", "maxpool", "avgpool")
 MERGE_NODES = ("add", "mul", "concat")
 PASS_NODES = ("identity", "relu", "bn")
+MIXING_NODES = ("global",)  # every output unit reads every unit of the input map
 HEAD_NODES = ("global_pool", "flatten", "linear")  # their outputs are no longer feature maps
 DECODER_NODES = ("conv_transpose", "upsample", "pixel_shuffle", "pixel_unshuffle", "crop")
-NODE_TYPES = LAYER_NODES + ("pad",) + MERGE_NODES + ("slice",) + PASS_NODES + HEAD_NODES + DECODER_NODES
+NODE_TYPES = (LAYER_NODES + ("pad",) + MERGE_NODES + ("slice",) + PASS_NODES + MIXING_NODES + HEAD_NODES
+              + DECODER_NODES)
 UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
 _LINEAR_MODE = {1: "linear", 3: "trilinear"}  # F.interpolate's names at rank 1 and 3
 INPUT = "input"
 INT64_SAFE = 1 << 62
 
-_NODE_KEYS = {"name", "type", "inputs", "note"}
+_NODE_KEYS = {"name", "type", "inputs", "note", "params", "macs"}
 _EXTRA_KEYS = {"pad": {"padding"}, "slice": {"channels"}, "linear": {"out_features", "bias"},
+               "global": {"out_channels"},
                "conv_transpose": {"kernel", "stride", "padding", "output_padding", "dilation", "out_channels",
                                   "groups", "bias"},
                "upsample": {"scale", "mode", "align_corners"}, "pixel_shuffle": {"factor"},
@@ -187,16 +195,20 @@ def _parse_node(raw, position: int, previous: str, seen: set[str]) -> dict:
         if item != INPUT and item not in seen:
             hint = " (itself: a cycle)" if item == name else " (nodes must come after their inputs; no cycles)"
             raise RfsweepError(f"{where}: unknown input {item!r}{hint}")
-    if kind not in MERGE_NODES and len(inputs) != 1:
+    if kind not in MERGE_NODES + MIXING_NODES and len(inputs) != 1:
         raise RfsweepError(f"{where}: a {kind} node takes exactly one input, got {len(inputs)}")
     allowed = _NODE_KEYS | _EXTRA_KEYS.get(kind, set())
     if kind in LAYER_NODES:
         allowed = allowed | {"kernel", "stride", "padding", "dilation", "out_channels", "groups", "bias",
-                             "ceil_mode"}
+                             "ceil_mode", "fixed_weights"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise RfsweepError(f"{where}: unknown field {unknown[0]!r} for a {kind} node "
                            f"(allowed: {', '.join(sorted(allowed))})")
+    for extra in ("params", "macs"):
+        value = raw.get(extra, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_SAFE:
+            raise RfsweepError(f"{where}: {extra} must be a non-negative integer, got {value!r}")
     node = {key: value for key, value in raw.items() if key != "note"}
     node["inputs"] = list(inputs)
     return node
@@ -242,6 +254,8 @@ class Facts:
     depends_on_input: bool = False  # TF 'SAME' padding that changes with the input size
     fixed: tuple = (None, None)
     fixed_min: tuple = (None, None)
+    moving: bool = True  # False after a global node on every path: no part of the field moves
+    global_from: str | None = None  # the first global node on some path to here
     fields: tuple | None = None  # per axis a periodic.Field once a decoder node is upstream, else None
     paths: tuple | None = None  # per axis the narrowest paths' Fields (rf_min), with `fields`
     origin: str | None = None  # the decoder node that first made a unit's field depend on its phase
@@ -251,11 +265,15 @@ class Facts:
         if self.fixed[a] is None:
             return self.rf[a], self.start[a]
         lo, hi = self.fixed[a]
+        if not self.moving:
+            return int(round(hi - lo + 1)), (lo + hi) / 2.0
         return union_interval(self.start[a], self.rf[a], (lo + hi) / 2.0, hi - lo + 1)
 
     def narrowest(self, a: int) -> int:
         """rf_min along axis a over every path, gated ones included."""
         gate = self.fixed_min[a]
+        if not self.moving:
+            return gate
         return self.rf_min[a] if gate is None else min(self.rf_min[a], gate)
 
     def seen_pair(self) -> tuple:
@@ -264,7 +282,8 @@ class Facts:
     def carried(self) -> dict:
         """The fields a layer or pass-through node hands on unchanged (the fixed parts)."""
         return {"fixed": self.fixed, "fixed_min": self.fixed_min, "origin": self.origin,
-                "fields": self.fields, "paths": self.paths}
+                "fields": self.fields, "paths": self.paths, "moving": self.moving,
+                "global_from": self.global_from}
 
     def field(self, a: int) -> periodic.Field:
         """The moving field along axis a, as a periodic Field (one phase on ordinary maps)."""
@@ -307,7 +326,8 @@ def _resolve(node: dict, c_in: int, where: str, rank: int = 2):
     if "layer" in node:  # a chain's already-resolved layer
         layer = node["layer"]
         return layer, tuple((p, p) for p in layer.padding)
-    raw = {key: value for key, value in node.items() if key not in ("name", "inputs")}
+    raw = {key: value for key, value in node.items()
+           if key not in ("name", "inputs", "params", "macs", "fixed_weights")}
     if raw.get("groups") == "depthwise":
         raw["groups"] = c_in
     padding = raw.get("padding")
@@ -409,7 +429,10 @@ def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mod
                      shift_start(f.start[a], jump_in, k, p_before, d),
                      shift_start(f.start_min[a], jump_in, k, p_before, d),
                      shift_start(f.mean[a], jump_in, k, p_before, d)))
-    return {**dict(zip(_WINDOW_KEYS, zip(*axes))), **f.carried()}
+    geometry = dict(zip(_WINDOW_KEYS, zip(*axes)))
+    if not f.moving:  # after a global node nothing moves: the window adds no new pixels
+        geometry.update(rf=f.rf, rf_min=f.rf_min, start=f.start, start_min=f.start_min, var=f.var, mean=f.mean)
+    return {**geometry, **f.carried()}
 
 
 def _layer_node(node: dict, f: Facts, where: str) -> Facts:
@@ -424,6 +447,8 @@ def _layer_node(node: dict, f: Facts, where: str) -> Facts:
     if layer.is_conv:
         params, macs = _conv_cost(layer.kernel, f.channels, layer.out_channels, layer.groups, layer.bias,
                                   geometry["n"])
+        if node.get("fixed_weights") is True:  # weights from a buffer (a blur filter): not learned
+            params = layer.out_channels if layer.bias else 0
     return Facts(**geometry, channels=layer.out_channels, params=params, macs=macs, spatial=f.spatial,
                  layer=layer, pads=pads, depends_on_input=depends)
 
@@ -469,8 +494,11 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                                    + ", ".join(f"{name} {_jump_text(f, a)}" for name, f in zip(names, ins)
                                                if f.n[a] > 1) + "); the network is not aligned")
     # a 1x1 input on a larger map is one vector for every unit: its whole field stays put
-    broadcast = [_prod(f.n) == 1 and _prod(main.n) != 1 for f in ins]
+    # a global node's output (no moving part) likewise: every unit sees the same interval
+    broadcast = [(_prod(f.n) == 1 and _prod(main.n) != 1) or not f.moving for f in ins]
     moving = [f for f, fixed in zip(ins, broadcast) if not fixed]
+    if not moving:  # every input is global: the merge is too
+        return _global_merge(ins, main, channels)
     weights = [f.channels for f in ins] if kind == "concat" else [1] * len(ins)
     total = sum(weights)
     out = {key: [] for key in ("rf", "rf_min", "start", "start_min", "var", "mean", "fixed", "fixed_min")}
@@ -503,8 +531,63 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
             raise RfsweepError(f"{where}: {exc}") from None
         origin = next((f.origin for f in moving if f.origin is not None), None)
         merged.update(_periodic_facts(main.n, fields, paths, origin))
-        return Facts(channels=channels, spatial=any(f.spatial for f in ins), **merged)
-    return Facts(n=main.n, jump=main.jump, channels=channels, spatial=any(f.spatial for f in ins), **merged)
+        return Facts(channels=channels, spatial=any(f.spatial for f in ins), global_from=_first_global(ins),
+                     **merged)
+    return Facts(n=main.n, jump=main.jump, channels=channels, spatial=any(f.spatial for f in ins),
+                 global_from=_first_global(ins), **merged)
+
+
+def _first_global(ins: list[Facts]):
+    return next((f.global_from for f in ins if f.global_from is not None), None)
+
+
+def _global_merge(ins: list[Facts], main: Facts, channels: int) -> Facts:
+    """A merge of global maps: the union of their (fixed) fields, the narrowest of their widths."""
+    fixed, fixed_min = [], []
+    for a in range(len(main.n)):
+        fixed.append((min(f.fixed[a][0] for f in ins), max(f.fixed[a][1] for f in ins)))
+        fixed_min.append(min(f.fixed_min[a] for f in ins))
+    return replace(main, channels=channels, params=0, macs=0, layer=None, pads=None, depends_on_input=False,
+                   fixed=tuple(fixed), fixed_min=tuple(fixed_min), global_from=_first_global(ins))
+
+
+def _whole_extent(f: Facts, a: int) -> tuple:
+    """(lo, hi, narrowest width) of the union of every unit's field of map f along axis a."""
+    n, jump = f.n[a], f.jump[a]
+    if not f.moving:
+        return f.fixed[a][0], f.fixed[a][1], f.fixed_min[a]
+    # unit i sees [start + i*jump - (rf-1)/2, start + i*jump + (rf-1)/2], i = 0 .. n-1
+    lo, hi = f.start[a] - (f.rf[a] - 1) / 2.0, f.start[a] + (n - 1) * jump + (f.rf[a] - 1) / 2.0
+    if f.fixed[a] is not None:
+        lo, hi = min(lo, f.fixed[a][0]), max(hi, f.fixed[a][1])
+    narrow = (n - 1) * jump + f.rf_min[a]  # the union of every unit's narrowest moving path
+    if f.fixed_min[a] is not None:  # or a gate's path, the same for every unit
+        narrow = min(narrow, f.fixed_min[a])
+    return lo, hi, narrow
+
+
+def _global_node(node: dict, ins: list[Facts], where: str) -> Facts:
+    """Every output unit reads every unit of every input map (attention: queries, keys, values):
+    its field is the union of all their units' fields (fixed: it does not move with the unit), here
+    and on every narrowest path. The output has the first input's (the queries') size."""
+    f = ins[0]
+    if any(g.fields is not None for g in ins):
+        raise RfsweepError(f"{where}: a global node after a decoder node (per-phase fields) is not supported")
+    fixed, fixed_min, var, mean = [], [], [], []
+    for a in range(len(f.n)):
+        extents = [_whole_extent(g, a) for g in ins]
+        lo, hi = min(e[0] for e in extents), max(e[1] for e in extents)
+        fixed.append((lo, hi))
+        fixed_min.append(min(e[2] for e in extents))
+        width = hi - lo + 1
+        var.append((width * width - 1) / 12.0)  # uniform over the whole field
+        mean.append((lo + hi) / 2.0)
+    channels = f.channels
+    if "out_channels" in node:
+        channels = _check_int(node["out_channels"], f"{where}: out_channels", None, 1)
+    return replace(f, channels=channels, params=0, macs=0, layer=None, pads=None, depends_on_input=False,
+                   var=tuple(var), mean=tuple(mean), fixed=tuple(fixed), fixed_min=tuple(fixed_min),
+                   moving=False, global_from=_first_global(ins) or node["name"])
 
 
 def _jump_text(f: Facts, a: int) -> str:
@@ -665,6 +748,8 @@ def _node_facts(node: dict, ins: list[Facts], names: list[str], where: str) -> F
             raise RfsweepError(f"{where}: 'channels' must be [start, stop) with 0 <= start < stop <= "
                                f"{f.channels} (the input's channels), got {bounds!r}")
         return Facts(**same, channels=bounds[1] - bounds[0], spatial=f.spatial)
+    if kind == "global":
+        return _global_node(node, ins, where)
     if kind == "global_pool":
         return Facts(**_whole_map(f, where), channels=f.channels, spatial=False)
     if kind == "flatten":
@@ -711,6 +796,8 @@ def evaluate(graph: Graph, end_point: str | None = None, where=None) -> dict[str
         names = node["inputs"]
         label = where(node)
         f = _node_facts(node, [facts[name] for name in names], names, label)
+        f.params += node.get("params", 0)  # beyond the formula: a gain, layer scale, embeddings
+        f.macs += node.get("macs", 0)  # attention's matmuls, a class token's rows
         if (f.params > INT64_SAFE or 2 * f.macs > INT64_SAFE
                 or max(f.rf) > INT64_SAFE or max(f.jump) > INT64_SAFE):
             raise RfsweepError(f"{label}: totals could exceed 64-bit integers (huge channels, input or "
@@ -779,6 +866,31 @@ def rf_path(graph: Graph, facts: dict[str, Facts], end_point: str, widest: bool 
     return path[::-1]
 
 
+def module_paths(graph: Graph, depth: int = 1) -> list[str]:
+    """The module paths of an imported model's nodes (`layer1.0.conv1` -> `layer1`), in order."""
+    paths = {}
+    for name in graph.names:
+        parts = name.split(".")
+        for k in range(1, min(depth, len(parts) - 1) + 1):
+            paths.setdefault(".".join(parts[:k]), None)
+    return list(paths)
+
+
+def resolve_end_point(graph: Graph, name: str) -> str:
+    """A node's name, or a module path of an imported model (`layer3`, `features.4`): the output of
+    that module, i.e. the last node inside it (as torchvision's feature extraction names nodes)."""
+    if name in graph.names:
+        return name
+    inside = [node for node in graph.names if node.startswith(f"{name}.")]
+    if inside:
+        return inside[-1]
+    known = graph.names
+    shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+    paths = module_paths(graph)
+    modules = f"; module paths: {', '.join(paths[:12])}{', ...' if len(paths) > 12 else ''}" if paths else ""
+    raise RfsweepError(f"unknown end-point {name!r} (nodes: {shown}{modules})")
+
+
 def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
     """The contract's section-6 object: one entry per node, totals at the end-point.
 
@@ -786,11 +898,7 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
     MACs) and the total describes the graph's `output`; with it, the network is
     cut to what that node reads, so the sums are the cost of that feature map.
     """
-    output = graph.output if end_point is None else end_point
-    if output not in graph.names:
-        known = graph.names
-        shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-        raise RfsweepError(f"unknown end-point {output!r} (nodes: {shown})")
+    output = graph.output if end_point is None else resolve_end_point(graph, end_point)
     facts = evaluate(graph, None if end_point is None else output)
     rows = []
     for index, node in enumerate(graph.nodes, start=1):
@@ -830,6 +938,8 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
              "params": sum(f.params for f in facts.values()), "macs": macs, "flops": 2 * macs,
              "erf_std": axis_value(erf_std),
              "erf_ratio": axis_value(tuple(erf_ratio(s, r) for s, r in zip(erf_std, end_rf)))}
+    if end.global_from is not None:  # only then: outputs of networks without one stay byte-identical
+        total["global_from"] = end.global_from
     if end.fields is not None:  # unit 0's ERF and padding, against unit 0's own field
         unit0 = [field.sizes[0] or field.rf for field in end.fields]
         total["eff_padding"] = axis_value(tuple((r - 1) / 2 - s for r, s in zip(unit0, end_start)))
@@ -884,6 +994,9 @@ def graph_story(result: dict) -> list[str]:
              f"the widest path is {show(result['rf_path'])}."]
     if total["rf_min"] != total["rf"]:
         lines.append(f"The narrowest path sees only {_text(total['rf_min'])}: {show(result['rf_min_path'])}.")
+    if total.get("global_from"):
+        lines.append(f"From `{total['global_from']}` on every unit sees the whole input (a global node: "
+                     "attention or token mixing); params and MACs still count every node after it.")
     size = _text(result["input"]["size"])
     if result["unproductive"]:
         lines.append(f"At input size {size}, {len(result['unproductive'])} layers are unproductive (even their "

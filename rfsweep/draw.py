@@ -149,7 +149,10 @@ def _resolve(stack, input_size, in_channels):
     from .explain import analyze
     from .layers import load_stack
 
+    from .graph import require_rank_2
+
     resolved = load_stack(stack, input_size, in_channels)
+    require_rank_2(resolved, "draw")
     result = analyze(resolved)
     h0, w0 = resolved.input_size
     sizes = [(h0, w0)]
@@ -190,6 +193,9 @@ def _graph_of(stack, input_size, in_channels):
     except ImportError:  # an rfsweep without multi-path networks
         return None
     graph = load_graph(stack, input_size, in_channels)
+    from .graph import require_rank_2
+
+    require_rank_2(graph, "draw")
     return graph if graph.chain is None else None
 
 

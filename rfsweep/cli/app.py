@@ -73,7 +73,7 @@ def _fmt_field(value) -> str:
         return ""
     if isinstance(value, list) and all(isinstance(v, list) for v in value):
         sides = [f"{before}:{after}" for before, after in value]
-        return sides[0] if sides[0] == sides[1] else "x".join(sides)
+        return sides[0] if all(side == sides[0] for side in sides) else "x".join(sides)
     return _fmt(value)
 
 

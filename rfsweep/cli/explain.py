@@ -23,7 +23,12 @@ EXPLAIN_HELP = ("Explain one stack or network node by node: RF, jump, start, out
 def explain(
     stack: Annotated[Optional[str], typer.Argument(
         help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack/graph file", show_default=False)] = None,
-    input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
+    input_size: Annotated[Optional[str], typer.Option(
+        help="input size in pixels: one number for every axis, or one per axis (64_128_128, which sets the rank) "
+             "[default: 224]", show_default=False)] = None,
+    rank: Annotated[Optional[int], typer.Option(
+        help="spatial axes: 1 (audio, time series), 2 (images), 3 (volumes, video) [default: the file's, else 2]",
+        show_default=False)] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
     torch_target: Annotated[Optional[str], typer.Option(
@@ -36,9 +41,12 @@ def explain(
 ):
     from ..explain import analyze, story
     from ..graph import graph_story, load_graph
+    from ..layers import parse_size
 
+    input_size = parse_size(input_size)
     source, _ = network_source(stack, arch, torch_target, input_size, in_channels)
-    graph = load_graph(source) if torch_target is not None else load_graph(source, input_size, in_channels)
+    graph = (load_graph(source, rank=rank) if torch_target is not None
+             else load_graph(source, input_size, in_channels, rank))
     result = analyze(graph, end_point=end_point)
     if plot is not None:
         from ..plots import plot_rf_growth

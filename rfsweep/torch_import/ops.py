@@ -416,7 +416,7 @@ def op_getitem(b, name, args, kwargs, out, note):
             cur_val = replace(x, node=node, meta=out)
             continue
         if x.hw is not None and dim in x.hw and isinstance(item, slice) and item.step in (None, 1) \
-                and x.meta.dim() == 4:  # a spatial slice: a crop
+                and x.meta.dim() in (3, 4):  # a spatial slice (a 1-D chomp too): a crop
             start, stop = item.indices(size)[:2]
             if stop <= start:
                 raise _fail("indexing", name, "an empty spatial slice")

@@ -5,6 +5,7 @@ Public API (each name is imported on first use, so `import rfsweep` stays light)
     load_graph(source)            a graph ({"nodes": [...]}) or any stack -> Graph
     analyze(source, end_point=)   per-layer / per-node and total figures (the explain JSON object)
     from_torch(module, input_size, in_channels)   a torch.nn.Module -> graph dict (needs torch)
+    to_torch(source)              any stack or graph -> a runnable torch.nn.Module (needs torch)
     GridSpec.build(values)        a validated sweep grid; load_spec(toml, overrides) from a file
     run_sweep(spec, out)          evaluate the whole grid into a Parquet file -> (Counts, seconds)
     write_range(spec, out, lo, hi)  the same for one config_id range (shards, Dask partitions)
@@ -26,7 +27,8 @@ drop_stale_cache()  # before any @njit(cache=True) module loads its cache
 _HOMES = {"RfsweepError": "errors", "Layer": "layers", "Stack": "layers", "load_stack": "layers",
           "Graph": "graph", "load_graph": "graph", "analyze": "explain", "GridSpec": "grid",
           "load_spec": "grid", "Counts": "engines", "write_range": "engines", "run_sweep": "sweep",
-          "stack_of": "sweep", "from_torch": "torch_import"}
+          "stack_of": "sweep", "from_torch": "torch_import",
+          "to_torch": "torch_builder"}
 
 __all__ = [*_HOMES, "__version__"]
 

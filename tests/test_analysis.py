@@ -393,7 +393,7 @@ def run_cli(capsys):
 
 
 def test_register_adds_both_commands():
-    from rfsweep.cli_analysis import register
+    from rfsweep.cli.analysis import register
 
     app = typer.Typer()
     register(app)

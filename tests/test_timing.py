@@ -304,7 +304,7 @@ def test_bench_cli_json_and_table(capsys):
 def fast_cli(monkeypatch):
     """The CLI's compare --measure with a short timing budget (it has no --min-time flags)."""
     from dataclasses import replace
-    from rfsweep import cli_timing
+    from rfsweep.cli import timing as cli_timing
 
     real = cli_timing.make_setup
     monkeypatch.setattr(cli_timing, "make_setup", lambda *a, **k: replace(real(*a, **k), **FAST))
@@ -484,7 +484,7 @@ def test_without_torch_the_commands_name_the_install(capsys, monkeypatch):
 
 
 def test_the_cli_does_not_import_torch():
-    code = ("import sys, rfsweep.cli, rfsweep.cli_timing, rfsweep.timing, rfsweep.cli_analysis; "
+    code = ("import sys, rfsweep.cli, rfsweep.cli.timing, rfsweep.timing, rfsweep.cli.analysis; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
@@ -758,7 +758,7 @@ def test_resnet18_matches_torchvision_figures():
 
 @needs_torch
 def test_added_relus_follow_each_conv_or_its_bn():
-    from rfsweep.timing import _relu_after, build_graph_module
+    from rfsweep.torch_builder import _relu_after, build_graph_module
 
     graph = rfsweep.load_graph(RESIDUAL)
     assert _relu_after(graph) == {"stem.bn", "a.bn", "b", "down", "main"}
@@ -869,9 +869,9 @@ def test_bench_bad_graphs_exit_2_with_one_line(capsys, tmp_path, args, needle):
 
 @needs_torch
 def test_a_node_the_builder_cannot_run_exits_2_with_one_line(capsys, tmp_path, monkeypatch):
-    from rfsweep import timing
+    from rfsweep import torch_builder
 
-    monkeypatch.delitem(timing._NODE_OPS, "mul")  # as if graphs gained a node type the builder lacks
+    monkeypatch.delitem(torch_builder._NODE_OPS, "mul")  # as if graphs gained a node type the builder lacks
     path = tmp_path / "se.json"
     path.write_text(json.dumps(SE_GATES))
     code, _, err = run_cli(capsys, "bench", path, *FAST_FLAGS)
@@ -879,7 +879,7 @@ def test_a_node_the_builder_cannot_run_exits_2_with_one_line(capsys, tmp_path, m
     line = _one_line(err)
     assert "node 'scale'" in line and "cannot run a 'mul' node" in line
     with pytest.raises(RfsweepError, match="node 'scale'"):
-        timing.build_graph_module(SE_GATES)
+        torch_builder.build_graph_module(SE_GATES)
 
 
 # ---------------------------------------------------------------- measure on block design spaces

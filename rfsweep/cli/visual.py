@@ -1,6 +1,6 @@
 """`rfsweep draw` and `rfsweep report`: parse flags, call rfsweep.draw / rfsweep.report.
 
-Wire them into the main app with `register(app)` (rfsweep/cli.py). Both need
+Wire them into the main app with `register(app)` (rfsweep/cli/__init__.py). Both need
 the `plot` extra; without it they exit 2 with the install command. Bad input
 is RfsweepError: one line on stderr, exit 2.
 """
@@ -47,7 +47,7 @@ def draw(
     end_point: Annotated[Optional[str], typer.Option(
         help="multi-path networks: trace a unit of this node [default: the network's output]")] = None,
 ):
-    from .draw import draw as draw_picture, parse_unit
+    from ..draw import draw as draw_picture, parse_unit
 
     drawing = draw_picture(stack, output, unit=parse_unit(unit), input_size=input_size,
                            in_channels=in_channels, mode=mode, end_point=end_point)
@@ -67,7 +67,7 @@ def report(
     allow_incomplete: Annotated[bool, typer.Option(
         "--allow-incomplete", help="accept a directory without the manifest of a finished run")] = False,
 ):
-    from .report import write_report
+    from ..report import write_report
 
     info = write_report(sweep_file, output, top=top, sample=sample, allow_incomplete=allow_incomplete)
     print(f"wrote {output} ({info['bytes'] / 1e6:.2f} MB): {info['rows']:,} rows, fronts of "

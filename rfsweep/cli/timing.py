@@ -1,6 +1,6 @@
 """`rfsweep bench` and `rfsweep measure`: parse flags, call rfsweep.timing, print.
 
-Wire them into the main app with `register(app)` (rfsweep/cli.py). torch is
+Wire them into the main app with `register(app)` (rfsweep/cli/__init__.py). torch is
 imported only by rfsweep.timing's functions; without it both commands exit 2
 with one line naming `pip install -e ".[torch]"`.
 """
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
+
+from . import app as cli  # the shared consoles and number formatting
 
 FormatChoice = Literal["table", "json"]
 DtypeChoice = Literal["float32", "float16", "bfloat16"]
@@ -42,10 +44,6 @@ MEASURE_HELP = (
     "--minimize latency_ms` and `rfsweep show OUT ID` work. " + TIMING_NOTE)
 
 
-def _cli():
-    from . import cli  # shared consoles and number formatting
-
-    return cli
 
 
 # options shared by bench, measure and compare --measure
@@ -65,7 +63,7 @@ Rounds = Annotated[int, typer.Option(help="time every stack once per round, in t
 def make_setup(device="cpu", batch=1, dtype="float32", channels_last=False, backward=False, threads=None,
                relu=True, warmup=2, min_time=0.2, max_time=2.0, rounds=1):
     """A checked BenchSetup from CLI values (RfsweepError on bad ones or without torch)."""
-    from .timing import BenchSetup, require_torch
+    from ..timing import BenchSetup, require_torch
 
     require_torch("timing")
     return BenchSetup(device=device, batch=batch, dtype=dtype, channels_last=channels_last, backward=backward,
@@ -88,7 +86,7 @@ def setup_line(env: dict) -> str:
 def _progress(quiet: bool):
     if quiet:
         return None
-    stderr = _cli().stderr
+    stderr = cli.stderr
 
     def show(index: int, count: int, text: str):
         stderr.print(f"timing {index + 1}/{count} {text}", markup=False)
@@ -120,8 +118,8 @@ def bench(
     format: Annotated[FormatChoice, typer.Option("--format", help="table for people, json for scripts")] = "table",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress lines")] = False,
 ):
-    from .timing import bench as run_bench
-    from .timing import ratio_text
+    from ..timing import bench as run_bench
+    from ..timing import ratio_text
 
     setup = make_setup(device, batch, dtype, channels_last, backward, threads, relu, warmup, min_time, max_time, rounds)
     result = run_bench(stacks or [], setup, input_size, in_channels, progress=_progress(quiet or format == "json"),
@@ -129,7 +127,6 @@ def bench(
     if format == "json":
         print(json.dumps(result.as_dict()))
         return
-    cli = _cli()
     from rich.table import Table
 
     table = Table(title=f"measured on {setup_line(result.environment)}", title_justify="left")
@@ -171,8 +168,8 @@ def measure(
         "--allow-incomplete", help="accept a directory without the _rfsweep.json manifest of a finished run")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress lines, no summary")] = False,
 ):
-    from .errors import RfsweepError
-    from .timing import measure_file
+    from ..errors import RfsweepError
+    from ..timing import measure_file
 
     if top < 0:
         raise RfsweepError(f"--top must be >= 0, got {top}")
@@ -181,7 +178,6 @@ def measure(
                           input_size=input_size, in_channels=in_channels, allow_incomplete=allow_incomplete,
                           progress=_progress(quiet))
     if not quiet:
-        cli = _cli()
         latency = result.table.column("latency_ms").to_pylist()
         cli.stderr.print(f"wrote {result.rows:,} timed rows to {output} (latency {min(latency):.3f}-"
                          f"{max(latency):.3f} ms; {setup_line(result.timing)})", markup=False)
@@ -190,7 +186,7 @@ def measure(
 def measure_compare(rows: list[dict], input_size: int, in_channels: int, device="cpu", batch=1, dtype="float32",
                     threads=None) -> dict:
     """`compare --measure`: time compare's rows in place; returns the environment."""
-    from .timing import time_compare_rows
+    from ..timing import time_compare_rows
 
     setup = make_setup(device, batch, dtype, threads=threads)
     return time_compare_rows(rows, input_size, in_channels, setup)
@@ -198,7 +194,6 @@ def measure_compare(rows: list[dict], input_size: int, in_channels: int, device=
 
 def print_compare_timing(rows: list[dict], env: dict) -> None:
     """The measured companion of compare's table: time next to MACs, both against the single conv."""
-    cli = _cli()
     from rich.table import Table
 
     table = Table(title=f"measured on {setup_line(env)}", title_justify="left")

@@ -1,6 +1,6 @@
 """`rfsweep compare` and `rfsweep pareto`: parse flags, call rfsweep.analysis, print.
 
-Wire them into the main app with `register(app)` (rfsweep/cli.py). Errors are
+Wire them into the main app with `register(app)` (rfsweep/cli/__init__.py). Errors are
 RfsweepError, which the entry point turns into one line on stderr and exit 2.
 """
 
@@ -12,8 +12,10 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from .cli_timing import Batch, Device, Dtype, Threads
-from .errors import RfsweepError
+from . import app as cli  # the shared consoles and number formatting
+
+from .timing import Batch, Device, Dtype, Threads
+from ..errors import RfsweepError
 
 FormatChoice = Literal["table", "json"]
 COST_NOTE = "MACs count one multiply-accumulate as 1 (bias adds not counted); FLOPs = 2*MACs."
@@ -36,10 +38,6 @@ PARETO_HELP = (
     "works on it); --top limits only what is printed. " + COST_NOTE)
 
 
-def _cli():
-    from . import cli  # the shared consoles and number formatting, once the app is loaded
-
-    return cli
 
 
 def compare(
@@ -59,20 +57,20 @@ def compare(
     dtype: Dtype = "float32",
     threads: Threads = None,
 ):
-    from .analysis import compare as compare_stacks
-    from .analysis import default_kernels
-    from .grid import parse_int_list
+    from ..analysis import compare as compare_stacks
+    from ..analysis import default_kernels
+    from ..grid import parse_int_list
 
     kernel_list = default_kernels(rf) if kernels is None else parse_int_list(kernels, "--kernels")
     dilation_list = parse_int_list(dilation, "--dilation")
     rows = compare_stacks(rf, channels, max_depth, kernel_list, dilation_list, input_size, in_channels)
     timing = None
     if measure:
-        from .cli_timing import measure_compare
+        from .timing import measure_compare
         timing = measure_compare(rows, input_size, channels if in_channels is None else in_channels,
                                  device, batch, dtype, threads)
     if plot is not None:
-        from .plots import plot_compare
+        from ..plots import plot_compare
         plot_compare(rows, plot)
     if format == "json":
         print(json.dumps({"rf": rf, "channels": channels,
@@ -80,7 +78,6 @@ def compare(
                           "input_size": input_size, "max_depth": max_depth, "kernels": kernel_list,
                           "dilations": dilation_list, "rows": rows, **({"timing": timing} if timing else {})}))
         return
-    cli = _cli()
     from rich.table import Table
 
     c_in = channels if in_channels is None else in_channels
@@ -102,7 +99,7 @@ def compare(
     table.caption_justify = "left"
     cli.stdout.print(table)
     if timing is not None:
-        from .cli_timing import print_compare_timing
+        from .timing import print_compare_timing
         print_compare_timing(rows, timing)
 
 
@@ -111,11 +108,11 @@ def _stack_strings(metadata: dict | None, ids) -> list[str] | None:
     if not metadata or not isinstance(metadata.get("spec"), dict):
         return None
     if "stage" in metadata["spec"]:  # a block space (blocks.py): one short line per network
-        from .blocks import BlockSpec
+        from ..blocks import BlockSpec
         spec = BlockSpec.build(metadata["spec"])
         return [spec.describe(int(i)) for i in ids]
-    from .grid import GridSpec
-    from .layers import build_stack
+    from ..grid import GridSpec
+    from ..layers import build_stack
 
     spec = GridSpec.build(metadata["spec"])
     return [build_stack(spec.layers_of(int(i)), spec.input_size, spec.in_channels).compact() for i in ids]
@@ -133,7 +130,7 @@ def pareto(
         "--allow-incomplete", help="accept a directory without the _rfsweep.json manifest of a finished run")] = False,
     format: Annotated[FormatChoice, typer.Option("--format", help="table for people, json for scripts")] = "table",
 ):
-    from .analysis import column_names, pareto_scan, write_front
+    from ..analysis import column_names, pareto_scan, write_front
 
     if top < 0:
         raise RfsweepError(f"--top must be >= 0, got {top}")
@@ -150,7 +147,7 @@ def pareto(
     if output is not None:
         write_front(front, output)
     if plot_columns:
-        from .plots import plot_front
+        from ..plots import plot_front
         plot_front(result.sample, front, plot, *plot_columns)
     shown = front.head(top) if top else front
     stacks = _stack_strings(result.metadata, shown["config_id"])
@@ -163,7 +160,6 @@ def pareto(
                                                           "rows_considered", "front_rows")},
                           "shown": len(records), "rows": records}))
         return
-    cli = _cli()
     from rich.table import Table
 
     objectives = ", ".join([f"min {n}" for n in pareto_meta["minimize"]] + [f"max {n}" for n in pareto_meta["maximize"]])

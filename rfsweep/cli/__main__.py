@@ -1,0 +1,5 @@
+"""`python -m rfsweep.cli`: the same as the `rfsweep` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,104 @@
+"""`rfsweep explain` and `rfsweep archs`: one network, layer by layer or node by node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..layers import COMPACT_GRAMMAR
+from .app import Format, _fail, _fmt, stdout
+from .tables import _explain_table, _graph_table
+
+EXPLAIN_HELP = ("Explain one stack or network node by node: RF, jump, start, out size, params, MACs.\n\n"
+                "STACK is a compact string, or a JSON file: a list of layers, or a graph with \"nodes\" "
+                "(residual, inception, dense: see the README). Graphs also report rf_min (the narrowest path) "
+                "and the layers that are unproductive for the input size.\n\n"
+                + COMPACT_GRAMMAR.replace("\n", "\n\n"))
+
+
+def explain(
+    stack: Annotated[Optional[str], typer.Argument(
+        help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack/graph file", show_default=False)] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
+    in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
+    torch_target: Annotated[Optional[str], typer.Option(
+        "--torch", help="your PyTorch model instead of STACK: package.module:callable or path/to/file.py:callable "
+                        "(the callable returns an nn.Module; needs rfsweep[torch])")] = None,
+    end_point: Annotated[Optional[str], typer.Option(
+        help="explain up to this node (a graph node name, or a stack's layer number) [default: the output]")] = None,
+    format: Annotated[Format, typer.Option("--format", help="table for people, json for scripts")] = Format.table,
+    plot: Annotated[Optional[Path], typer.Option(help="also draw the RF growth to this PNG (needs rfsweep[plot])")] = None,
+):
+    from ..explain import analyze, story
+    from ..graph import graph_story, load_graph
+
+    if sum(item is not None for item in (stack, arch, torch_target)) != 1:
+        _fail("give exactly one of STACK, --arch NAME or --torch TARGET")
+    if arch is not None:
+        from ..architectures import arch_path
+        stack = str(arch_path(arch))
+    if torch_target is not None:
+        try:
+            import torch  # noqa: F401 - only to say how to get it
+        except ImportError:
+            _fail('--torch needs PyTorch: pip install "rfsweep[torch]" (from a checkout: pip install -e ".[torch]")')
+        from ..torch_import import from_torch, load_target
+        source = from_torch(load_target(torch_target), input_size=input_size or 224, in_channels=in_channels or 3)
+        graph = load_graph(source)
+    else:
+        graph = load_graph(stack, input_size, in_channels)
+    result = analyze(graph, end_point=end_point)
+    if plot is not None:
+        from ..plots import plot_rf_growth
+        plot_rf_growth(graph.chain, result, plot)
+    if format is Format.json:
+        print(json.dumps(result))
+        return
+    if graph.chain is not None:
+        from ..layers import Stack
+
+        chain = graph.chain  # cut to the end-point's layers
+        shown = Stack(chain.layers[:len(result["layers"])], chain.input_size, chain.in_channels, chain.name)
+        stdout.print(_explain_table(shown, result))
+        for line in story(shown, result):
+            stdout.print(line, markup=False)
+        return
+    stdout.print(_graph_table(graph, result))
+    for line in graph_story(result):
+        stdout.print(line, markup=False)
+
+
+def archs(
+    format: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
+):
+    from ..architectures import arch_info, arch_path, list_archs
+    from ..explain import analyze
+
+    rows = []
+    for name in list_archs():
+        info = arch_info(name)
+        total = analyze(arch_path(name))["total"]
+        rows.append({"name": name, "title": info.get("title", name), **{
+            key: total[key] for key in ("rf", "jump", "eff_padding", "params", "macs")},
+            "source": info.get("source", "")})
+    if format is Format.json:
+        print(json.dumps(rows))
+        return
+    table = Table(title="known networks (at their JSON's input size)", title_justify="left")
+    for name in ("name", "title", "RF", "jump", "eff. padding", "params", "MACs"):
+        table.add_column(name, justify="left" if name in ("name", "title") else "right")
+    for row in rows:
+        table.add_row(row["name"], row["title"], *(_fmt(row[key]) for key in (
+            "rf", "jump", "eff_padding", "params", "macs")))
+    stdout.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add explain and archs to `app`."""
+    app.command(help=EXPLAIN_HELP)(explain)
+    app.command(help="List the known networks with RF, jump, params and MACs.")(archs)

@@ -1,0 +1,141 @@
+"""`rfsweep sweep` and `rfsweep show`: a design space to Parquet, and one row back as a network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import Engine, Format, _fail, stderr, stdout
+from .tables import _explain_table, _graph_table
+
+GRID_HELP = ("Lists take '1,3,5', ranges '1-4' or both '1,3-5'. Every layer independently takes one value "
+             "from each list; config_id is the stack's position in that full grid.")
+
+
+SWEEP_HELP = ("Evaluate every stack of a grid and stream the results to Parquet.\n\n" + GRID_HELP
+              + "\n\nWith no arguments: depth 1-4, kernel 1,3,5,7, stride 1,2, dilation 1,2, channels 16,32,64, "
+                "padding same, 224x224x3 input (5.4M stacks) -> sweep.parquet. MACs count one multiply-"
+                "accumulate as 1 (bias adds not counted); FLOPs = 2*MACs.")
+
+
+def sweep(
+    spec_file: Annotated[Optional[Path], typer.Option("--spec", help="TOML spec; flags override its keys")] = None,
+    depth: Annotated[Optional[str], typer.Option(help="depths, e.g. 1-4 [default: 1-4]")] = None,
+    types: Annotated[Optional[str], typer.Option(help="layer types, e.g. conv,maxpool [default: conv]")] = None,
+    kernel: Annotated[Optional[str], typer.Option(help="kernel sizes [default: 1,3,5,7]")] = None,
+    stride: Annotated[Optional[str], typer.Option(help="strides [default: 1,2]")] = None,
+    dilation: Annotated[Optional[str], typer.Option(help="dilations, convs only [default: 1,2]")] = None,
+    padding: Annotated[Optional[str], typer.Option(help="same, valid or integers [default: same]")] = None,
+    channels: Annotated[Optional[str], typer.Option(help="conv out channels [default: 16,32,64]")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="input height = width [default: 224]")] = None,
+    in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
+    no_bias: Annotated[bool, typer.Option("--no-bias", help="convs without bias")] = False,
+    min_rf: Annotated[Optional[int], typer.Option(help="keep rf >= this")] = None,
+    max_rf: Annotated[Optional[int], typer.Option(help="keep rf <= this")] = None,
+    max_params: Annotated[Optional[int], typer.Option(help="keep params <= this")] = None,
+    max_macs: Annotated[Optional[int], typer.Option(help="keep MACs <= this")] = None,
+    min_out_size: Annotated[Optional[int], typer.Option(help="keep out_size >= this")] = None,
+    sample: Annotated[Optional[int], typer.Option(min=1, help="block specs: evaluate N config_ids drawn uniformly "
+                      "without replacement, written in ascending config_id")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="random seed of --sample [default: 0]")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Parquet file, or a directory with "
+                      "--partitions/--engine dask/--shard [default: sweep.parquet or sweep/]")] = None,
+    engine: Annotated[Engine, typer.Option(help="local (this machine) or dask (a cluster)")] = Engine.local,
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, e.g. tcp://host:8786 "
+                         "[default: start a local cluster]")] = None,
+    partitions: Annotated[Optional[int], typer.Option(help="split the ids into N parts written to a directory, "
+                          "one encoder per core (local) or one task each (dask)")] = None,
+    shard: Annotated[Optional[str], typer.Option(help="run only part I of N (0-based, e.g. 3/8) into the "
+                     "directory: for SLURM job arrays; the last part to finish writes the manifest")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="numba threads [default: all cores]")] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="ids per kernel call (memory per buffer)")] = 1 << 20,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print grid size, estimated time and output size, then exit")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="run grids larger than --max-stacks without asking")] = False,
+    max_stacks: Annotated[int, typer.Option(help="refuse grids larger than this unless --yes")] = 1_000_000_000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no summary")] = False,
+):
+    from ..grid import load_spec
+    from ..distributed import parse_shard
+    from ..sweep import estimate, resolve_output, run_sweep
+
+    overrides = dict(depth=depth, types=types, kernel=kernel, stride=stride, dilation=dilation,
+                     padding=padding, channels=channels, input_size=input_size, in_channels=in_channels,
+                     bias=False if no_bias else None, min_rf=min_rf, max_rf=max_rf, max_params=max_params,
+                     max_macs=max_macs, min_out_size=min_out_size, sample=sample, seed=seed)
+    spec = load_spec(spec_file, overrides)
+    from ..blocks import BlockSpec
+
+    block_space = isinstance(spec, BlockSpec)  # [[stage]] tables: networks of blocks, not chains
+    if block_space:
+        from ..block_sweep import estimate as block_estimate
+        guess, grid_line = block_estimate(spec), spec.summary()
+    else:
+        guess = estimate(spec)
+        grid_line = f"grid: {spec.total:,} stacks (depths {_ranges(spec.depth)}, {spec.radix} choices per layer)"
+    size_line = f"{grid_line}; about {guess['seconds']:.1f} s, at most {guess['bytes'] / 1e6:,.0f} MB"
+    if dry_run:
+        stdout.print(size_line, markup=False)
+        return
+    if spec.total > max_stacks and not yes:
+        _fail(f"{size_line}: more than --max-stacks {max_stacks:,}; pass --yes to run it anyway")
+    shard_pair = parse_shard(shard) if shard is not None else None
+    mode = "dask" if scheduler is not None else engine.value
+    output = resolve_output(output, engine=mode, partitions=partitions, shard=shard_pair)
+    if not quiet:
+        stderr.print(size_line, markup=False)
+    counts, seconds = run_sweep(spec, output, threads=threads, chunk_ids=chunk_size, engine=mode,
+                                partitions=partitions, scheduler=scheduler, shard=shard_pair,
+                                show_progress=not quiet, on_compile=None if quiet else lambda: stderr.print(
+                                    "compiling the kernel (first run only)", markup=False))
+    unit = "networks" if block_space else "stacks"
+    if not quiet:  # the time and rate are the sweep's own, without compiling
+        stderr.print(f"wrote {counts.written:,} rows to {output} in {seconds:.2f} s "
+                     f"({counts.enumerated / max(seconds, 1e-9) / 1e6:.1f}M {unit}/s; "
+                     f"{counts.invalid:,} invalid, {counts.pruned:,} pruned)", markup=False)
+
+
+def _ranges(values: list[int]) -> str:
+    return ",".join(map(str, values)) if len(values) < 4 or values != list(range(values[0], values[-1] + 1)) \
+        else f"{values[0]}-{values[-1]}"
+
+
+def show(
+    sweep_file: Annotated[Path, typer.Argument(help="a Parquet file (or directory) written by `rfsweep sweep`")],
+    config_id: Annotated[int, typer.Argument(help="the row's config_id")],
+    format: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
+):
+    from ..explain import analyze, story
+    from ..sweep import stack_of
+
+    from ..blocks import BlockSpec
+    from ..distributed import spec_of_output
+
+    if isinstance(spec_of_output(sweep_file), BlockSpec):  # a block space: the row's network as a graph
+        from ..block_sweep import graph_of
+        from ..graph import graph_story, load_graph
+        graph = load_graph(graph_of(sweep_file, config_id))
+        result = analyze(graph)
+        if format is Format.json:
+            print(json.dumps({"config_id": config_id, **result}))
+            return
+        stdout.print(_graph_table(graph, result))
+        for line in graph_story(result):
+            stdout.print(line, markup=False)
+        return
+    stack = stack_of(sweep_file, config_id)
+    result = analyze(stack)
+    if format is Format.json:
+        print(json.dumps({"config_id": config_id, "stack": stack.compact(), **result}))
+        return
+    stdout.print(_explain_table(stack, result))
+    for line in story(stack, result):
+        stdout.print(line, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add sweep and show to `app`."""
+    app.command(help=SWEEP_HELP)(sweep)
+    app.command(help="Explain one row of a sweep file: rebuild stack CONFIG_ID from the stored spec.")(show)

@@ -147,7 +147,6 @@ def _environment():
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["COLUMNS"] = "120"
-    env.pop("PYTHONPATH", None)
     return env
 
 

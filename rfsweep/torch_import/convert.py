@@ -1,0 +1,93 @@
+"""`from_torch`: check the arguments, trace with fx (else a meta-device forward), finish the graph."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn as nn
+
+from ..errors import RfsweepError
+from .fx import _fx_record
+from .meta import _hook_record
+from .targets import _one_line
+from .values import BATCH, Builder, Unsupported, _field
+
+
+def _input_rank(module) -> int:
+    """3 (N, C, L) when the model's first convolution or pool is 1-D, else 4 (N, C, H, W)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d)) and not isinstance(m, nn.ConvTranspose1d):
+            return 3
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.Conv3d)):
+            return 4
+    return 4
+
+
+def from_torch(module, input_size=224, in_channels: int = 3) -> dict:
+    """The graph (contract section 6) of a torch.nn.Module: one node per mapped op.
+
+    input_size: an int or (h, w); for a 1-D model (its first conv or pool is
+    1-D) the length. Node names are qualified module names (`layer1.0.conv1`)
+    and, for functions, the calling module's name plus the op (`layer1.0.add`).
+    "output" is the last node whose output is still a spatial feature map; the
+    head after it (global pooling, flatten, linear) stays in the graph so its
+    params and MACs count. MACs: conv and linear multiply-accumulates, bias adds
+    not counted (= torch.utils.flop_counter FLOPs / 2).
+    The model is traced with torch.fx; if fx cannot trace it, it is run once on
+    the meta device (shapes only). Nothing is computed at the real input size.
+    """
+    if not isinstance(module, nn.Module):
+        raise RfsweepError(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise RfsweepError(f"in_channels must be a positive integer, got {in_channels!r}")
+    rank = _input_rank(module)
+    if isinstance(input_size, (list, tuple)):
+        if len(input_size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                           for v in input_size):
+            raise RfsweepError(f"input_size must be a positive int or (h, w), got {input_size!r}")
+        h, w = input_size
+    elif isinstance(input_size, int) and not isinstance(input_size, bool) and input_size >= 1:
+        h, w = (1, input_size) if rank == 3 else (input_size, input_size)
+    else:
+        raise RfsweepError(f"input_size must be a positive int or (h, w), got {input_size!r}")
+    if rank == 3 and h != 1:
+        raise RfsweepError(f"this model is 1-D (its first layer is {_first_layer(module)}); give the "
+                           "signal length as input_size")
+    shape = (BATCH, in_channels, w) if rank == 3 else (BATCH, in_channels, h, w)
+    qualnames = {id(m): name for name, m in module.named_modules() if name}
+    errors = []
+    for record in (_fx_record, _hook_record):
+        builder = Builder(_field((h, w)), in_channels)
+        x = torch.empty(shape, device="meta")
+        try:
+            with warnings.catch_warnings():  # 'same' padding with even kernels warns about a copy
+                warnings.simplefilter("ignore")
+                record(module, x, builder, qualnames)
+        except Unsupported:
+            raise
+        except RfsweepError:
+            raise
+        except Exception as exc:  # fx could not trace it (or the meta forward failed): try the next
+            errors.append(f"{type(exc).__name__}: {_one_line(exc)}")
+            continue
+        return _finish(builder)
+    raise RfsweepError(f"cannot trace {type(module).__name__}: torch.fx failed ({errors[0]}); "
+                       f"a meta-device forward failed too ({errors[-1]})")
+
+
+def _first_layer(module) -> str:
+    for name, m in module.named_modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.MaxPool1d, nn.AvgPool1d, nn.MaxPool2d, nn.AvgPool2d)):
+            return f"{name} ({type(m).__name__})"
+    return "?"
+
+
+def _finish(b: Builder) -> dict:
+    if not b.nodes:
+        raise RfsweepError("the model has no layers that rfsweep can see (its output does not depend on "
+                           "its input through mapped ops)")
+    spatial = [node["name"] for node in b.nodes if b.spatial[node["name"]]]
+    if not spatial:
+        raise RfsweepError("the model has no spatial feature map (no convolution or pooling on the input)")
+    return {"input_size": b.input_size, "in_channels": b.in_channels, "nodes": b.nodes, "output": spatial[-1]}

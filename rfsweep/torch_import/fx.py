@@ -1,0 +1,89 @@
+"""Tracer 1: torch.fx symbolic tracing (no forward pass at all); node names from the qualified
+module names (`layer1.0.conv1`, `layer1.0.add`). Shapes come from shapes.py, so no meta kernel runs.
+"""
+
+from __future__ import annotations
+
+from ..errors import RfsweepError
+import torch
+
+from .recorder import Recorder, _has_val, _meta
+from .values import INPUT, Builder, _fail, _new
+
+
+def _fx_record(module, x_meta, b: Builder, qualnames):
+    import torch.fx as fx
+
+    graph_module = fx.symbolic_trace(module)
+    rec = Recorder(module, b, qualnames)
+    env: dict = {}
+    placeholders = 0
+
+    def load(arg):
+        return fx.node.map_arg(arg, lambda n: env[n.name])
+
+    for node in graph_module.graph.nodes:
+        scope = _fx_scope(node)
+        if node.op == "placeholder":
+            placeholders += 1
+            if placeholders > 1:
+                if node.args:  # a default value
+                    env[node.name] = node.args[0]
+                    continue
+                raise RfsweepError(f"the model's forward takes more than one input ({node.target!r}); "
+                                   "rfsweep feeds it one image tensor")
+            env[node.name] = _new(b, INPUT, x_meta, True)
+        elif node.op == "get_attr":
+            value = _attr(graph_module, node.target)
+            env[node.name] = _meta(value) if isinstance(value, torch.Tensor) else value
+        elif node.op == "call_module":
+            mod = graph_module.get_submodule(node.target)
+            args, kwargs = load(node.args), load(node.kwargs)
+            if not _has_val(args) and not _has_val(kwargs):
+                raise _fail(f"module {type(mod).__name__}", node.target, "its input is not computed from the "
+                                                                        "network's input")
+            env[node.name] = rec.module_call(mod, node.target, args, kwargs)
+        elif node.op in ("call_function", "call_method"):
+            args, kwargs = load(node.args), load(node.kwargs)
+            if node.op == "call_method":
+                key = node.target
+                func = _method(node.target)
+            else:
+                func = node.target
+                key = getattr(func, "__name__", str(func))
+            base = _fx_base(node.name)
+            name = f"{scope}.{base}" if scope else base
+            if not _has_val(args) and not _has_val(kwargs):
+                env[node.name] = rec.constant(key, func, args, kwargs)
+                continue
+            env[node.name] = rec.function_call(name, key, func, args, kwargs)
+        elif node.op == "output":
+            pass
+    return placeholders
+
+
+def _method(name):
+    def call(self, *args, **kwargs):
+        return getattr(self, name)(*args, **kwargs)
+    return call
+
+
+def _attr(root, target: str):
+    obj = root
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _fx_scope(node) -> str:
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return ""
+    last = list(stack.values())[-1]
+    return last[0] if isinstance(last, tuple) else str(last)
+
+
+def _fx_base(name: str) -> str:
+    """fx's 'add_3' -> 'add' (the Builder numbers names again, per scope)."""
+    head, _, tail = name.rpartition("_")
+    return head if head and tail.isdigit() else name

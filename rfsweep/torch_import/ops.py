@@ -1,0 +1,487 @@
+"""The op table: `op name -> node builder` (`_OPS`, keyed by a normalised op name, as fvcore and
+torch.utils.flop_counter do). A builder gets the recorded inputs (`Val`s) and the op's output
+shape, emits graph nodes and returns the output's `Val`; what it cannot map it refuses (`_fail`).
+Both tracers (fx.py, meta.py) feed this one table, through recorder.py.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .values import (BATCH, Val, _bind, _check_std, _dims, _fail, _field, _hw, _new,
+                     _padding_field, _val_of)
+
+
+def op_conv(b, name, args, kwargs, out, note):
+    a = _bind(args, kwargs, ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+              {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1})
+    x = _val_of(a["input"], note, name)
+    _check_std(x, note, name)
+    weight = a["weight"]
+    if isinstance(weight, Val):
+        raise _fail(note, name, "weights computed from the input (dynamic convolution) are not supported")
+    one_d = weight.dim() == 3
+    if weight.dim() not in (3, 4):
+        raise _fail(note, name, f"only 1-D and 2-D convolutions are supported (weight {tuple(weight.shape)})")
+    kernel = (1, weight.shape[2]) if one_d else (weight.shape[2], weight.shape[3])
+    stride = _hw(a["stride"], one_d, 1)
+    dilation = _hw(a["dilation"], one_d, 1)
+    padding = a["padding"]
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = ((0, 0), (0, 0))
+        elif padding == "same":  # PyTorch: total d*(k-1), the odd pixel after (bottom/right)
+            pads = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))
+            pads = tuple(pads)
+        else:
+            raise _fail(note, name, f"unknown padding {padding!r}")
+    else:
+        p = _hw(padding, one_d, 0)
+        pads = ((p[0], p[0]), (p[1], p[1]))
+    bias = a["bias"] is not None
+    fields = {"kernel": _field(kernel), "stride": _field(stride), "padding": _padding_field(pads),
+              "dilation": _field(dilation), "groups": int(a["groups"]), "out_channels": int(weight.shape[0]),
+              "bias": bias}
+    node = b.emit(name, "conv", [x.node], x.spatial, note, **fields)
+    return _new(b, node, out, x.spatial)
+
+
+def _pool(kind):
+    def op(b, name, args, kwargs, out, note):
+        names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices") \
+            if kind == "maxpool" else ("input", "kernel_size", "stride", "padding", "ceil_mode")
+        a = _bind(args, kwargs, names, {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False,
+                                        "return_indices": False})
+        x = _val_of(a["input"], note, name)
+        _check_std(x, note, name)
+        if a.get("return_indices"):
+            raise _fail(note, name, "return_indices=True (unpooling) is not supported")
+        one_d = x.meta.dim() == 3
+        kernel = _hw(a["kernel_size"], one_d, 1)
+        stride = a["stride"]
+        stride = kernel if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
+            else _hw(stride, one_d, 1)
+        if _hw(a["dilation"], one_d, 1) != (1, 1):
+            raise _fail(note, name, "pools with dilation > 1 are not supported")
+        p = _hw(a["padding"], one_d, 0)
+        fields = {"kernel": _field(kernel), "stride": _field(stride), "padding": _field(p)}
+        if a["ceil_mode"]:
+            fields["ceil_mode"] = True
+        node = b.per_channel(b.emit(name, kind, [x.node], x.spatial, note, **fields), x)
+        return _new(b, node, out[0] if isinstance(out, tuple) else out, x.spatial)
+    return op
+
+
+def _global(b, name, x: Val, out, note, keep_spatial=False):
+    node = b.emit(name, "global_pool", [x.node], False, note)
+    return _new(b, node, out, False)
+
+
+def _adaptive(kind):
+    def op(b, name, args, kwargs, out, note):
+        a = _bind(args, kwargs, ("input", "output_size", "return_indices"), {"return_indices": False})
+        x = _val_of(a["input"], note, name)
+        if isinstance(out, tuple):
+            out = out[0]
+        if not x.spatial:
+            return Val(x.node, out, None, tuple(range(1, out.dim())))
+        _check_std(x, note, name)
+        n_in = [1 if d is None else x.meta.shape[d] for d in x.hw]
+        n_out = [1 if d is None else out.shape[d] for d in x.hw]
+        if n_out == [1, 1]:
+            return _global(b, name, x, out, note)
+        if n_out == n_in:
+            node = b.emit(name, "identity", [x.node], True, note)
+            return _new(b, node, out, True)
+        if all(i % o == 0 for i, o in zip(n_in, n_out)):  # equal windows: a plain pool
+            kernel = tuple(i // o for i, o in zip(n_in, n_out))
+            node = b.emit(name, kind, [x.node], True, note, kernel=_field(kernel), stride=_field(kernel),
+                          padding=0)
+            return _new(b, node, out, True)
+        raise _fail(note, name, f"adaptive pooling from {n_in[0]}x{n_in[1]} to {n_out[0]}x{n_out[1]} "
+                                "has overlapping windows of different sizes")
+    return op
+
+
+def _reduce(b, name, args, kwargs, out, note):
+    """mean/sum/amax over the spatial axes: global pooling (SE blocks, timm heads)."""
+    a = _bind(args, kwargs, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
+    x = _val_of(a["input"], note, name)
+    if not isinstance(out, torch.Tensor):
+        raise _fail(note, name, "reductions returning several tensors are not supported")
+    if not x.spatial:
+        return Val(x.node, out, None, tuple(range(1, out.dim()))) if out.dim() >= 1 and out.shape[0] == BATCH \
+            else _raise(_fail(note, name, "a reduction over the batch"))
+    dims = set(_dims(a["dim"], x.meta.dim()))
+    spatial_dims = {d for d in x.hw if d is not None}
+    if dims == spatial_dims or (dims >= spatial_dims and dims <= spatial_dims | {d for d in x.hw if d is None}):
+        return _global(b, name, x, out, note)
+    raise _fail(note, name, f"reduction over dims {sorted(dims)} (only global pooling over the spatial dims "
+                            f"{sorted(spatial_dims)} is supported)")
+
+
+def _raise(exc):
+    raise exc
+
+
+def op_norm(b, name, x, affine: bool, note):
+    kind = "bn" if affine else "identity"
+    node = b.emit(name, kind, [x.node], x.spatial, note)
+    return Val(node, x.meta, x.hw, x.chans)
+
+
+def _per_channel_norm(params: tuple):
+    """F.batch_norm / group_norm / instance_norm: a bn node when affine, else identity."""
+    def op(b, name, args, kwargs, out, note):
+        a = _bind(args, kwargs, params, {"weight": None})
+        x = _val_of(a["input"], note, name)
+        return op_norm(b, name, x, a["weight"] is not None, note)
+    return op
+
+
+op_batch_norm = _per_channel_norm(("input", "running_mean", "running_var", "weight", "bias"))
+op_group_norm = _per_channel_norm(("input", "num_groups", "weight", "bias"))
+op_instance_norm = _per_channel_norm(("input", "running_mean", "running_var", "weight", "bias"))
+
+
+def op_layer_norm(b, name, args, kwargs, out, note):
+    a = _bind(args, kwargs, ("input", "normalized_shape", "weight", "bias"), {"weight": None})
+    x = _val_of(a["input"], note, name)
+    shape = a["normalized_shape"]
+    count = 1 if isinstance(shape, int) else len(shape)
+    dims = set(range(x.meta.dim() - count, x.meta.dim()))
+    if x.spatial and not dims <= set(x.chans):
+        raise _fail(note, name, "LayerNorm over spatial dims (only over channels, as LayerNorm2d or "
+                                "channels-last, is supported)")
+    return op_norm(b, name, x, a["weight"] is not None, note)
+
+
+def op_pass(kind):
+    """Element-wise ops with one input: activations ('relu'), dropout/identity ('identity')."""
+    def op(b, name, args, kwargs, out, note):
+        x = args[0] if args else kwargs.get("input")
+        x = _val_of(x, note, name)
+        if isinstance(out, torch.Tensor) and out.shape != x.meta.shape:
+            raise _fail(note, name, f"it changes the shape {tuple(x.meta.shape)} -> {tuple(out.shape)}")
+        node = b.per_channel(b.emit(name, kind, [x.node], x.spatial, note), x)
+        return Val(node, out, x.hw, x.chans)
+    return op
+
+
+def op_softmax(b, name, args, kwargs, out, note):
+    a = _bind(args, kwargs, ("input", "dim"), {"dim": None})
+    x = _val_of(a["input"], note, name)
+    if x.spatial and a["dim"] is not None and (a["dim"] % x.meta.dim()) not in x.chans:
+        raise _fail(note, name, "softmax over a spatial dim (each unit would see the whole map)")
+    node = b.emit(name, "relu", [x.node], x.spatial, note)
+    return Val(node, out, x.hw, x.chans)
+
+
+def op_same(b, name, args, kwargs, out, note):
+    """Layout-preserving no-ops (contiguous, clone, dtype casts): no node."""
+    x = _val_of(args[0] if args else kwargs.get("input", kwargs.get("self")), note, name)
+    if isinstance(out, torch.Tensor) and out.shape != x.meta.shape:
+        raise _fail(note, name, "it changes the shape")
+    return Val(x.node, out, x.hw, x.chans, x.plain)
+
+
+def op_linear(b, name, args, kwargs, out, note):
+    a = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
+    x = _val_of(a["input"], note, name)
+    weight = a["weight"]
+    if isinstance(weight, Val):
+        raise _fail(note, name, "weights computed from the input are not supported")
+    bias = a["bias"] is not None
+    last = x.meta.dim() - 1
+    if x.spatial:  # channels-last Linear on a map (ConvNeXt's pointwise layers): a 1x1 conv
+        if x.chans != (last,):
+            raise _fail(note, name, "Linear over a spatial axis (only over channels, channels-last)")
+        node = b.emit(name, "conv", [x.node], True, note, kernel=1, stride=1, padding=0, dilation=1, groups=1,
+                      out_channels=int(weight.shape[0]), bias=bias)
+        return Val(node, out, x.hw, x.chans)
+    if x.meta.dim() != 2:
+        raise _fail(note, name, f"Linear on a {x.meta.dim()}-D tensor after the spatial part")
+    node = b.emit(name, "linear", [x.node], False, note, out_features=int(weight.shape[0]), bias=bias)
+    return Val(node, out, None, (1,))
+
+
+def _binary(kind_same):
+    """add/sub (kind 'add') and mul/div (kind 'mul'); a constant or number operand changes nothing."""
+    def op(b, name, args, kwargs, out, note):
+        operands = list(args[:2]) + [kwargs[k] for k in ("other",) if k in kwargs]
+        vals = [v for v in operands if isinstance(v, Val)]
+        if not vals:
+            return out
+        if not isinstance(out, torch.Tensor):
+            raise _fail(note, name, "unexpected result")
+        ref = max(vals, key=lambda v: (v.spatial, v.meta.numel()))
+        if out.shape != ref.meta.shape:
+            raise _fail(note, name, f"broadcasting {' and '.join(str(tuple(v.meta.shape)) for v in vals)} "
+                                    "grows the map")
+        unique = list(dict.fromkeys(v.node for v in vals))
+        if len(unique) == 1:
+            # x * x, x + 3, x * scale: nothing spatial changes; keep the value, no node
+            return Val(ref.node, out, ref.hw, ref.chans)
+        for v in vals:
+            if v is not ref and v.meta.shape != ref.meta.shape:
+                if v.spatial and ref.spatial and v.hw is not None and \
+                        [v.meta.shape[d] for d in v.hw if d is not None] != \
+                        [ref.meta.shape[d] for d in ref.hw if d is not None]:
+                    raise _fail(note, name, "broadcast between maps of different spatial sizes")
+        kind = kind_same
+        shapes = {tuple(v.meta.shape) for v in vals}
+        if len(shapes) > 1:
+            kind = "mul"  # a broadcast gate (SE, CBAM): the graph's mul broadcasts 1x1 maps and 1 channel
+        node = b.emit(name, kind, unique, any(v.spatial for v in vals), note)
+        return Val(node, out, ref.hw, ref.chans)
+    return op
+
+
+def op_cat(b, name, args, kwargs, out, note):
+    a = _bind(args, kwargs, ("tensors", "dim"), {"dim": 0})
+    tensors = a["tensors"]
+    vals = [_val_of(t, note, name) for t in tensors]
+    ref = vals[0]
+    dim = a["dim"] % ref.meta.dim()
+    for v in vals:
+        if (v.hw, v.chans) != (ref.hw, ref.chans) or dim not in v.chans or len(v.chans) != 1:
+            raise _fail(note, name, f"concatenation along dim {a['dim']}, not the channels")
+    node = b.emit(name, "concat", [v.node for v in vals], any(v.spatial for v in vals), note)
+    if all(v.plain for v in vals):
+        b.concat_parts[node] = [(v.node, int(v.meta.shape[dim])) for v in vals]
+    return Val(node, out, ref.hw, ref.chans)
+
+
+def op_split(b, name, args, kwargs, out, note):
+    """chunk / split / tensor_split / unbind along channels: one slice node per piece."""
+    x = _val_of(args[0] if args else kwargs.get("input"), note, name)
+    dim = kwargs.get("dim", None)
+    if dim is None:
+        dim = args[2] if len(args) > 2 else (0 if note not in ("unbind",) else 0)
+    if note == "unbind":
+        dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+    dim = dim % x.meta.dim()
+    if dim not in x.chans or len(x.chans) != 1:
+        raise _fail(note, name, f"splitting along dim {dim}, not the channels")
+    pieces, start = [], 0
+    for i, piece in enumerate(out):
+        size = piece.shape[dim] if piece.dim() == x.meta.dim() else 1
+        if size == 0:
+            raise _fail(note, name, "an empty piece")
+        source, bounds = b.slice_source(x, start, start + size)
+        node = b.emit(f"{name}.{i}", "slice", [source], x.spatial, note, channels=bounds)
+        if piece.dim() == x.meta.dim():
+            pieces.append(Val(node, piece, x.hw, x.chans))
+        else:  # unbind drops the dim
+            pieces.append(_squeezed(x, dim, node, piece))
+        start += size
+    return tuple(pieces)
+
+
+def _squeezed(x: Val, dim: int, node: str, meta) -> Val:
+    def shift(d):
+        return None if d is None else d - (d > dim)
+    hw = None if x.hw is None else tuple(shift(d) for d in x.hw)
+    chans = tuple(shift(d) for d in x.chans if d != dim)
+    return Val(node, meta, hw, chans)
+
+
+def op_getitem(b, name, args, kwargs, out, note):
+    x, index = args[0], args[1]
+    if isinstance(x, (tuple, list)):
+        return x[index]
+    x = _val_of(x, "indexing", name)
+    if not isinstance(index, tuple):
+        index = (index,)
+    if any(i is Ellipsis for i in index):
+        at = [i is Ellipsis for i in index].index(True)
+        fill = x.meta.dim() - (len(index) - 1 - sum(i is None for i in index))
+        index = index[:at] + (slice(None),) * fill + index[at + 1:]
+    if any(i is None or isinstance(i, (torch.Tensor, Val, list, bool)) for i in index):
+        raise _fail("indexing", name, "only slices along channels (or plain spatial strides) are supported")
+    index = index + (slice(None),) * (x.meta.dim() - len(index))
+    cur_val = x
+    for dim, item in enumerate(index):
+        full = isinstance(item, slice) and item == slice(None)
+        if full:
+            continue
+        size = x.meta.shape[dim]
+        if dim == 0:
+            raise _fail("indexing", name, "indexing the batch dim")
+        if dim in x.chans and len(x.chans) == 1 and (isinstance(item, int) or item.step in (None, 1)):
+            start, stop = (item % size, item % size + 1) if isinstance(item, int) else item.indices(size)[:2]
+            if stop <= start:
+                raise _fail("indexing", name, "an empty channel slice")
+            if (start, stop) == (0, size):
+                continue
+            source, bounds = b.slice_source(cur_val, start, stop)
+            node = b.emit(name, "slice", [source], x.spatial, "getitem", channels=bounds)
+            cur_val = Val(node, out, x.hw, x.chans)
+            continue
+        if x.hw is not None and dim in x.hw and isinstance(item, slice) and item.start in (None, 0) \
+                and item.stop is None and (item.step or 1) > 1:
+            step = item.step
+            stride = (step, 1) if dim == x.hw[0] else (1, step)
+            node = b.emit(name, "avgpool", [cur_val.node], True, "strided slice", kernel=1,
+                          stride=_field(stride), padding=0)
+            cur_val = Val(node, out, x.hw, x.chans)
+            continue
+        raise _fail("indexing", name, f"index {item!r} on dim {dim} (only slices along channels, or "
+                                      "[::s] strides over the whole map, are supported)")
+    if isinstance(index[1], int) or any(isinstance(i, int) for i in index):
+        if out.dim() != x.meta.dim():
+            drop = [d for d, i in enumerate(index) if isinstance(i, int)]
+            if len(drop) == 1 and drop[0] in x.chans and x.chans != (drop[0],):
+                return _squeezed(cur_val, drop[0], cur_val.node, out)
+            if not x.spatial:
+                return Val(cur_val.node, out, None, tuple(range(1, out.dim())))
+            raise _fail("indexing", name, "an integer index that drops the channel dim of a map")
+    return Val(cur_val.node, out, cur_val.hw, cur_val.chans)
+
+
+def op_reshape(b, name, args, kwargs, out, note):
+    """view / reshape / flatten / squeeze / unsqueeze / unflatten: layout only, or a flatten head."""
+    x = _val_of(args[0] if args else kwargs.get("input"), note, name)
+    return _reshaped(b, name, x, out, note)
+
+
+def _reshaped(b, name, x: Val, out, note):
+    s, t = tuple(x.meta.shape), tuple(out.shape)
+    if not x.spatial:
+        if t and t[0] == s[0]:
+            return Val(x.node, out, None, tuple(range(1, len(t))))
+        raise _fail(note, name, f"reshape {s} -> {t} mixes the batch dim")
+    if t == s:
+        return Val(x.node, out, x.hw, x.chans)
+    hw_sizes = [1 if d is None else s[d] for d in x.hw]
+    stride_in = _strides(s)
+    stride_out = _strides(t)
+
+    def find(d):
+        """The output dim that is input dim d unchanged (same size and contiguous stride), else None."""
+        for j in range(len(t)):
+            if t[j] == s[d] and stride_out[j] == stride_in[d]:
+                return j
+        return None
+
+    batch_ok = len(t) >= 1 and t[0] == s[0] and stride_out[0] == stride_in[0]
+    new_hw = tuple(None if d is None else find(d) for d in x.hw)
+    keeps = batch_ok and all((d is None) == (j is None) for d, j in zip(x.hw, new_hw)) and \
+        all(s[d] > 1 for d in x.hw if d is not None)
+    if keeps:
+        chans = tuple(j for j in range(1, len(t)) if j not in new_hw)
+        return Val(x.node, out, new_hw, chans, x.plain and len(chans) == 1 and len(x.chans) == 1)
+    if hw_sizes == [1, 1] and batch_ok and len(t) >= 2 and t[-2:] == (1, 1) and len(t) in (3, 4):
+        return Val(x.node, out, (None, len(t) - 1) if len(t) == 3 else (len(t) - 2, len(t) - 1), (1,))
+    if batch_ok and len(t) == 2:  # the map becomes a vector: a flatten head
+        node = b.emit(name, "flatten", [x.node], False, note)
+        return Val(node, out, None, (1,))
+    raise _fail(note, name, f"reshape {s} -> {t} mixes spatial and other dims")
+
+
+def _strides(shape):
+    out, acc = [], 1
+    for size in reversed(shape):
+        out.append(acc)
+        acc *= size
+    return list(reversed(out))
+
+
+def op_permute(b, name, args, kwargs, out, note):
+    x = _val_of(args[0] if args else kwargs.get("input"), note, name)
+    nd = x.meta.dim()
+    if note in ("transpose", "swapaxes", "swapdims"):
+        d0 = (args[1] if len(args) > 1 else kwargs.get("dim0")) % nd
+        d1 = (args[2] if len(args) > 2 else kwargs.get("dim1")) % nd
+        perm = list(range(nd))
+        perm[d0], perm[d1] = perm[d1], perm[d0]
+    else:
+        dims = args[1:] if len(args) > 1 else (kwargs.get("dims"),)
+        if len(dims) == 1 and isinstance(dims[0], (list, tuple, torch.Size)):
+            dims = tuple(dims[0])
+        perm = [d % nd for d in dims]
+    if perm[0] != 0:
+        raise _fail(note, name, "permuting the batch dim")
+    where_now = {old: new for new, old in enumerate(perm)}
+    if x.hw is None:
+        return Val(x.node, out, None, tuple(range(1, nd)))
+    hw = tuple(None if d is None else where_now[d] for d in x.hw)
+    chans = tuple(sorted(where_now[d] for d in x.chans))
+    return Val(x.node, out, hw, chans, x.plain and len(chans) == 1)
+
+
+def op_pad(b, name, args, kwargs, out, note):
+    a = _bind(args, kwargs, ("input", "pad", "mode", "value"), {"mode": "constant"})
+    x = _val_of(a["input"], note, name)
+    pad = list(a["pad"])
+    nd = x.meta.dim()
+    if not x.spatial or x.hw[-1] != nd - 1 or (x.hw[0] is not None and x.hw[0] != nd - 2):
+        raise _fail(note, name, "padding a map that is not in NCHW layout")
+    sides = [(0, 0), (0, 0)]
+    sides[1] = (pad[0], pad[1])
+    if len(pad) >= 4:
+        if x.hw[0] is None and any(pad[2:]):
+            raise _fail(note, name, "padding channels")
+        if x.hw[0] is not None:
+            sides[0] = (pad[2], pad[3])
+    if any(pad[4:]) or (x.hw[0] is None and any(pad[2:])):
+        raise _fail(note, name, "padding the channel or batch dims")
+    if min(sides[0] + sides[1]) < 0:
+        raise _fail(note, name, "negative padding (cropping)")
+    node = b.per_channel(b.emit(name, "pad", [x.node], True, note, padding=_padding_field(tuple(sides))), x)
+    return _new(b, node, out, True)
+
+
+def op_flatten(b, name, args, kwargs, out, note):
+    x = _val_of(args[0] if args else kwargs.get("input"), note, name)
+    return _reshaped(b, name, x, out, note)
+
+
+_ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "sigmoid",
+                "tanh", "hardswish", "hardsigmoid", "hardtanh", "softplus", "softsign", "tanhshrink",
+                "logsigmoid", "threshold", "rrelu", "clamp", "clip", "clamp_min", "clamp_max", "abs", "neg",
+                "exp", "sqrt", "rsqrt", "square", "erf", "swish", "hard_sigmoid", "hard_swish")
+_DROPOUT = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")
+_SAME = ("contiguous", "clone", "detach", "to", "float", "double", "half", "bfloat16", "type", "type_as",
+         "requires_grad", "cpu", "cuda")
+
+_OPS = {
+    "conv1d": op_conv, "conv2d": op_conv,
+    "max_pool1d": _pool("maxpool"), "max_pool2d": _pool("maxpool"),
+    "max_pool1d_with_indices": _pool("maxpool"), "max_pool2d_with_indices": _pool("maxpool"),
+    "avg_pool1d": _pool("avgpool"), "avg_pool2d": _pool("avgpool"),
+    "adaptive_avg_pool1d": _adaptive("avgpool"), "adaptive_avg_pool2d": _adaptive("avgpool"),
+    "adaptive_max_pool1d": _adaptive("maxpool"), "adaptive_max_pool2d": _adaptive("maxpool"),
+    "adaptive_max_pool2d_with_indices": _adaptive("maxpool"),
+    "mean": _reduce, "sum": _reduce, "amax": _reduce, "nanmean": _reduce,
+    "batch_norm": op_batch_norm, "group_norm": op_group_norm, "instance_norm": op_instance_norm,
+    "layer_norm": op_layer_norm,
+    "softmax": op_softmax, "log_softmax": op_softmax,
+    "linear": op_linear,
+    "add": _binary("add"), "sub": _binary("add"), "subtract": _binary("add"), "rsub": _binary("add"),
+    "radd": _binary("add"),
+    "mul": _binary("mul"), "multiply": _binary("mul"), "rmul": _binary("mul"), "div": _binary("mul"),
+    "divide": _binary("mul"), "truediv": _binary("mul"), "true_divide": _binary("mul"),
+    "rtruediv": _binary("mul"), "rdiv": _binary("mul"), "maximum": _binary("mul"), "minimum": _binary("mul"),
+    "cat": op_cat, "concat": op_cat, "concatenate": op_cat,
+    "chunk": op_split, "split": op_split, "tensor_split": op_split, "unbind": op_split,
+    "split_with_sizes": op_split,
+    "getitem": op_getitem,
+    "view": op_reshape, "reshape": op_reshape, "flatten": op_flatten, "unflatten": op_reshape,
+    "squeeze": op_reshape, "unsqueeze": op_reshape, "view_as": op_reshape, "reshape_as": op_reshape,
+    "permute": op_permute, "transpose": op_permute, "swapaxes": op_permute, "swapdims": op_permute,
+    "pad": op_pad,
+}
+_OPS.update({name: op_pass("relu") for name in _ACTIVATIONS})
+_OPS.update({name: op_pass("identity") for name in _DROPOUT})
+_OPS.update({name: op_same for name in _SAME})
+_ALIASES = {"iadd": "add", "isub": "sub", "imul": "mul", "itruediv": "truediv", "idiv": "div",
+            "concatenate": "cat", "pad_circular": "pad"}
+
+
+def _op_key(name: str) -> str:
+    key = name.strip("_")
+    return _ALIASES.get(key, key)

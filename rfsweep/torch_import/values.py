@@ -1,0 +1,190 @@
+"""What the tracers and the op table share: a recorded tensor (`Val`: its node and which axis holds
+which spatial axis), the node list under construction (`Builder`), refusals (`Unsupported`), and
+small helpers on layouts and op arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import RfsweepError
+
+BATCH = 2  # batch size of the meta tensors: keeps BatchNorm's training-mode checks quiet
+INPUT = "input"
+
+
+@dataclass
+class Val:
+    """A recorded tensor: the graph node that produced it and where its axes are.
+
+    hw: (h_dim or None, w_dim) of a spatial map (None for 1-D signals' H), or
+    None once the map is gone (global pooling, flatten, linear head).
+    chans: the dims that make up channels (several after a shuffle's view).
+    """
+
+    node: str
+    meta: torch.Tensor
+    hw: tuple | None
+    chans: tuple
+    plain: bool = True  # channels in the order `node` produced them (no shuffle since)
+
+    @property
+    def spatial(self) -> bool:
+        return self.hw is not None
+
+
+class Builder:
+    """The node list under construction, with unique readable names."""
+
+    def __init__(self, input_size, in_channels):
+        self.nodes: list[dict] = []
+        self.spatial: dict[str, bool] = {INPUT: True}
+        self.used: set[str] = {INPUT}
+        self.input_size = input_size
+        self.in_channels = in_channels
+        self.concat_parts: dict[str, list] = {}  # concat node -> [(input node, channels)]
+        self.channelwise: dict[str, str] = {}  # pool/relu/identity/pad node -> its input (same channel order)
+        self.by_name: dict[str, dict] = {}
+
+    def slice_source(self, x, start: int, stop: int):
+        """(node, [start, stop)) to slice, narrowed to where those channels come from: a slice inside
+        one part of a concat reads that part, so its RF is that part's, not the union over the concat
+        (exact per channel). Parameter-free per-channel nodes (pools, activations, pads) between the
+        concat and the slice are copied onto the narrowed channels (they add no params or MACs)."""
+        if not x.plain or len(x.chans) != 1:
+            return x.node, [start, stop]
+        return self._narrow(x.node, start, stop, int(x.meta.shape[x.chans[0]]))[:2]
+
+    def _narrow(self, node: str, start: int, stop: int, total: int):
+        """(source, [a, b], source's channel count) with source[a:b] == node[start:stop]."""
+        offset = 0
+        for part, channels in self.concat_parts.get(node, ()):
+            if offset <= start and stop <= offset + channels:
+                return self._narrow(part, start - offset, stop - offset, channels)
+            offset += channels
+        inner = self.channelwise.get(node)
+        if inner is None or (start, stop) == (0, total):
+            return node, [start, stop], total
+        source, bounds, channels = self._narrow(inner, start, stop, total)
+        if source == inner:  # nothing narrower upstream
+            return node, [start, stop], total
+        if bounds != [0, channels]:
+            source = self.emit(f"{source}[{bounds[0]}:{bounds[1]}]", "slice", [source], self.spatial[inner],
+                               "channels of a concat part", channels=bounds)
+        spec = self.by_name[node]
+        fields = {k: v for k, v in spec.items() if k not in ("name", "type", "inputs", "note")}
+        copy = self.emit(f"{node}[{start}:{stop}]", spec["type"], [source], self.spatial[node],
+                         f"{node} on channels {start}:{stop}", **fields)
+        return copy, [0, stop - start], stop - start
+
+    def unique(self, name: str) -> str:
+        name = name or "op"
+        if name not in self.used:
+            self.used.add(name)
+            return name
+        i = 1
+        while f"{name}_{i}" in self.used:
+            i += 1
+        self.used.add(f"{name}_{i}")
+        return f"{name}_{i}"
+
+    def emit(self, name: str, kind: str, inputs, spatial: bool, note: str | None = None, **fields) -> str:
+        name = self.unique(name)
+        node = {"name": name, "type": kind, "inputs": list(inputs), **fields}
+        if note:
+            node["note"] = note
+        self.nodes.append(node)
+        self.by_name[name] = node
+        self.spatial[name] = spatial
+        return name
+
+    def per_channel(self, node: str, x) -> str:
+        """Record that `node` maps each channel of `x` alone, in order (see slice_source)."""
+        if x.plain and len(x.chans) == 1:
+            self.channelwise[node] = x.node
+        return node
+
+
+class Unsupported(RfsweepError):
+    """An op or module the importer cannot map (bad input: exit 2)."""
+
+
+def _fail(what: str, where: str, why: str = "") -> Unsupported:
+    tail = f": {why}" if why else ""
+    return Unsupported(f"cannot import {what} at {where!r}{tail}")
+
+
+# ------------------------------------------------------------------ helpers on layouts and numbers
+
+def _std_layout(meta: torch.Tensor, spatial: bool) -> tuple:
+    """(hw, chans) of a freshly computed NC[H]W tensor."""
+    if not spatial:
+        return None, tuple(range(1, meta.dim()))
+    if meta.dim() == 4:
+        return (2, 3), (1,)
+    if meta.dim() == 3:
+        return (None, 2), (1,)
+    raise RfsweepError(f"expected a 3-D or 4-D feature map, got shape {tuple(meta.shape)}")
+
+
+def _new(b: Builder, node: str, meta, spatial: bool) -> Val:
+    hw, chans = _std_layout(meta, spatial)
+    return Val(node, meta, hw, chans)
+
+
+def _hw(value, one_d: bool, neutral: int):
+    """(h, w) from an int or pair; on a 1-D signal H takes the neutral value."""
+    if isinstance(value, (list, tuple)):
+        vals = [int(v) for v in value]
+        if len(vals) == 1:
+            vals = vals * (1 if one_d else 2)
+        if one_d:
+            return (neutral, vals[-1])
+        return (vals[0], vals[1])
+    return (neutral, int(value)) if one_d else (int(value), int(value))
+
+
+def _field(pair):
+    """One int when both axes agree, else [h, w] (the graph's per-axis form)."""
+    return pair[0] if pair[0] == pair[1] else [pair[0], pair[1]]
+
+
+def _padding_field(pads):
+    """((top, bottom), (left, right)) -> int, [h, w] or per-side pairs."""
+    (t, bo), (le, r) = pads
+    if t == bo and le == r:
+        return _field((t, le))
+    return [[t, bo], [le, r]]
+
+
+def _bind(args, kwargs, names, defaults=None):
+    """Positional + keyword arguments of a functional op as a dict (builtins have no signature)."""
+    out = dict(defaults or {})
+    for name, value in zip(names, args):
+        out[name] = value
+    out.update(kwargs)
+    return out
+
+
+def _dims(dim, ndim):
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, int):
+        dim = (dim,)
+    return tuple(d % ndim for d in dim)
+
+
+def _val_of(x, what, where) -> Val:
+    if not isinstance(x, Val):
+        raise _fail(what, where, "its input is not computed from the network's input")
+    return x
+
+
+def _check_std(x: Val, what: str, where: str):
+    """Convolutions and pools need a plain NCHW (or NCL) map."""
+    nd = x.meta.dim()
+    want = ((2, 3), (1,)) if nd == 4 else ((None, 2), (1,)) if nd == 3 else None
+    if x.hw is not None and (x.hw, x.chans) != want:
+        raise _fail(what, where, "its input is not in NCHW layout")

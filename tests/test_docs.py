@@ -254,7 +254,8 @@ def test_bare_commands_come_after_the_readme_says_to_activate():
 
 
 def test_one_install_style_everywhere():
-    for text in (p.read_text() for p in PAGES):
+    sources = [*PAGES, *(ROOT / "rfsweep").rglob("*.py")]  # docs and every message the code prints
+    for text in (p.read_text() for p in sources):
         assert not re.search(r"pip install ['\"]?rfsweep\[", text), "use pip install -e \".[extra]\""
         assert "rfsweep[plot]" not in text and "rfsweep[torch]" not in text and "rfsweep[dask]" not in text
 

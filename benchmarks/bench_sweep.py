@@ -25,7 +25,8 @@ import time
 import numba
 import numpy as np
 
-from rfsweep.engines import Buffers, Evaluator, chunks, write_range
+from rfsweep.chain_sweep import Buffers, Evaluator
+from rfsweep.engines import chunks, write_range
 from rfsweep.grid import GridSpec
 from rfsweep.kernel import sweep_range
 

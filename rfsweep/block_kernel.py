@@ -27,6 +27,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import arithmetic
+# block codes and the fields of the choice table T[field, stage, digit]
+from .block_fields import (BASIC, BOTTLENECK, CONV, DWSEP, F_BLOCK, F_DILATION, F_EXPANSION,
+                           F_GROUPS, F_KERNEL, F_REPEATS, F_STRIDE, F_VALID, F_WIDTH, MBCONV)
 from .jit import compile_module
 from .odometer import skip_prefix
 
@@ -36,9 +39,6 @@ from .arithmetic import conv_weights, erf_ratio, grow_erf_var, out_size  # noqa:
 OK = 0
 INVALID = 1
 PRUNED = 2
-# block codes (blocks.BLOCKS) and fields of the choice table T[field, stage, digit]
-CONV, BASIC, BOTTLENECK, DWSEP, MBCONV = 0, 1, 2, 3, 4
-F_BLOCK, F_REPEATS, F_KERNEL, F_STRIDE, F_DILATION, F_WIDTH, F_EXPANSION, F_GROUPS, F_VALID = range(9)
 # the state after a stage, S[field, stage]: ints; the ERF variance lives in a float array
 S_N, S_C, S_RF, S_RFMIN, S_JUMP, S_PARAMS, S_MACS, S_DEPTH, S_UNPROD = range(9)
 

@@ -1,7 +1,7 @@
-"""Block-space sweeps: the kernel's columns as Arrow tables, for the shared writer loop.
+"""Block-space rows: their Arrow schema, and the evaluator running `block_kernel.py` over id ranges.
 
 `BlockEvaluator` is what `engines.write_range` asks a spec for
-(`spec.evaluator(threads)`): it owns the choice table and turns one id range
+(`BlockSpec.evaluator(threads)`): it owns the choice table and turns one id range
 (or, with --sample, one range of positions in the sorted sample) into an
 Arrow table that views reusable buffers. Everything else -- the writer
 thread, row-group gathering, atomic rename, shards, partitions, Dask -- is
@@ -10,6 +10,10 @@ the chain sweep's machinery, unchanged.
 Column types come from a small fixed set (uint32 or uint64 totals, uint16
 or uint32 stage fields), so the kernel compiles for a handful of signatures,
 not one per spec.
+
+This module knows the spec only through the attributes it reads
+(`blocks.BlockSpec`'s stages, bounds, choice table, stem and sample), so the
+spec module imports it lazily without a circle.
 """
 
 from __future__ import annotations
@@ -18,38 +22,18 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from .block_kernel import F_VALID, sweep_blocks, sweep_blocks_serial
-from .blocks import BLOCKS, STAGE_COLUMNS, TABLE_FIELDS, BlockSpec
-from .engines import PARALLEL_MIN_IDS, Counts
+from .block_fields import BLOCKS, STAGE_COLUMNS, STAGE_FIELDS, TABLE_FIELDS
+from .block_kernel import sweep_blocks, sweep_blocks_serial
 from .errors import RfsweepError
+from .space import PARALLEL_MIN_IDS, Counts
 
 INT64_MAX = np.iinfo(np.int64).max
 TOTALS = ("config_id", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops",
           "erf_std", "erf_ratio", "depth", "unproductive")
-STAGE_FIELDS = STAGE_COLUMNS + ("groups",)
 BLOCK_DICTIONARY = pa.array(BLOCKS, pa.string())
-CONVENTIONS = {
-    "coordinates": "0-indexed input pixel centres (Distill 2019, google receptive_field)",
-    "macs": "one multiply-accumulate = 1; bias adds not counted (as fvcore, ptflops, thop); BatchNorm 0 MACs",
-    "flops": "2 * macs (as torch.utils.flop_counter, calflops)",
-    "params": "convs without bias, BatchNorm after every conv (2 * channels); no classifier head",
-    "rf": "union of the paths' intervals (shortcuts are paths); blocks keep every path centred",
-    "erf_std": "std (px) of the effective RF with uniform weights, no nonlinearity; an add mixes its "
-               "inputs' ERFs with equal weights (rfsweep.analyze of the row's graph)",
-    "erf_ratio": "erf_std / std of a uniform window as wide as the RF",
-    "depth": "conv layers on the longest path, stem included",
-    "unproductive": "conv layers whose rf_min (narrowest path) exceeds the input size (Richter et al. 2021)",
-    "config_id": "mixed-radix position in the space; stage 1 most significant; per stage block, repeats, "
-                 "kernel, stride, dilation, width, expansion, groups (fastest)",
-    "ignored": "s{i}_expansion is 1 for conv/basic/dwsep blocks and s{i}_groups 1 for dwsep/mbconv; the "
-               "other positions of an ignored list are invalid ids",
-    "blocks": "torchvision: basic = BasicBlock, bottleneck = Bottleneck v1.5 (inner width = width / "
-              "expansion), dwsep = MobileNet v1 depthwise + pointwise, mbconv = MobileNet v2 "
-              "InvertedResidual; 1x1 stride-s projection + BN where stride or width change",
-}
 
 
-def column_dtypes(spec: BlockSpec) -> dict[str, np.dtype]:
+def column_dtypes(spec) -> dict[str, np.dtype]:
     """numpy dtype of every column (a few fixed choices, so few kernel compilations)."""
     bounds = spec.bounds()
     small = np.dtype(np.uint32)
@@ -68,12 +52,12 @@ def column_dtypes(spec: BlockSpec) -> dict[str, np.dtype]:
     return dtypes
 
 
-def stage_fields(spec: BlockSpec) -> tuple[str, ...]:
+def stage_fields(spec) -> tuple[str, ...]:
     """Per-stage columns written: groups only when some stage lists groups or group_width."""
     return STAGE_FIELDS if spec.has_groups else STAGE_COLUMNS
 
 
-def block_schema(spec: BlockSpec) -> pa.Schema:
+def block_schema(spec) -> pa.Schema:
     dtypes = column_dtypes(spec)
     columns = [pa.field(name, pa.from_numpy_dtype(dtypes[name]), nullable=False) for name in TOTALS]
     for i in range(1, spec.stages + 1):
@@ -86,7 +70,7 @@ def block_schema(spec: BlockSpec) -> pa.Schema:
 class BlockBuffers:
     """Preallocated kernel outputs for one chunk (reused, never regrown)."""
 
-    def __init__(self, spec: BlockSpec, capacity: int):
+    def __init__(self, spec, capacity: int):
         dtypes = column_dtypes(spec)
         self.totals = {name: np.empty(capacity, dtypes[name]) for name in TOTALS}
         self.stages = {name: np.empty((spec.stages, capacity), dtypes[name]) for name in STAGE_FIELDS}
@@ -99,7 +83,7 @@ def _or_max(limit):
 class BlockEvaluator:
     """Evaluate id ranges of a block space into Arrow tables (the engines.write_range hook)."""
 
-    def __init__(self, spec: BlockSpec, threads: int | None = None):
+    def __init__(self, spec, threads: int | None = None):
         if spec.grid_total >= 2**63:
             raise RfsweepError(f"the space has {spec.grid_total:,} networks, more than config_id's 64 bits "
                                "hold; use fewer choices or stages")
@@ -108,7 +92,6 @@ class BlockEvaluator:
         self.threads = threads or numba.config.NUMBA_NUM_THREADS
         table = spec.choice_table()
         self.table = np.ascontiguousarray(np.stack([table[name] for name in TABLE_FIELDS]))
-        assert TABLE_FIELDS.index("valid") == F_VALID
         self.radix = np.array(spec.radices, np.int64)
         stem = spec.stem_state()
         self.stem = np.array([stem.size, stem.channels, stem.rf, stem.rf, stem.jump, stem.params, stem.macs,
@@ -123,6 +106,9 @@ class BlockEvaluator:
         self.ids = (np.zeros(1, np.int64) if sample is None else sample.astype(np.int64))
         self.use_ids = sample is not None
         self.fields = stage_fields(spec)
+
+    def warm_up(self, parallel: bool = True) -> None:
+        """Nothing: the block kernel loads (or compiles) on the first chunk."""
 
     def new_buffers(self, capacity: int) -> BlockBuffers:
         return BlockBuffers(self.spec, capacity)
@@ -155,21 +141,3 @@ class BlockEvaluator:
                 values = pa.array(buffers.stages[name][i, start:end])
                 arrays.append(pa.DictionaryArray.from_arrays(values, BLOCK_DICTIONARY) if name == "block" else values)
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-
-
-def estimate(spec: BlockSpec) -> dict:
-    """Rough run time (s) and output size (bytes), for --dry-run and the size line."""
-    from .sweep import STACKS_PER_SECOND
-    return {"stacks": spec.total, "seconds": spec.total / STACKS_PER_SECOND,
-            "bytes": spec.total * (4.0 + 1.5 * spec.stages)}
-
-
-def graph_of(path, config_id: int) -> dict:
-    """The graph of one row of a block-space sweep file or directory (for `rfsweep show`)."""
-    from .blocks import block_graph
-    from .distributed import spec_of_output
-
-    spec = spec_of_output(path)
-    if not isinstance(spec, BlockSpec):
-        raise RfsweepError(f"{path} is a chain sweep, not a block space")
-    return block_graph(spec, config_id)

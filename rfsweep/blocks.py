@@ -14,6 +14,11 @@ other positions are invalid and counted, like a pool's dilation in the
 chain sweep. `block_graph` builds a row's network as a graph (contract
 section 6) for `rfsweep.analyze`: that is what `rfsweep show` explains and
 what the tests check the kernel against.
+
+BlockSpec implements `space.Space` and registers as kind "blocks", marked by
+the `stage` key. Its rows are written by `block_sweep` (schema, evaluator
+over `block_kernel.py`), imported lazily so that parsing a spec stays light;
+the names all three share live in `block_fields.py`.
 """
 
 from __future__ import annotations
@@ -26,24 +31,39 @@ from pathlib import Path
 import numpy as np
 
 from . import arithmetic
+from .block_fields import (BASIC, BLOCKS, BOTTLENECK, CONV, DIGIT_KEYS, DWSEP, EXPANSION_APPLIES,  # noqa: F401
+                           GROUPS_APPLY, MBCONV, STAGE_COLUMNS, TABLE_FIELDS)
 from .errors import RfsweepError, read_user_file
-from .grid import _positive_or_none
 from .layers import MAX_FIELD, load_stack
+from .space import LIMIT_KEYS, limit_or_none, register
 
-BLOCKS = ("conv", "basic", "bottleneck", "dwsep", "mbconv")
-CONV, BASIC, BOTTLENECK, DWSEP, MBCONV = range(5)
-EXPANSION_APPLIES = (BOTTLENECK, MBCONV)
-GROUPS_APPLY = (CONV, BASIC, BOTTLENECK)
-DIGIT_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups")
 STAGE_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "group_width")
 STAGE_DEFAULTS = dict(repeats=[1], kernel=[3], stride=[1], dilation=[1], expansion=[1])
-STAGE_COLUMNS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion")
 TOP_DEFAULTS = dict(stem="", stage=None, input_size=224, in_channels=3, min_rf=None, max_rf=None,
                     max_params=None, max_macs=None, min_out_size=None, sample=None, seed=0)
-LIMIT_KEYS = ("min_rf", "max_rf", "max_params", "max_macs", "min_out_size")
 MAX_STAGES = 16
 INT64_SAFE = 1 << 62
-TABLE_FIELDS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "valid")
+# --dry-run's rough rate (the chain sweep's figure, as before the block kernel was measured)
+NETWORKS_PER_SECOND = 8e6
+CONVENTIONS = {
+    "coordinates": "0-indexed input pixel centres (Distill 2019, google receptive_field)",
+    "macs": "one multiply-accumulate = 1; bias adds not counted (as fvcore, ptflops, thop); BatchNorm 0 MACs",
+    "flops": "2 * macs (as torch.utils.flop_counter, calflops)",
+    "params": "convs without bias, BatchNorm after every conv (2 * channels); no classifier head",
+    "rf": "union of the paths' intervals (shortcuts are paths); blocks keep every path centred",
+    "erf_std": "std (px) of the effective RF with uniform weights, no nonlinearity; an add mixes its "
+               "inputs' ERFs with equal weights (rfsweep.analyze of the row's graph)",
+    "erf_ratio": "erf_std / std of a uniform window as wide as the RF",
+    "depth": "conv layers on the longest path, stem included",
+    "unproductive": "conv layers whose rf_min (narrowest path) exceeds the input size (Richter et al. 2021)",
+    "config_id": "mixed-radix position in the space; stage 1 most significant; per stage block, repeats, "
+                 "kernel, stride, dilation, width, expansion, groups (fastest)",
+    "ignored": "s{i}_expansion is 1 for conv/basic/dwsep blocks and s{i}_groups 1 for dwsep/mbconv; the "
+               "other positions of an ignored list are invalid ids",
+    "blocks": "torchvision: basic = BasicBlock, bottleneck = Bottleneck v1.5 (inner width = width / "
+              "expansion), dwsep = MobileNet v1 depthwise + pointwise, mbconv = MobileNet v2 "
+              "InvertedResidual; 1x1 stride-s projection + BN where stride or width change",
+}
 
 
 def _python(func):
@@ -126,9 +146,14 @@ class StemState:
     unproductive: int
 
 
+@register
 @dataclass(frozen=True)
 class BlockSpec:
-    """A validated block/stage design space (see the module docstring and docs/blocks.md)."""
+    """A validated block/stage design space (see the module docstring and docs/blocks.md); a `space.Space`."""
+
+    kind = "blocks"
+    marker = "stage"  # [[stage]] tables
+    unit = "networks"
 
     stem: str
     stage: tuple
@@ -168,7 +193,7 @@ class BlockSpec:
                 raise RfsweepError(f"{key}: expected an integer in 1..{MAX_FIELD}, got {value!r}")
             spec[key] = value
         for key in LIMIT_KEYS:
-            spec[key] = _positive_or_none(merged[key], key)
+            spec[key] = limit_or_none(merged[key], key)
         sample, seed = merged["sample"], merged["seed"]
         if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1):
             raise RfsweepError(f"sample: expected an integer >= 1, got {sample!r}")
@@ -181,6 +206,11 @@ class BlockSpec:
         if sample is not None and sample > built.grid_total:
             raise RfsweepError(f"sample: {sample:,} is more than the {built.grid_total:,} networks of the space")
         return built
+
+    @classmethod
+    def from_toml(cls, values: dict, overrides: dict | None = None, path=None) -> "BlockSpec":
+        """A BlockSpec from TOML values plus flag overrides (flags win)."""
+        return load_block_spec(values, overrides, path)
 
     def to_dict(self) -> dict:
         """Every key, normalised: what the Parquet metadata stores (and `build` reads back)."""
@@ -402,18 +432,31 @@ class BlockSpec:
             raise RfsweepError("spec: params/MACs/FLOPs could exceed 64-bit integers "
                                "(widths, expansion, repeats or input_size too large)")
 
-    # ------------------------------------------------------------ output
+    # ------------------------------------------------------------ the Space interface
+
+    def schema(self):
+        """The Arrow schema of the rows (block_sweep.block_schema)."""
+        from .block_sweep import block_schema
+        return block_schema(self)
 
     def evaluator(self, threads: int | None = None):
-        """The engines hook: an evaluator running the block kernel (see block_sweep)."""
+        """The block kernel over id ranges (block_sweep.BlockEvaluator), for engines.write_range."""
         from .block_sweep import BlockEvaluator
         return BlockEvaluator(self, threads)
 
     @property
     def conventions(self) -> dict:
         """What the Parquet metadata says about the columns (writer.sweep_metadata reads it)."""
-        from .block_sweep import CONVENTIONS
         return CONVENTIONS
+
+    def estimate(self) -> dict:
+        """Rough run time (s) and output size (bytes), for --dry-run and the size line."""
+        return {"stacks": self.total, "seconds": self.total / NETWORKS_PER_SECOND,
+                "bytes": self.total * (4.0 + 1.5 * self.stages)}
+
+    def network(self, config_id: int) -> dict:
+        """The graph of one row (block_graph), for show and measure."""
+        return block_graph(self, config_id)
 
     def summary(self) -> str:
         """One line for --dry-run and the progress header."""

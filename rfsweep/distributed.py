@@ -1,4 +1,7 @@
-"""Sharded and distributed sweeps: one grid split into id ranges, one Parquet part each.
+"""Sharded and distributed sweeps: one space split into id ranges, one Parquet part each.
+
+Any space (`space.Space`) runs here; a stored spec is rebuilt with
+`space.spec_from_dict`, so workers never need to know which kind it is.
 
 An OUT_DIR dataset (contract section 4: "a directory of Parquet files") holds
 
@@ -48,9 +51,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .engines import CHUNK_IDS, Counts, write_range
+from .engines import CHUNK_IDS, write_range
 from .errors import RfsweepError
-from .grid import GridSpec, spec_from_dict
+from .space import Counts, Space, spec_from_dict
 
 MANIFEST = "_rfsweep.json"
 MAX_PARTITIONS = 99_999  # five digits in part names
@@ -66,7 +69,7 @@ Progress = Callable[[int], None]
 
 # ---------------------------------------------------------------- partitions
 
-def partition_bounds(spec: GridSpec, partitions: int) -> list[tuple[int, int]]:
+def partition_bounds(spec: Space, partitions: int) -> list[tuple[int, int]]:
     """N contiguous id ranges [lo, hi) covering [0, spec.total): lo_i = total * i // N.
 
     Deterministic (depends on the total and N only); sizes differ by at most
@@ -77,7 +80,7 @@ def partition_bounds(spec: GridSpec, partitions: int) -> list[tuple[int, int]]:
     return [(total * i // partitions, total * (i + 1) // partitions) for i in range(partitions)]
 
 
-def default_partitions(spec: GridSpec) -> int:
+def default_partitions(spec: Space) -> int:
     """Partition count for a grid: ~50M ids per part, between 1 and 4096.
 
     Small grids get fewer (one per million ids, at most 8) so that per-task
@@ -120,7 +123,7 @@ def _check_shard(index: int, count: int) -> None:
 
 # ---------------------------------------------------------------- directory checks
 
-def _spec_json(spec: GridSpec) -> dict:
+def _spec_json(spec: Space) -> dict:
     """The spec as it reads back from JSON metadata (for equality tests)."""
     return json.loads(json.dumps(spec.to_dict()))
 
@@ -192,7 +195,7 @@ def _read_footer(path: Path) -> tuple[dict, int] | None:
         return None
 
 
-def check_part(path: Path | str, spec: GridSpec, index: int, count: int,
+def check_part(path: Path | str, spec: Space, index: int, count: int,
                _spec_json_cache: dict | None = None) -> Counts | None:
     """The counts of a complete, valid part i of N of `spec`; None if it must be (re)computed.
 
@@ -225,7 +228,7 @@ def check_part(path: Path | str, spec: GridSpec, index: int, count: int,
     return counts
 
 
-def partition_bounds_one(spec: GridSpec, index: int, count: int) -> tuple[int, int]:
+def partition_bounds_one(spec: Space, index: int, count: int) -> tuple[int, int]:
     """partition_bounds(spec, count)[index] without building the whole list."""
     _check_shard(index, count)
     total = spec.total
@@ -277,8 +280,9 @@ def is_complete(out_dir: Path | str, verify: bool = False) -> bool:
     return True
 
 
-def spec_of_output(path: Path | str) -> GridSpec:
-    """The GridSpec of a sweep output: a Parquet file, or a complete OUT_DIR (its manifest)."""
+def spec_of_output(path: Path | str) -> Space:
+    """The space of a sweep output (a GridSpec, a BlockSpec, ...): a Parquet file, or a complete
+    OUT_DIR (its manifest)."""
     path = Path(path)
     if path.is_dir():
         spec = read_manifest(path)["spec"]
@@ -291,7 +295,7 @@ def spec_of_output(path: Path | str) -> GridSpec:
         raise RfsweepError(f"{path}: rfsweep metadata has no usable spec") from None
 
 
-def _write_manifest(out_dir: Path, spec: GridSpec, count: int, parts: dict[int, Counts]) -> Counts:
+def _write_manifest(out_dir: Path, spec: Space, count: int, parts: dict[int, Counts]) -> Counts:
     """Write `_rfsweep.json` atomically (tmp + os.replace); same inputs, same bytes."""
     totals = Counts()
     for i in range(count):
@@ -326,7 +330,7 @@ def _load_manifest_if_any(out_dir: Path, spec_json: dict) -> dict | None:
     return manifest
 
 
-def _check_parts(out_dir: Path, spec: GridSpec, count: int, spec_json: dict,
+def _check_parts(out_dir: Path, spec: Space, count: int, spec_json: dict,
                  indices: list[int] | None = None) -> dict[int, Counts | None]:
     """check_part for many parts (footer reads in a few threads: shared filesystems are slow)."""
     indices = list(range(count)) if indices is None else indices
@@ -367,7 +371,7 @@ class ShardResult:
     complete: bool  # all N parts are present and valid; the manifest is written
 
 
-def run_shard(spec: GridSpec, out_dir: Path | str, index: int, count: int, *, threads: int | None = None,
+def run_shard(spec: Space, out_dir: Path | str, index: int, count: int, *, threads: int | None = None,
               chunk_ids: int = CHUNK_IDS, progress: Progress | None = None, force: bool = False) -> ShardResult:
     """Compute partition `index` (0-based) of `count` into OUT_DIR/part-IIIII-of-NNNNN.parquet.
 
@@ -407,7 +411,7 @@ def run_shard(spec: GridSpec, out_dir: Path | str, index: int, count: int, *, th
     return ShardResult(index, count, path, counts, skipped, complete)
 
 
-def _finish_if_complete(out_dir: Path, spec: GridSpec, count: int, spec_json: dict) -> bool:
+def _finish_if_complete(out_dir: Path, spec: Space, count: int, spec_json: dict) -> bool:
     """Write the manifest if all parts are present and valid (cheap listdir check first)."""
     names = set(os.listdir(out_dir))
     if not all(part_name(i, count) in names for i in range(count)):
@@ -466,7 +470,7 @@ def local_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def run_dask(spec: GridSpec, out_dir: Path | str, partitions: int | None = None, scheduler=None, *,
+def run_dask(spec: Space, out_dir: Path | str, partitions: int | None = None, scheduler=None, *,
              threads: int | None = None, progress: Progress | None = None, retries: int = 2,
              chunk_ids: int = CHUNK_IDS, n_workers: int | None = None,
              _task: Callable | None = None) -> Counts:
@@ -497,7 +501,7 @@ def run_dask(spec: GridSpec, out_dir: Path | str, partitions: int | None = None,
     return _run_partitions(spec, out_dir, partitions, progress, execute)
 
 
-def run_local_parts(spec: GridSpec, out_dir: Path | str, partitions: int | None = None, *,
+def run_local_parts(spec: Space, out_dir: Path | str, partitions: int | None = None, *,
                     workers: int | None = None, chunk_ids: int = CHUNK_IDS,
                     progress: Progress | None = None) -> Counts:
     """The local engine writing OUT_DIR: `workers` partitions at once, one core each.
@@ -525,7 +529,7 @@ def run_local_parts(spec: GridSpec, out_dir: Path | str, partitions: int | None 
     return _run_partitions(spec, out_dir, partitions, progress, execute)
 
 
-def _run_partitions(spec: GridSpec, out_dir: Path | str, partitions: int | None, progress: Progress | None,
+def _run_partitions(spec: Space, out_dir: Path | str, partitions: int | None, progress: Progress | None,
                     execute: Callable) -> Counts:
     """Plan (count, bounds, parts to keep), run the missing ones with `execute`, write the manifest."""
     out_dir = Path(out_dir)

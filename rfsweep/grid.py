@@ -1,24 +1,34 @@
-"""The sweep's design space: GridSpec (flags + TOML), choice tables and config_id.
+"""The chain grid, the default design space: GridSpec (flags + TOML), choice tables and config_id.
+
+GridSpec implements `space.Space` and registers as kind "chain" (no marker
+key: any spec without another space's marker is a chain grid). Its rows are
+written by `chain_sweep` (schema, evaluator over `kernel.py`), imported
+lazily so that parsing a spec stays light.
 
 config_id (contract section 4) is the stack's 0-based position in the full
 grid: depth-major, then a mixed-radix number whose most significant digit is
 layer 1. A layer's digit enumerates its choices with `types` slowest, then
 kernel, stride, dilation, padding, and channels fastest. Nothing here ever
 materialises the grid: only the per-layer choice table (R rows) exists.
+
+`load_spec` and `spec_from_dict` are the registry's (`space.py`), kept here
+under their old names.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .arithmetic import LAYER_TYPES
-from .errors import RfsweepError, read_user_file
-from .layers import MAX_FIELD
+from .errors import RfsweepError
+from .layers import MAX_FIELD, Stack, build_stack
+from .space import LIMIT_KEYS, limit_or_none, load_spec, register, spec_from_dict
+
+__all__ = ["DEFAULTS", "LIST_KEYS", "GridSpec", "load_spec", "parse_int_list", "spec_from_dict"]
 
 DEFAULTS = dict(
     depth=[1, 2, 3, 4], types=["conv"], kernel=[1, 3, 5, 7], stride=[1, 2], dilation=[1, 2],
@@ -27,9 +37,23 @@ DEFAULTS = dict(
 )
 LIST_KEYS = ("depth", "types", "kernel", "stride", "dilation", "padding", "channels")
 INT_KEYS = ("input_size", "in_channels")
-LIMIT_KEYS = ("min_rf", "max_rf", "max_params", "max_macs", "min_out_size")
 MAX_DEPTH = 32
 INT64_SAFE = 1 << 62
+# measured end to end on the 2-core reference machine (benchmarks/README.md)
+STACKS_PER_SECOND = 8e6
+# zstd Parquet measured 2.1 B/row at depth 4 and 2.6 at depth 5; 0.75 B per layer is an upper bound
+BYTES_PER_LAYER_ROW = 0.75
+CONVENTIONS = {
+    "coordinates": "0-indexed input pixel centres (Distill 2019, google receptive_field)",
+    "macs": "one multiply-accumulate = 1; bias adds not counted (as fvcore, ptflops, thop)",
+    "flops": "2 * macs (as torch.utils.flop_counter, calflops)",
+    "erf_std": "std (px) of the effective RF with uniform weights, no nonlinearity; "
+               "maxpool treated as a uniform window",
+    "erf_ratio": "erf_std / std of a uniform window as wide as the RF (1.0 for one undilated layer)",
+    "config_id": "depth-major mixed-radix position in the full grid; layer 1 most significant; "
+                 "types, kernel, stride, dilation, padding, channels (fastest)",
+    "pools": "l{i}_dilation is 1 and l{i}_channels the incoming channels for pools",
+}
 
 
 def parse_int_list(text, key: str) -> list[int]:
@@ -93,17 +117,20 @@ def _parse_types(value) -> list[str]:
     return out
 
 
-def _positive_or_none(value, key: str):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RfsweepError(f"{key}: expected an integer >= 0, got {value!r}")
-    return value
+def _ranges(values: list[int]) -> str:
+    """[1, 2, 3, 4] -> '1-4'; anything else (or short) as a comma list."""
+    return ",".join(map(str, values)) if len(values) < 4 or values != list(range(values[0], values[-1] + 1)) \
+        else f"{values[0]}-{values[-1]}"
 
 
+@register
 @dataclass(frozen=True)
 class GridSpec:
-    """A validated, normalised sweep grid (see the contract, section 4)."""
+    """A validated, normalised sweep grid (see the contract, section 4); a `space.Space`."""
+
+    kind = "chain"
+    marker = None  # the default space: a spec with no other space's marker key
+    unit = "stacks"
 
     depth: list[int] = field(default_factory=lambda: list(DEFAULTS["depth"]))
     types: list[str] = field(default_factory=lambda: list(DEFAULTS["types"]))
@@ -160,14 +187,62 @@ class GridSpec:
             raise RfsweepError(f"bias: expected true or false, got {merged['bias']!r}")
         spec["bias"] = merged["bias"]
         for key in LIMIT_KEYS:
-            spec[key] = _positive_or_none(merged[key], key)
+            spec[key] = limit_or_none(merged[key], key)
         grid = cls(**spec)
         grid.check_int64()
         return grid
 
+    @classmethod
+    def from_toml(cls, values: dict, overrides: dict | None = None, path: Path | str | None = None) -> "GridSpec":
+        """A GridSpec from TOML values, with explicit flag values (None: not given) overriding them."""
+        values = dict(values)
+        if path is not None:
+            unknown = sorted(set(values) - set(DEFAULTS))
+            if unknown:
+                raise RfsweepError(f"{path}: unknown key {unknown[0]!r} (allowed: {', '.join(DEFAULTS)})")
+        if any((overrides or {}).get(key) is not None for key in ("sample", "seed")):
+            raise RfsweepError("--sample/--seed need a block spec (a TOML file with [[stage]] tables)")
+        overrides = {k: v for k, v in (overrides or {}).items() if k not in ("sample", "seed")}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.build(values)
+
     def to_dict(self) -> dict:
         """Every key, normalised: what the Parquet metadata stores."""
         return asdict(self)
+
+    # ------------------------------------------------------------ the Space interface
+
+    def schema(self):
+        """The Arrow schema of the rows (chain_sweep.sweep_schema)."""
+        from .chain_sweep import sweep_schema
+        return sweep_schema(self)
+
+    @property
+    def conventions(self) -> dict:
+        """What the Parquet metadata says about the columns."""
+        return CONVENTIONS
+
+    def evaluator(self, threads: int | None = None):
+        """The chain kernel over id ranges (chain_sweep.Evaluator), for engines.write_range."""
+        from .chain_sweep import Evaluator
+        return Evaluator(self, threads)
+
+    def estimate(self) -> dict:
+        """Rough run time (s) and output size (bytes) before starting, for --dry-run and prompts."""
+        return {"stacks": self.total, "seconds": self.total / STACKS_PER_SECOND,
+                "bytes": self.total * BYTES_PER_LAYER_ROW * max(self.depth)}
+
+    def summary(self) -> str:
+        """One line for --dry-run and the run's header."""
+        return f"grid: {self.total:,} stacks (depths {_ranges(self.depth)}, {self.radix} choices per layer)"
+
+    def network(self, config_id: int) -> Stack:
+        """The stack of one config_id (for show, measure, report)."""
+        return build_stack(self.layers_of(config_id), self.input_size, self.in_channels)
+
+    def describe(self, config_id: int) -> str:
+        """The compact string of one row's stack."""
+        return self.network(config_id).compact()
 
     # ------------------------------------------------------------ sizes
 
@@ -294,37 +369,3 @@ class GridSpec:
                 raise RfsweepError(f"config_id {config_id}: a pool at a duplicate position (invalid)")
             layers.append(raw)
         return layers
-
-
-def spec_from_dict(values):
-    """A stored spec (metadata, manifest) back as a GridSpec, or a blocks.BlockSpec if it has stages."""
-    if isinstance(values, dict) and "stage" in values:
-        from .blocks import BlockSpec
-        return BlockSpec.build(values)
-    return GridSpec.build(values)
-
-
-def load_spec(path: Path | str | None = None, overrides: dict | None = None) -> GridSpec:
-    """A GridSpec from an optional TOML file, with explicit flag values overriding it.
-
-    A file with [[stage]] tables is a block space: a blocks.BlockSpec instead.
-    """
-    values: dict = {}
-    if path is not None:
-        text = read_user_file(path, "spec")
-        try:
-            values = tomllib.loads(text)
-        except (ValueError, RecursionError) as exc:  # TOMLDecodeError, over-long ints, deep nesting
-            raise RfsweepError(f"{path}: invalid TOML: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
-        if "stage" in values:  # [[stage]] tables: a block/stage design space
-            from .blocks import load_block_spec
-            return load_block_spec(values, overrides, path)
-        unknown = sorted(set(values) - set(DEFAULTS))
-        if unknown:
-            raise RfsweepError(f"{path}: unknown key {unknown[0]!r} (allowed: {', '.join(DEFAULTS)})")
-    if any((overrides or {}).get(key) is not None for key in ("sample", "seed")):
-        raise RfsweepError("--sample/--seed need a block spec (a TOML file with [[stage]] tables)")
-    overrides = {k: v for k, v in (overrides or {}).items() if k not in ("sample", "seed")}
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return GridSpec.build(values)
-

@@ -1,7 +1,9 @@
-"""The sweep API: `run_sweep` (what `rfsweep sweep` does), `estimate`, `stack_of`.
+"""The sweep API: `run_sweep` (what `rfsweep sweep` does), `estimate`, `network_of`, `stack_of`.
 
-A thin layer over `engines.write_range` that adds a progress bar and timing,
-and the inverse direction: rebuilding one row's stack from a file's spec.
+A thin layer over `engines.write_range` (and `distributed` for directories)
+that adds a progress bar and timing, and the inverse direction: rebuilding
+one row's network from a file's spec. It works on any space through the
+`space.Space` interface and never imports a concrete one.
 """
 
 from __future__ import annotations
@@ -10,22 +12,16 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .engines import Counts, warm_up, write_range
+from .engines import warm_up, write_range
 from .errors import RfsweepError
-from .grid import GridSpec
-from .layers import Stack, build_stack
+from .layers import Stack
+from .space import Counts, Space
 from .writer import check_output_path
 
-# measured end to end on the 2-core reference machine (benchmarks/README.md)
-STACKS_PER_SECOND = 8e6
-# zstd Parquet measured 2.1 B/row at depth 4 and 2.6 at depth 5; 0.75 B per layer is an upper bound
-BYTES_PER_LAYER_ROW = 0.75
 
-
-def estimate(spec: GridSpec) -> dict:
+def estimate(spec: Space) -> dict:
     """Rough run time (s) and output size (bytes) before starting, for --dry-run and prompts."""
-    return {"stacks": spec.total, "seconds": spec.total / STACKS_PER_SECOND,
-            "bytes": spec.total * BYTES_PER_LAYER_ROW * max(spec.depth)}
+    return spec.estimate()
 
 
 def resolve_output(output: Path | str | None, *, engine: str = "local", partitions: int | None = None,
@@ -48,7 +44,7 @@ def resolve_output(output: Path | str | None, *, engine: str = "local", partitio
     return out
 
 
-def run_sweep(spec: GridSpec, out: Path | str, *, threads: int | None = None, chunk_ids: int = 1 << 20,
+def run_sweep(spec: Space, out: Path | str, *, threads: int | None = None, chunk_ids: int = 1 << 20,
               engine: str = "local", partitions: int | None = None, scheduler: str | None = None,
               shard: tuple[int, int] | None = None, show_progress: bool = False,
               on_compile: Callable[[], None] | None = None) -> tuple[Counts, float]:
@@ -84,9 +80,8 @@ def run_sweep(spec: GridSpec, out: Path | str, *, threads: int | None = None, ch
                                                progress=progress)
         return write_range(spec, out, threads=threads, chunk_ids=chunk_ids, progress=progress)
 
-    if isinstance(spec, GridSpec):  # block spaces (blocks.BlockSpec) bring their own kernel
-        # --partitions runs one thread per part: the parallel kernel is never launched
-        warm_up(spec, on_compile, parallel=partitions is None and engine == "local" and threads != 1)
+    # --partitions runs one thread per part: the parallel kernel is never launched
+    warm_up(spec, on_compile, parallel=partitions is None and engine == "local" and threads != 1)
     start = time.perf_counter()
     if not show_progress:
         return run(None), time.perf_counter() - start
@@ -107,9 +102,18 @@ def run_sweep(spec: GridSpec, out: Path | str, *, threads: int | None = None, ch
     return counts, time.perf_counter() - start
 
 
-def stack_of(path: Path | str, config_id: int) -> Stack:
-    """Rebuild the stack of one config_id from the spec stored in a sweep file or directory."""
+def network_of(path: Path | str, config_id: int):
+    """The network of one config_id (a Stack, or a graph dict for graph spaces), rebuilt from the
+    spec stored in a sweep file or directory."""
     from .distributed import spec_of_output
 
-    spec = spec_of_output(path)
-    return build_stack(spec.layers_of(config_id), spec.input_size, spec.in_channels)
+    return spec_of_output(path).network(config_id)
+
+
+def stack_of(path: Path | str, config_id: int) -> Stack:
+    """Rebuild the stack of one config_id from the spec stored in a chain sweep file or directory."""
+    network = network_of(path, config_id)
+    if not isinstance(network, Stack):
+        raise RfsweepError(f"{path}: row {config_id} is a network of blocks, not a stack "
+                           "(rfsweep.sweep.network_of gives its graph)")
+    return network

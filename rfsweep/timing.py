@@ -467,31 +467,24 @@ def _select(dataset, top: int, sort_by: str | None, descending: bool):
 
 
 def _stacks_of_rows(table, metadata: dict | None, path, input_size, in_channels) -> list:
-    """Rebuild each row's network: a chain from the spec in the metadata and config_id, a block
-    space's row as its graph (blocks.block_graph), else from a 'stack' column."""
+    """Rebuild each row's network from the spec in the metadata and config_id (`Space.network`: a
+    chain's stack, a block space's graph), else from a 'stack' column."""
     names = table.schema.names
     spec_dict = (metadata or {}).get("spec")
     if isinstance(spec_dict, dict) and "config_id" in names:
-        from .grid import spec_from_dict
+        from .space import spec_from_dict
 
         spec = spec_from_dict(spec_dict)
-        ids = [int(i) for i in table.column("config_id").to_pylist()]
-        if "stage" in spec_dict:  # a block/stage design space: each row is a network of blocks
-            from .blocks import block_graph
-
-            graphs = []
-            for i in ids:
-                try:
-                    graph = block_graph(spec, i)
-                except RfsweepError as exc:
-                    raise RfsweepError(f"{path}: {exc}") from None
-                graphs.append(as_network({**graph, "name": f"config_id {i}"}, input_size, in_channels))
-            return graphs
-        from .layers import build_stack
-
-        size = input_size or spec.input_size
-        channels = in_channels or spec.in_channels
-        return [as_network(build_stack(spec.layers_of(i), size, channels)) for i in ids]
+        networks = []
+        for i in (int(i) for i in table.column("config_id").to_pylist()):
+            try:
+                network = spec.network(i)
+            except RfsweepError as exc:
+                raise RfsweepError(f"{path}: {exc}") from None
+            if isinstance(network, dict):  # a graph: named by its row (a stack names itself)
+                network = {**network, "name": f"config_id {i}"}
+            networks.append(as_network(network, input_size, in_channels))
+        return networks
     if "stack" in names:
         return [as_network(str(text), input_size, in_channels) for text in table.column("stack").to_pylist()]
     raise RfsweepError(f"{path}: cannot rebuild the stacks: no rfsweep spec metadata with a config_id column, "

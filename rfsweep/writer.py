@@ -1,11 +1,12 @@
-"""Parquet output: the Arrow schema of a sweep, its metadata, and an atomic writer.
+"""Parquet output of any space: write options, the `rfsweep` metadata, and an atomic writer.
 
-Columns are as narrow as the spec allows (uint8 per-layer fields, the
-smallest unsigned type that holds each total's exact upper bound), so files
-stay small and encoding stays fast. The writer streams row groups into a
-temporary file beside OUT and renames it into place only after the footer
-(with the `rfsweep` metadata: spec, version, counts, conventions) is written:
-a failed or interrupted run leaves the previous OUT byte for byte, or none.
+The columns come from the space (`Space.schema()`: the chain grid's in
+`chain_sweep`, the block spaces' in `block_sweep`), as narrow as each spec
+allows, so files stay small and encoding stays fast. The writer streams row
+groups into a temporary file beside OUT and renames it into place only after
+the footer (with the `rfsweep` metadata: spec, version, counts, the space's
+conventions) is written: a failed or interrupted run leaves the previous OUT
+byte for byte, or none. Nothing here knows a concrete space.
 """
 
 from __future__ import annotations
@@ -16,29 +17,14 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
-from .arithmetic import LAYER_TYPES
 from .errors import OutputError, RfsweepError
-from .grid import GridSpec
+from .space import Space
 
 ROW_GROUP_ROWS = 1 << 20
-LAYER_FIELDS = ("type", "kernel", "stride", "dilation", "padding", "channels")
-CONVENTIONS = {
-    "coordinates": "0-indexed input pixel centres (Distill 2019, google receptive_field)",
-    "macs": "one multiply-accumulate = 1; bias adds not counted (as fvcore, ptflops, thop)",
-    "flops": "2 * macs (as torch.utils.flop_counter, calflops)",
-    "erf_std": "std (px) of the effective RF with uniform weights, no nonlinearity; "
-               "maxpool treated as a uniform window",
-    "erf_ratio": "erf_std / std of a uniform window as wide as the RF (1.0 for one undilated layer)",
-    "config_id": "depth-major mixed-radix position in the full grid; layer 1 most significant; "
-                 "types, kernel, stride, dilation, padding, channels (fastest)",
-    "pools": "l{i}_dilation is 1 and l{i}_channels the incoming channels for pools",
-}
-TYPE_DICTIONARY = pa.array(LAYER_TYPES, pa.string())
 # Encoding is the end-to-end bottleneck (one core per file). CPU time on the default grid
 # (5.4M rows, quiet machine): dictionary pages 4.4M rows/s (8.2 MB); plain pages + delta
 # config_id + 64k batches 7.2M rows/s (11.6 MB); + v2 data pages 8.7M; + non-null l1_*
@@ -77,53 +63,15 @@ def write_options(schema: pa.Schema) -> dict:
     return options
 
 
-def smallest_uint(bound: int) -> np.dtype:
-    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
-        if bound <= np.iinfo(dtype).max:
-            return np.dtype(dtype)
-    raise RfsweepError(f"value bound {bound} does not fit 64 bits")
+def sweep_schema(spec: Space) -> pa.Schema:
+    """The Arrow schema of a space's rows (the space decides; see `Space.schema`)."""
+    return spec.schema()
 
 
-def column_dtypes(spec: GridSpec) -> dict[str, np.dtype]:
-    """numpy dtype of every totals column and of each per-layer field."""
-    bounds = spec.bounds()
-    pad = max(spec.padding_value(p, k, d) for p in spec.padding for k in spec.kernel for d in spec.dilation)
-    return {
-        "config_id": np.dtype(np.uint64), "depth": np.dtype(np.uint8),
-        "rf": smallest_uint(bounds["rf"]), "jump": smallest_uint(bounds["jump"]),
-        "out_size": smallest_uint(bounds["out_size"]), "out_channels": smallest_uint(bounds["channels"]),
-        "params": smallest_uint(bounds["params"]), "macs": smallest_uint(bounds["macs"]),
-        "flops": smallest_uint(bounds["flops"]),
-        "erf_std": np.dtype(np.float32), "erf_ratio": np.dtype(np.float32),
-        "type": np.dtype(np.int8), "kernel": smallest_uint(max(spec.kernel)),
-        "stride": smallest_uint(max(spec.stride)), "dilation": smallest_uint(max(spec.dilation)),
-        "padding": smallest_uint(pad), "channels": smallest_uint(bounds["channels"]),
-    }
-
-
-def layer_fields(spec: GridSpec) -> tuple[str, ...]:
-    """Per-layer fields written: `type` only when the grid mixes layer types."""
-    return LAYER_FIELDS if len(spec.types) > 1 else LAYER_FIELDS[1:]
-
-
-def sweep_schema(spec: GridSpec) -> pa.Schema:
-    dtypes = column_dtypes(spec)
-    columns = [pa.field(name, pa.from_numpy_dtype(dtypes[name]), nullable=False) for name in (
-        "config_id", "depth", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops",
-        "erf_std", "erf_ratio")]
-    for i in range(1, max(spec.depth) + 1):
-        for name in layer_fields(spec):
-            arrow_type = (pa.dictionary(pa.int8(), pa.string()) if name == "type"
-                          else pa.from_numpy_dtype(dtypes[name]))
-            # every stack has at least min(depth) layers: no nulls, and no definition levels to encode
-            columns.append(pa.field(f"l{i}_{name}", arrow_type, nullable=i > min(spec.depth)))
-    return pa.schema(columns)
-
-
-def sweep_metadata(spec: GridSpec, counts: dict, extra: dict | None = None) -> dict:
+def sweep_metadata(spec: Space, counts: dict, extra: dict | None = None) -> dict:
     """The `rfsweep` key-value metadata object stored in every sweep file."""
     return {"version": __version__, "spec": spec.to_dict(), "counts": counts,
-            "conventions": getattr(spec, "conventions", CONVENTIONS), **(extra or {})}
+            "conventions": spec.conventions, **(extra or {})}
 
 
 def read_metadata(path: Path | str) -> dict:

@@ -1,9 +1,9 @@
 """The sweep kernels compile for a small fixed set of signatures, not once per spec (issue 14).
 
-Kernel buffers take their dtypes from fixed groups (engines.KERNEL_GROUPS), so
+Kernel buffers take their dtypes from fixed groups (chain_sweep.KERNEL_GROUPS), so
 specs whose bounds give other narrow file columns (other channels, input
 sizes, kernels) reuse the compiled kernels, while every file keeps the
-narrowest column types of writer.column_dtypes. Values are checked against
+narrowest column types of chain_sweep.column_dtypes. Values are checked against
 the pure-Python enumeration (tests/naive_sweep.py).
 """
 
@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from rfsweep import GridSpec, engines
+from rfsweep import GridSpec, chain_sweep, engines
 from rfsweep.kernel import sweep_range, sweep_range_serial
-from rfsweep.writer import column_dtypes, sweep_schema
+from rfsweep.chain_sweep import column_dtypes, sweep_schema
 
 from naive_sweep import naive_sweep
 
@@ -57,7 +57,7 @@ def test_specs_with_other_column_types_reuse_the_compiled_kernels(tmp_path):
 def test_wide_values_take_the_wide_signature_and_stay_exact(tmp_path):
     """Kernel sizes past 255 use the group's wide buffers (one more signature, a fixed set)."""
     spec = GridSpec.build(dict(depth="1-2", kernel="1,300", channels="4", input_size=400, padding="valid"))
-    dtypes = engines.kernel_dtypes(spec)
+    dtypes = chain_sweep.kernel_dtypes(spec)
     assert dtypes["kernel"] == np.uint32 and column_dtypes(spec)["kernel"] == np.uint16
     out = tmp_path / "wide.parquet"
     engines.write_range(spec, out)
@@ -69,9 +69,9 @@ def test_wide_values_take_the_wide_signature_and_stay_exact(tmp_path):
 
 @pytest.mark.parametrize("values", SPECS)
 def test_kernel_dtypes_come_from_the_fixed_groups(values):
-    dtypes = engines.kernel_dtypes(GridSpec.build(values))
+    dtypes = chain_sweep.kernel_dtypes(GridSpec.build(values))
     file = column_dtypes(GridSpec.build(values))
-    for names, choices in engines.KERNEL_GROUPS:
+    for names, choices in chain_sweep.KERNEL_GROUPS:
         assert len({dtypes[name] for name in names}) == 1
         assert dtypes[names[0]].type in choices
         for name in names:  # never narrower than the file: narrowing at write time is lossless

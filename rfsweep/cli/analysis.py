@@ -129,15 +129,10 @@ def _stack_strings(metadata: dict | None, ids) -> list[str] | None:
     """Compact strings of config_ids, rebuilt from the spec in the sweep's metadata."""
     if not metadata or not isinstance(metadata.get("spec"), dict):
         return None
-    if "stage" in metadata["spec"]:  # a block space (blocks.py): one short line per network
-        from ..blocks import BlockSpec
-        spec = BlockSpec.build(metadata["spec"])
-        return [spec.describe(int(i)) for i in ids]
-    from ..grid import GridSpec
-    from ..layers import build_stack
+    from ..space import spec_from_dict
 
-    spec = GridSpec.build(metadata["spec"])
-    return [build_stack(spec.layers_of(int(i)), spec.input_size, spec.in_channels).compact() for i in ids]
+    spec = spec_from_dict(metadata["spec"])  # a chain's compact string, a block space's short line
+    return [spec.describe(int(i)) for i in ids]
 
 
 def pareto(

@@ -58,25 +58,17 @@ def sweep(
     max_stacks: Annotated[int, typer.Option(help="refuse grids larger than this unless --yes")] = 1_000_000_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no summary")] = False,
 ):
-    from ..grid import load_spec
     from ..distributed import parse_shard
+    from ..space import load_spec
     from ..sweep import estimate, resolve_output, run_sweep
 
     overrides = dict(depth=depth, types=types, kernel=kernel, stride=stride, dilation=dilation,
                      padding=padding, channels=channels, input_size=input_size, in_channels=in_channels,
                      bias=False if no_bias else None, min_rf=min_rf, max_rf=max_rf, max_params=max_params,
                      max_macs=max_macs, min_out_size=min_out_size, sample=sample, seed=seed)
-    spec = load_spec(spec_file, overrides)
-    from ..blocks import BlockSpec
-
-    block_space = isinstance(spec, BlockSpec)  # [[stage]] tables: networks of blocks, not chains
-    if block_space:
-        from ..block_sweep import estimate as block_estimate
-        guess, grid_line = block_estimate(spec), spec.summary()
-    else:
-        guess = estimate(spec)
-        grid_line = f"grid: {spec.total:,} stacks (depths {_ranges(spec.depth)}, {spec.radix} choices per layer)"
-    size_line = f"{grid_line}; {_estimate_text(guess['seconds'], guess['bytes'])}"
+    spec = load_spec(spec_file, overrides)  # the file's marker key picks the space ([[stage]]: blocks)
+    guess = estimate(spec)
+    size_line = f"{spec.summary()}; {_estimate_text(guess['seconds'], guess['bytes'])}"
     if dry_run:
         stdout.print(size_line, markup=False)
         return
@@ -96,7 +88,7 @@ def sweep(
                                 partitions=partitions, scheduler=scheduler, shard=shard_pair,
                                 show_progress=not quiet, on_compile=None if quiet else lambda: stderr.print(
                                     "compiling the kernel (first run only)", markup=False))
-    unit = "networks" if block_space else "stacks"
+    unit = spec.unit
     if not quiet and reused:
         stderr.print(f"every part of {output} was already complete (same spec): nothing computed; "
                      f"{counts.written:,} rows ({counts.invalid:,} invalid, {counts.pruned:,} pruned)", markup=False)
@@ -126,11 +118,6 @@ def _already_complete(out: Path, spec) -> bool:
         return False
 
 
-def _ranges(values: list[int]) -> str:
-    return ",".join(map(str, values)) if len(values) < 4 or values != list(range(values[0], values[-1] + 1)) \
-        else f"{values[0]}-{values[-1]}"
-
-
 def show(
     sweep_file: Annotated[Path, typer.Argument(
         metavar="SWEEP", help="a Parquet file (or directory) written by `rfsweep sweep`")],
@@ -138,15 +125,13 @@ def show(
     format: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
 ):
     from ..explain import analyze, story
-    from ..sweep import stack_of
+    from ..layers import Stack
+    from ..sweep import network_of
 
-    from ..blocks import BlockSpec
-    from ..distributed import spec_of_output
-
-    if isinstance(spec_of_output(sweep_file), BlockSpec):  # a block space: the row's network as a graph
-        from ..block_sweep import graph_of
+    network = network_of(sweep_file, config_id)
+    if not isinstance(network, Stack):  # a graph space (blocks): the row's network as a graph
         from ..graph import graph_story, load_graph
-        graph = load_graph(graph_of(sweep_file, config_id))
+        graph = load_graph(network)
         result = analyze(graph)
         if format is Format.json:
             print(json.dumps({"config_id": config_id, **result}))
@@ -155,7 +140,7 @@ def show(
         for line in graph_story(result):
             stdout.print(line, markup=False)
         return
-    stack = stack_of(sweep_file, config_id)
+    stack = network
     result = analyze(stack)
     if format is Format.json:
         print(json.dumps({"config_id": config_id, "stack": stack.compact(), **result}))

@@ -1,0 +1,19 @@
+"""The block spaces' vocabulary: block kinds and their codes, per-stage fields, the choice table's layout.
+
+Shared by the spec (`blocks.py`), the evaluator (`block_sweep.py`) and the
+kernel (`block_kernel.py`), which otherwise never import each other upward.
+Plain constants, no imports: cheap to load anywhere.
+"""
+
+BLOCKS = ("conv", "basic", "bottleneck", "dwsep", "mbconv")
+CONV, BASIC, BOTTLENECK, DWSEP, MBCONV = range(5)  # codes: positions in BLOCKS
+EXPANSION_APPLIES = (BOTTLENECK, MBCONV)
+GROUPS_APPLY = (CONV, BASIC, BOTTLENECK)
+# one stage's digit: block slowest ... groups (or group_width) fastest
+DIGIT_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups")
+# the per-stage columns s{i}_* of a sweep file (groups only when some stage lists groups or group_width)
+STAGE_COLUMNS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion")
+STAGE_FIELDS = STAGE_COLUMNS + ("groups",)
+# the choice table T[field, stage, digit] the kernel reads, and each field's index
+TABLE_FIELDS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "valid")
+F_BLOCK, F_REPEATS, F_KERNEL, F_STRIDE, F_DILATION, F_WIDTH, F_EXPANSION, F_GROUPS, F_VALID = range(9)

@@ -90,6 +90,8 @@ def test_thousands_separators_on_every_count(run_cli):
     assert "9,408" in conv1 and "9408" not in out  # 7*7*3*64, next to 36,864 further down
     code, out, _ = run_cli("archs")
     assert "3,039" in out and "3039" not in out  # Inception-ResNet v2's RF
+    code, out, _ = run_cli("explain", "--arch", "inception_resnet_v2")
+    assert "sees rf 3,039" in out and "effective padding 1,482" in out and "3039" not in out
 
 
 # ------------------------------------------------------------------ help

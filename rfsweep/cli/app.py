@@ -84,7 +84,7 @@ def _fmt(value) -> str:
     if isinstance(value, (list, tuple)):
         return "x".join(_fmt(v) for v in value)
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{int(value):,}" if value.is_integer() else f"{value:,g}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"  # thousands separators on every count: 9,408 next to 16,384
     return str(value)

@@ -10,6 +10,8 @@ Public API (each name is imported on first use, so `import rfsweep` stays light)
     run_sweep(spec, out)          evaluate the whole grid into a Parquet file -> (Counts, seconds)
     write_range(spec, out, lo, hi)  the same for one config_id range (shards, Dask partitions)
     stack_of(file, config_id)     rebuild one row's stack from a sweep file
+    tile_plan(source, tile)       tiles, halo and alignment so that tiled inference equals whole-image
+    tiled_predict(module, x, plan)  run a torch module tile by tile as the plan says and stitch
     RfsweepError                  the one exception for bad input (CLI exit code 2)
 
 MACs count one multiply-accumulate as 1 (bias adds not counted, as fvcore);
@@ -28,7 +30,7 @@ _HOMES = {"RfsweepError": "errors", "Layer": "layers", "Stack": "layers", "load_
           "Graph": "graph", "load_graph": "graph", "analyze": "explain", "GridSpec": "grid",
           "load_spec": "grid", "Counts": "engines", "write_range": "engines", "run_sweep": "sweep",
           "stack_of": "sweep", "from_torch": "torch_import",
-          "to_torch": "torch_builder"}
+          "to_torch": "torch_builder", "tile_plan": "tile", "tiled_predict": "tile"}
 
 __all__ = [*_HOMES, "__version__"]
 

@@ -21,6 +21,11 @@ The effective receptive field (Luo et al. 2016) with uniform weights and no
 nonlinearity is the convolution of the layers' footprints; a footprint of k
 taps spaced d*jump input pixels apart has variance (k^2-1)/12 * (d*jump)^2,
 and variances of convolved footprints add up.
+
+Decoders (transposed convs, upsampling, pixel shuffle, crops) go back up in
+resolution; the functions at the end give, per axis, the output size and
+which input units (with which interpolation weight) one output unit reads.
+`periodic.py` turns those reads into each unit's field.
 """
 
 import math
@@ -125,3 +130,61 @@ def erf_ratio(erf_std, rf):
         return 1.0
     width = float(rf)  # rf*rf in integers would wrap for huge RFs
     return erf_std / math.sqrt((width * width - 1.0) / 12.0)
+
+
+# ------------------------------------------------------------------ decoders
+
+
+@kernel_function(cache=True, nogil=True, inline="always")
+def transpose_out_size(n, k, s, p, d, output_padding):
+    """Output length of a transposed conv (PyTorch): (n-1)*s - 2p + d*(k-1) + output_padding + 1."""
+    return (n - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
+
+
+@kernel_function(cache=True, nogil=True, inline="always")
+def transpose_tap_input(o, t, s, p, d):
+    """Input unit whose tap t lands on output unit o of a transposed conv.
+
+    Input unit i writes output units i*s - p + t*d, so o reads i = (o + p - t*d)/s,
+    meaningful only where the division is exact (`transpose_tap_hits`).
+    """
+    num = o + p - t * d
+    return num // s
+
+
+@kernel_function(cache=True, nogil=True, inline="always")
+def transpose_tap_hits(o, t, s, p, d):
+    """Whether tap t of a transposed conv reaches output unit o (o + p - t*d divisible by s)."""
+    return (o + p - t * d) % s == 0
+
+
+@kernel_function(cache=True, nogil=True, inline="always")
+def interp_source(o, n_in, n_out, scale, align_corners):
+    """(numerator, denominator) of output unit o's source coordinate, as F.interpolate.
+
+    align_corners False: src = (o + 0.5)/scale - 0.5 = (2o + 1 - scale)/(2*scale),
+    the same for every input size (PyTorch clamps src < 0 to 0 for linear modes,
+    a border effect); True: src = o*(n_in - 1)/(n_out - 1), which depends on the size.
+    """
+    if align_corners:
+        if n_out <= 1:
+            return 0, 1
+        return o * (n_in - 1), n_out - 1
+    return 2 * o + 1 - scale, 2 * scale
+
+
+@kernel_function(cache=True, nogil=True, inline="always")
+def cubic_weight(x):
+    """PyTorch's bicubic convolution weight (A = -0.75) at distance |x| from the source."""
+    a = -0.75
+    x = abs(x)
+    if x <= 1.0:
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    if x < 2.0:
+        return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+    return 0.0
+
+
+@kernel_function(cache=True, nogil=True, inline="always")
+def upsample_out_size(n, scale):
+    return n * scale

@@ -72,8 +72,8 @@ def _python(func):
 
 
 def is_block_spec(values) -> bool:
-    """A spec dict (TOML or metadata) describes a block space when it has stages."""
-    return isinstance(values, dict) and "stage" in values
+    """A spec dict (TOML or metadata) describes a block space when it has stages (its marker key)."""
+    return isinstance(values, dict) and BlockSpec.marker in values
 
 
 def _int_list(value, where: str, key: str, minimum: int = 1) -> list[int]:

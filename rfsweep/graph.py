@@ -12,7 +12,10 @@ form one path, so `analyze` of a stack walks exactly this code too.
 
 Node types: conv, maxpool, avgpool (section-1 fields; padding may also be
 per side, [[top, bottom], [left, right]], or "same_tf"), pad, add, mul,
-concat, slice, identity, relu, bn, global_pool, flatten, linear.
+concat, slice, identity, relu, bn, global_pool, flatten, linear, and the
+decoder nodes conv_transpose, upsample, pixel_shuffle, pixel_unshuffle,
+crop. Past a decoder node a unit's field depends on its phase; such nodes
+carry per-axis periodic fields (`periodic.py`) and report the largest.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import arithmetic
+from . import arithmetic, periodic
 from .errors import RfsweepError, read_user_json
 from .layers import (DEFAULT_IN_CHANNELS, DEFAULT_INPUT_SIZE, Layer, Stack, _as_pair, _check_int,
                      _looks_like_path, load_stack, parse_json, resolve_layer)
@@ -39,17 +42,25 @@ conv_cost = _python(arithmetic.conv_cost)
 same_tf_padding = _python(arithmetic.same_tf_padding)
 union_interval = _python(arithmetic.union_interval)
 erf_ratio = _python(arithmetic.erf_ratio)
+transpose_out_size = _python(arithmetic.transpose_out_size)
+upsample_out_size = _python(arithmetic.upsample_out_size)
 
 LAYER_NODES = ("conv", "maxpool", "avgpool")
 MERGE_NODES = ("add", "mul", "concat")
 PASS_NODES = ("identity", "relu", "bn")
 HEAD_NODES = ("global_pool", "flatten", "linear")  # their outputs are no longer feature maps
-NODE_TYPES = LAYER_NODES + ("pad",) + MERGE_NODES + ("slice",) + PASS_NODES + HEAD_NODES
+DECODER_NODES = ("conv_transpose", "upsample", "pixel_shuffle", "pixel_unshuffle", "crop")
+NODE_TYPES = LAYER_NODES + ("pad",) + MERGE_NODES + ("slice",) + PASS_NODES + HEAD_NODES + DECODER_NODES
+UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
 INPUT = "input"
 INT64_SAFE = 1 << 62
 
 _NODE_KEYS = {"name", "type", "inputs", "note"}
-_EXTRA_KEYS = {"pad": {"padding"}, "slice": {"channels"}, "linear": {"out_features", "bias"}}
+_EXTRA_KEYS = {"pad": {"padding"}, "slice": {"channels"}, "linear": {"out_features", "bias"},
+               "conv_transpose": {"kernel", "stride", "padding", "output_padding", "dilation", "out_channels",
+                                  "groups", "bias"},
+               "upsample": {"scale", "mode", "align_corners"}, "pixel_shuffle": {"factor"},
+               "pixel_unshuffle": {"factor"}, "crop": {"crop"}}
 _GRAPH_KEYS = {"nodes", "input_size", "in_channels", "output"}
 _METADATA_KEYS = {"name", "title", "source", "notes", "published", "reference", "license", "aliases"}
 
@@ -214,6 +225,9 @@ class Facts:
     depends_on_input: bool = False  # TF 'SAME' padding that changes with the input size
     fixed: tuple = (None, None)
     fixed_min: tuple = (None, None)
+    fields: tuple | None = None  # per axis a periodic.Field once a decoder node is upstream, else None
+    paths: tuple | None = None  # per axis the narrowest paths' Fields (rf_min), with `fields`
+    origin: str | None = None  # the decoder node that first made a unit's field depend on its phase
 
     def seen(self, a: int) -> tuple:
         """(rf, start) of everything unit 0 sees along axis a: the moving and the fixed part."""
@@ -232,7 +246,19 @@ class Facts:
 
     def carried(self) -> dict:
         """The fields a layer or pass-through node hands on unchanged (the fixed parts)."""
-        return {"fixed": self.fixed, "fixed_min": self.fixed_min}
+        return {"fixed": self.fixed, "fixed_min": self.fixed_min, "origin": self.origin,
+                "fields": self.fields, "paths": self.paths}
+
+    def field(self, a: int) -> periodic.Field:
+        """The moving field along axis a, as a periodic Field (one phase on ordinary maps)."""
+        if self.fields is not None:
+            return self.fields[a]
+        return periodic.ordinary(self.rf[a], self.start[a], self.jump[a], self.mean[a], self.var[a])
+
+    def path_fields(self, a: int) -> list:
+        if self.paths is not None:
+            return list(self.paths[a])
+        return [periodic.ordinary(self.rf_min[a], self.start_min[a], self.jump[a])]
 
 
 def _input_facts(graph: Graph) -> Facts:
@@ -276,10 +302,63 @@ def _resolve(node: dict, c_in: int, where: str):
 
 
 _WINDOW_KEYS = ("n", "rf", "jump", "var", "rf_min", "start", "start_min", "mean")
+arithmetic_out_size = _python(arithmetic.out_size)
+
+
+def _check_size(n, f: Facts, where: str) -> None:
+    if min(n) < 1:
+        size = f.n[0] if f.n[0] == f.n[1] else f"{f.n[0]}x{f.n[1]}"
+        raise RfsweepError(f"{where}: output size < 1 pixel (input to this layer is {size})")
+
+
+def _jump_value(jump):
+    """An exact jump as a plain number: int where it is one, else float (the fraction is reported beside)."""
+    return int(jump) if jump.denominator == 1 else float(jump)
+
+
+def _periodic_facts(n, fields, paths, origin) -> dict:
+    """Facts' per-axis figures from periodic fields: rf the largest field, start/ERF of unit 0.
+
+    Where every axis is back to one phase the fields are dropped (the ordinary
+    arithmetic then takes over, exactly: with one phase the narrowest path
+    field fits, translated, inside every other).
+    """
+    out = {key: [] for key in ("rf", "jump", "var", "rf_min", "start", "start_min", "mean")}
+    for field, candidates in zip(fields, paths):
+        first = next(r for r, lo in enumerate(field.lo) if lo is not None)
+        narrow = min(candidates, key=lambda c: c.rf)
+        narrow_first = next(r for r, lo in enumerate(narrow.lo) if lo is not None)
+        for key, value in (("rf", field.rf), ("jump", _jump_value(field.jump)), ("var", field.var[first]),
+                           ("rf_min", narrow.rf), ("start", field.start(first)),
+                           ("start_min", narrow.start(narrow_first)), ("mean", field.mean[first])):
+            out[key].append(value)
+    ordinary = all(f.period == 1 and f.lo[0] is not None for f in fields) and all(
+        len(c) == 1 for c in paths)
+    return {"n": tuple(n), **{key: tuple(values) for key, values in out.items()},
+            "fields": None if ordinary else tuple(fields),
+            "paths": None if ordinary else tuple(tuple(c) for c in paths),
+            "origin": None if ordinary else origin}
+
+
+def _periodic_step(f: Facts, n, reads, where: str, name) -> dict:
+    """Apply per-axis `periodic.Reads` to the field of every path (rf) and of each narrowest path."""
+    try:
+        fields = tuple(periodic.apply(f.field(a), reads[a]) for a in range(2))
+        paths = tuple(periodic.prune([periodic.apply(p, reads[a]) for p in f.path_fields(a)]) for a in range(2))
+    except periodic.PeriodError as exc:
+        raise RfsweepError(f"{where}: {exc}") from None
+    origin = f.origin if f.origin is not None else name
+    return {**_periodic_facts(n, fields, paths, origin), "fixed": f.fixed, "fixed_min": f.fixed_min}
 
 
 def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mode) -> dict:
     """The chain step on both axes (arithmetic.py), for rf and rf_min alike."""
+    if f.fields is not None:  # past a decoder node: the same window on the periodic fields
+        n = tuple(arithmetic_out_size(f.n[a], kernel[a], stride[a], pads[a][0], pads[a][1], dilation[a], ceil_mode)
+                  for a in range(2))
+        _check_size(n, f, where)
+        reads = [periodic.window(kernel[a], stride[a], pads[a][0], dilation[a]) for a in range(2)]
+        return _periodic_step(f, n, reads, where, None)
     axes = []
     for a in (0, 1):
         k, s, d = kernel[a], stride[a], dilation[a]
@@ -287,8 +366,7 @@ def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mod
         jump_in = f.jump[a]
         n, rf, jump, var = axis_step(f.n[a], f.rf[a], jump_in, f.var[a], k, s, p_before, p_after, d, ceil_mode)
         if n < 1:
-            size = f.n[0] if f.n[0] == f.n[1] else f"{f.n[0]}x{f.n[1]}"
-            raise RfsweepError(f"{where}: output size < 1 pixel (input to this layer is {size})")
+            _check_size((n,), f, where)
         axes.append((n, rf, jump, var, grow_rf(f.rf_min[a], jump_in, k, d),
                      shift_start(f.start[a], jump_in, k, p_before, d),
                      shift_start(f.start_min[a], jump_in, k, p_before, d),
@@ -337,10 +415,10 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
     main = max(ins, key=lambda f: f.n[0] * f.n[1])
     for a in range(2):
         if main.n[a] > 1:
-            jumps = {f.jump[a] for f in ins if f.n[a] > 1}
+            jumps = {f.field(a).jump if f.fields is not None else f.jump[a] for f in ins if f.n[a] > 1}
             if len(jumps) > 1:
                 raise RfsweepError(f"{where}: inputs are not aligned: jumps differ ("
-                                   + ", ".join(f"{name} {f.jump[a]}" for name, f in zip(names, ins)
+                                   + ", ".join(f"{name} {_jump_text(f, a)}" for name, f in zip(names, ins)
                                                if f.n[a] > 1) + "); the network is not aligned")
     # a 1x1 input on a larger map is one vector for every unit: its whole field stays put
     broadcast = [f.n == (1, 1) and main.n != (1, 1) for f in ins]
@@ -367,14 +445,132 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                            ("start_min", narrow.start_min[a]), ("var", var), ("mean", mean),
                            ("fixed", fixed_part), ("fixed_min", min(gated) if gated else None)):
             out[key].append(value)
-    return Facts(n=main.n, jump=main.jump, channels=channels, spatial=any(f.spatial for f in ins),
-                 **{key: tuple(values) for key, values in out.items()})
+    merged = {key: tuple(values) for key, values in out.items()}
+    if any(f.fields is not None for f in moving):  # past a decoder: union per phase
+        moving_weights = [w for w, fixed in zip(weights, broadcast) if not fixed]
+        try:
+            fields = tuple(periodic.union([f.field(a) for f in moving], moving_weights) for a in range(2))
+            paths = tuple(periodic.prune([p for f in moving for p in f.path_fields(a)]) for a in range(2))
+        except periodic.PeriodError as exc:
+            raise RfsweepError(f"{where}: {exc}") from None
+        origin = next((f.origin for f in moving if f.origin is not None), None)
+        merged.update(_periodic_facts(main.n, fields, paths, origin))
+        return Facts(channels=channels, spatial=any(f.spatial for f in ins), **merged)
+    return Facts(n=main.n, jump=main.jump, channels=channels, spatial=any(f.spatial for f in ins), **merged)
+
+
+def _jump_text(f: Facts, a: int) -> str:
+    return str(f.field(a).jump) if f.fields is not None else str(f.jump[a])
+
+
+def _pair_field(node: dict, key: str, where: str, default, minimum: int) -> tuple[int, int]:
+    try:
+        return _as_pair(node.get(key, default), key, None, minimum)
+    except RfsweepError as exc:
+        raise RfsweepError(f"{where}: {exc}") from None
+
+
+def _flag(node: dict, key: str, where: str, default: bool) -> bool:
+    value = node.get(key, default)
+    if not isinstance(value, bool):
+        raise RfsweepError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _conv_transpose(node: dict, f: Facts, where: str):
+    """(out sizes, reads, out channels, params, MACs) of a transposed conv, checked as PyTorch does."""
+    if "kernel" not in node:
+        raise RfsweepError(f"{where}: a conv_transpose node needs 'kernel'")
+    kernel = _pair_field(node, "kernel", where, None, 1)
+    stride = _pair_field(node, "stride", where, 1, 1)
+    padding = _pair_field(node, "padding", where, 0, 0)
+    extra = _pair_field(node, "output_padding", where, 0, 0)
+    dilation = _pair_field(node, "dilation", where, 1, 1)
+    for a in range(2):
+        if extra[a] >= stride[a] and extra[a] >= dilation[a]:
+            raise RfsweepError(f"{where}: output_padding {extra[a]} must be smaller than stride {stride[a]} "
+                               f"or dilation {dilation[a]} (PyTorch's rule)")
+    c_out = node.get("out_channels", f.channels)
+    groups = node.get("groups", 1)
+    for key, value in (("out_channels", c_out), ("groups", groups)):
+        _check_int(value, f"{where}: {key}", None, 1)
+    if f.channels % groups or c_out % groups:
+        raise RfsweepError(f"{where}: groups {groups} must divide in_channels {f.channels} and "
+                           f"out_channels {c_out}")
+    bias = _flag(node, "bias", where, True)
+    n = tuple(transpose_out_size(f.n[a], kernel[a], stride[a], padding[a], dilation[a], extra[a]) for a in range(2))
+    reads = [periodic.transposed(kernel[a], stride[a], padding[a], dilation[a]) for a in range(2)]
+    # weights (c_in, c_out/groups, kh, kw); one MAC per weight per *input* unit (torch.utils.flop_counter)
+    params, macs = conv_cost(kernel[0], kernel[1], f.channels, c_out, groups, bias, f.n[0], f.n[1])
+    return n, reads, c_out, params, macs
+
+
+def _upsample(node: dict, f: Facts, where: str):
+    scale = node.get("scale")
+    if scale is None:
+        raise RfsweepError(f"{where}: an upsample node needs 'scale' (an integer per axis)")
+    values = scale if isinstance(scale, list) else [scale]
+    if any(isinstance(v, float) or isinstance(v, bool) or not isinstance(v, int) for v in values):
+        raise RfsweepError(f"{where}: scale must be an integer or [h, w] integers, got {scale!r} "
+                           "(a non-integer scale has no exact per-unit field)")
+    scale = _pair_field(node, "scale", where, None, 1)
+    mode = node.get("mode", "nearest")
+    if mode not in UPSAMPLE_MODES:
+        raise RfsweepError(f"{where}: mode must be one of {', '.join(UPSAMPLE_MODES)}, got {mode!r}")
+    corners = _flag(node, "align_corners", where, False)
+    if corners and mode == "nearest":
+        raise RfsweepError(f"{where}: align_corners applies to bilinear and bicubic only (as F.interpolate)")
+    n = tuple(upsample_out_size(f.n[a], scale[a]) for a in range(2))
+    if mode == "nearest":
+        reads = [periodic.nearest(scale[a]) for a in range(2)]
+    else:
+        reads = [periodic.interpolate(scale[a], mode == "bicubic", corners, f.n[a], n[a]) for a in range(2)]
+    return n, reads, f.channels, 0, 0
+
+
+def _shuffle(node: dict, f: Facts, where: str):
+    r = node.get("factor")
+    _check_int(r, f"{where}: factor", None, 1)
+    if node["type"] == "pixel_shuffle":
+        if f.channels % (r * r):
+            raise RfsweepError(f"{where}: pixel_shuffle by {r} needs channels divisible by {r * r}, "
+                               f"got {f.channels}")
+        return tuple(x * r for x in f.n), [periodic.nearest(r)] * 2, f.channels // (r * r), 0, 0
+    if f.n[0] % r or f.n[1] % r:
+        raise RfsweepError(f"{where}: pixel_unshuffle by {r} needs a size divisible by {r}, "
+                           f"got {f.n[0]}x{f.n[1]}")
+    return tuple(x // r for x in f.n), [periodic.gather(r)] * 2, f.channels * r * r, 0, 0
+
+
+def _crop(node: dict, f: Facts, where: str):
+    if "crop" not in node:
+        raise RfsweepError(f"{where}: a crop node needs 'crop' ([[top, bottom], [left, right]] removed)")
+    sides = _pads(node["crop"], where)
+    n = tuple(f.n[a] - sides[a][0] - sides[a][1] for a in range(2))
+    if min(n) < 1:
+        raise RfsweepError(f"{where}: crop {_padding_value(sides)} leaves nothing of a "
+                           f"{f.n[0]}x{f.n[1]} map")
+    return n, [periodic.window(1, 1, -sides[a][0], 1) for a in range(2)], f.channels, 0, 0
+
+
+_DECODERS = {"conv_transpose": _conv_transpose, "upsample": _upsample, "pixel_shuffle": _shuffle,
+             "pixel_unshuffle": _shuffle, "crop": _crop}
+
+
+def _decoder_node(node: dict, f: Facts, where: str) -> Facts:
+    """A node that reads its input through per-phase taps (`periodic.py`)."""
+    n, reads, channels, params, macs = _DECODERS[node["type"]](node, f, where)
+    _check_size(n, f, where)
+    geometry = _periodic_step(f, n, reads, where, node["name"])
+    return Facts(**geometry, channels=channels, params=params, macs=macs, spatial=f.spatial)
 
 
 def _node_facts(node: dict, ins: list[Facts], names: list[str], where: str) -> Facts:
     kind = node["type"]
     if kind in LAYER_NODES:
         return _layer_node(node, ins[0], where)
+    if kind in DECODER_NODES:
+        return _decoder_node(node, ins[0], where)
     if kind in MERGE_NODES:
         return _merge_node(node, ins, names, where)
     f = ins[0]
@@ -493,7 +689,7 @@ def rf_path(graph: Graph, facts: dict[str, Facts], end_point: str, widest: bool 
     path, name = [], end_point
     while name != INPUT:
         node = by_name[name]
-        if node["type"] in LAYER_NODES:
+        if node["type"] in LAYER_NODES or node["type"] in DECODER_NODES:
             path.append(name)
         inputs = node["inputs"]
         if len(inputs) == 1:
@@ -539,11 +735,14 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
             row["channels"] = list(node["channels"])
         if f.depends_on_input:
             row["padding_depends_on_input"] = True
+        elif node["type"] in DECODER_NODES:
+            row.update(_decoder_keys(node))
         rf, start = f.seen_pair()
         row.update(out_size=axis_value(f.n), out_channels=f.channels, rf=axis_value(rf),
                    rf_min=axis_value((f.narrowest(0), f.narrowest(1))), jump=axis_value(f.jump),
                    start=axis_value(start),
                    params=f.params, macs=f.macs, flops=2 * f.macs, spatial=f.spatial)
+        row.update(phase_keys(f))
         rows.append(row)
     end = facts[output]
     macs = sum(f.macs for f in facts.values())
@@ -557,6 +756,11 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
              "params": sum(f.params for f in facts.values()), "macs": macs, "flops": 2 * macs,
              "erf_std": axis_value(erf_std),
              "erf_ratio": axis_value(tuple(erf_ratio(s, r) for s, r in zip(erf_std, end_rf)))}
+    if end.fields is not None:  # unit 0's ERF and padding, against unit 0's own field
+        unit0 = [field.sizes[0] or field.rf for field in end.fields]
+        total["eff_padding"] = axis_value(tuple((r - 1) / 2 - s for r, s in zip(unit0, end_start)))
+        total["erf_ratio"] = axis_value(tuple(erf_ratio(s, r) for s, r in zip(erf_std, unit0)))
+        total.update(phase_keys(end))
     return {"input": {"size": axis_value(graph.input_size), "channels": graph.in_channels},
             "output": output, "nodes": rows, "total": total,
             "unproductive": unproductive, "critical": critical,
@@ -564,6 +768,32 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
             "rf_path": rf_path(graph, facts, output, widest=True),
             "rf_min_path": rf_path(graph, facts, output, widest=False),
             "input_dependent_padding": [row["name"] for row in rows if row.get("padding_depends_on_input")]}
+
+
+def phase_keys(f: Facts) -> dict:
+    """Past a decoder node: the exact jump, the period and each phase's start and size (per axis)."""
+    if f.fields is None:
+        return {}
+    phases = tuple(tuple({"start": field.start(r), "size": field.sizes[r]} for r in range(field.period))
+                   for field in f.fields)
+    return {"jump_fraction": axis_value(tuple(str(field.jump) for field in f.fields)),
+            "period": axis_value(tuple(field.period for field in f.fields)),
+            "phases": list(phases[0]) if phases[0] == phases[1] else [list(p) for p in phases],
+            "periodic_from": f.origin}
+
+
+def _decoder_keys(node: dict) -> dict:
+    """The decoder node's own settings, as given (defaults filled), for the report."""
+    kind = node["type"]
+    if kind == "conv_transpose":
+        keys = {"kernel": None, "stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "groups": 1}
+    elif kind == "upsample":
+        keys = {"scale": None, "mode": "nearest", "align_corners": False}
+    elif kind == "crop":
+        keys = {"crop": None}
+    else:
+        keys = {"factor": None}
+    return {key: node.get(key, default) for key, default in keys.items()}
 
 
 def graph_story(result: dict) -> list[str]:
@@ -576,7 +806,7 @@ def graph_story(result: dict) -> list[str]:
         names = path if len(path) <= 6 else path[:3] + ["..."] + path[-2:]
         return " -> ".join(names) + f" ({len(path)} layer{'s' if len(path) > 1 else ''})"
 
-    lines = [f"{result['output']} sees rf {_text(total['rf'])} (jump {_text(total['jump'])}): "
+    lines = [f"{result['output']} sees rf {_text(total['rf'])} (jump {_text(total.get('jump_fraction', total['jump']))}): "
              f"the widest path is {show(result['rf_path'])}."]
     if total["rf_min"] != total["rf"]:
         lines.append(f"The narrowest path sees only {_text(total['rf_min'])}: {show(result['rf_min_path'])}.")
@@ -588,6 +818,8 @@ def graph_story(result: dict) -> list[str]:
     elif result["critical"]:
         lines.append(f"At input size {size}, {len(result['critical'])} layers are critical (their widest path "
                      "sees more than the input, their narrowest does not); none is unproductive.")
+    if "period" in total:
+        lines.append(_phase_sentence(total))
     dependent = result["input_dependent_padding"]
     if dependent:
         lines.append(f"TF 'SAME' padding on stride-2 layers ({', '.join(dependent[:4])}"
@@ -599,3 +831,18 @@ def graph_story(result: dict) -> list[str]:
 def _text(value) -> str:
     return "x".join(map(_text, value)) if isinstance(value, list) else f"{value:,}" if isinstance(value, int) \
         else str(value)
+
+
+def _phase_sentence(total: dict) -> str:
+    """'after `up2` each unit reads one of 2 input patterns: 13 or 14 pixels' (per axis where they differ)."""
+    phases = total["phases"]
+    per_axis = [phases] if isinstance(phases[0], dict) else phases
+    parts = []
+    for axis, items in zip(("", " (height)", " (width)")[0 if len(per_axis) == 1 else 1:], per_axis):
+        sizes = sorted({item["size"] for item in items})
+        words = ", ".join(map(str, sizes[:-1])) + (" or " if len(sizes) > 1 else "") + str(sizes[-1])
+        parts.append(f"{len(items)} input patterns{axis}: {words} pixels")
+    jump = total["jump_fraction"]
+    jump = "x".join(jump) if isinstance(jump, list) else jump
+    return (f"After `{total['periodic_from']}` each unit reads one of " + "; ".join(parts)
+            + f" (the field repeats every {_text(total['period'])} units, {jump} input pixels per unit).")

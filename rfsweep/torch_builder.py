@@ -180,8 +180,37 @@ def _graph_ops():
             outs = tuple(values[name] for name in self.outputs)
             return outs[0] if len(outs) == 1 else outs
 
+    class Upsample(nn.Module):
+        """F.interpolate by an integer scale per axis (nearest, bilinear, bicubic; align_corners)."""
+
+        def __init__(self, scale, mode, align_corners):
+            super().__init__()
+            self.scale, self.mode = tuple(float(s) for s in scale), mode
+            self.align_corners = align_corners if mode != "nearest" else None
+
+        def forward(self, x):
+            return F.interpolate(as_map(x), scale_factor=self.scale, mode=self.mode, align_corners=self.align_corners)
+
+        def extra_repr(self):
+            return f"scale={self.scale}, mode={self.mode}, align_corners={self.align_corners}"
+
+    class Crop(nn.Module):
+        """Removes ((top, bottom), (left, right)) pixels (U-Net's copy-and-crop)."""
+
+        def __init__(self, sides):
+            super().__init__()
+            (self.top, self.bottom), (self.left, self.right) = sides
+
+        def forward(self, x):
+            h, w = x.shape[-2:]
+            return x[..., self.top:h - self.bottom, self.left:w - self.right]
+
+        def extra_repr(self):
+            return f"top={self.top}, bottom={self.bottom}, left={self.left}, right={self.right}"
+
     return {"Pad": Pad, "MapOp": MapOp, "Add": Add, "Mul": Mul, "Concat": Concat, "Slice": Slice,
-            "GlobalPool": GlobalPool, "Flatten": Flatten, "Head": Head, "GraphModule": GraphModule}
+            "GlobalPool": GlobalPool, "Flatten": Flatten, "Head": Head, "GraphModule": GraphModule,
+            "Upsample": Upsample, "Crop": Crop}
 
 
 def _window_op(torch, ops, f, c_in, n_in, where):
@@ -214,6 +243,25 @@ def _window_op(torch, ops, f, c_in, n_in, where):
     return nn.Sequential(ops["Pad"](grown, value), pool(layer.kernel, layer.stride, padding=0))
 
 
+def _pair(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+
+
+def _conv_transpose_op(torch, node, f, ins):
+    """nn.ConvTranspose2d with the node's fields (checked by `analyze` before the builder runs)."""
+    return torch.nn.ConvTranspose2d(
+        ins[0].channels, f.channels, _pair(node["kernel"]), stride=_pair(node.get("stride", 1)),
+        padding=_pair(node.get("padding", 0)), output_padding=_pair(node.get("output_padding", 0)),
+        groups=node.get("groups", 1), bias=node.get("bias", True), dilation=_pair(node.get("dilation", 1)))
+
+
+def _crop_sides(value):
+    if isinstance(value, list) and all(isinstance(v, list) for v in value):
+        return tuple(tuple(v) for v in value)
+    h, w = _pair(value)
+    return (h, h), (w, w)
+
+
 # node type -> (torch, the _graph_ops classes, node dict, its Facts, its inputs' Facts) -> nn.Module
 _NODE_OPS = {
     "conv": lambda torch, ops, node, f, ins: _window_op(torch, ops, f, ins[0].channels, ins[0].n, node["_where"]),
@@ -232,6 +280,12 @@ _NODE_OPS = {
     "identity": lambda torch, ops, node, f, ins: torch.nn.Identity(),
     # out of place: the input may have other readers, or be a view of another node's tensor
     "relu": lambda torch, ops, node, f, ins: torch.nn.ReLU(),
+    "conv_transpose": lambda torch, ops, node, f, ins: ops["MapOp"](_conv_transpose_op(torch, node, f, ins)),
+    "upsample": lambda torch, ops, node, f, ins: ops["Upsample"](_pair(node["scale"]), node.get("mode", "nearest"),
+                                                                 node.get("align_corners", False)),
+    "pixel_shuffle": lambda torch, ops, node, f, ins: ops["MapOp"](torch.nn.PixelShuffle(node["factor"])),
+    "pixel_unshuffle": lambda torch, ops, node, f, ins: ops["MapOp"](torch.nn.PixelUnshuffle(node["factor"])),
+    "crop": lambda torch, ops, node, f, ins: ops["Crop"](_crop_sides(node["crop"])),
 }
 
 
@@ -251,7 +305,8 @@ def build_graph_module(source, relu: bool = True, end_point: str | None = None, 
     conv -> Conv2d with the node's exact fields, pools -> MaxPool2d/AvgPool2d
     (ceil_mode; count_include_pad=True), bn -> BatchNorm2d, add/mul (1x1 inputs
     broadcast), concat, slice (channels), pad (zeros), identity, relu,
-    global_pool (mean), flatten, linear. Padding is the one rfsweep resolves for
+    global_pool (mean), flatten, linear, conv_transpose -> ConvTranspose2d, upsample ->
+    F.interpolate (integer scale), pixel_shuffle / pixel_unshuffle, crop (slicing). Padding is the one rfsweep resolves for
     this input size ("same_tf" included): symmetric padding goes to the layer,
     per-side padding to an F.pad before a padding-0 layer (-inf before a max
     pool), so the module is built for one input size. `relu` adds a ReLU where

@@ -20,13 +20,16 @@ from rfsweep.graph import load_graph
 ARCHS = list_archs()
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "make_catalog.py"
 LAYER_TYPES = ("conv", "maxpool", "avgpool")
+# decoders (issue 18): name -> (in_channels, input_size) of the paper's or library's setting
+DECODERS = {"unet": (1, 572), "unet_same": (1, 512), "fcn8s": (3, 500), "deeplabv3_resnet50": (3, 512),
+            "fpn_resnet50": (3, 800)}
 
 
 def test_known_networks_are_shipped():
     table = {"alexnet_v2", "vgg_a", "vgg_16", "inception_v2", "inception_v2-no-separable-conv", "inception_v3",
              "inception_v4", "inception_resnet_v2", "inception_resnet_v2-same", "mobilenet_v1", "mobilenet_v1_075"}
     table |= {f"resnet_v{v}_{d}" for v in (1, 2) for d in (50, 101, 152, 200)}
-    assert table | {"resnet18", "resnet50", "mobilenet_v2"} == set(ARCHS)
+    assert table | {"resnet18", "resnet50", "mobilenet_v2"} | set(DECODERS) == set(ARCHS)
 
 
 @pytest.mark.parametrize("name", ARCHS)
@@ -34,7 +37,10 @@ def test_file_is_a_graph_with_metadata(name):
     data = json.loads(arch_path(name).read_text())
     assert data["name"] == name and data["title"].strip()
     assert data["source"].strip() and data["notes"].strip()
-    assert data["in_channels"] == 3 and data["input_size"] in (224, 299)
+    if name in DECODERS:
+        assert (data["in_channels"], data["input_size"]) == DECODERS[name]
+    else:
+        assert data["in_channels"] == 3 and data["input_size"] in (224, 299)
     names = [node["name"] for node in data["nodes"]]
     assert len(names) == len(set(names)) and "input" not in names
     assert data["output"] in names
@@ -60,7 +66,7 @@ def test_catalog_is_generated():
 def _published_cases():
     for name in ARCHS:
         published = arch_info(name)["published"]
-        for key in ("rf", "jump", "eff_padding", "params"):
+        for key in ("rf", "jump", "eff_padding", "params", "out_size"):
             if key in published:
                 yield pytest.param(name, key, published[key], id=f"{name}-{key}")
 

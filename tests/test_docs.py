@@ -52,6 +52,9 @@ SKIP = {
     "rfsweep show resnet_like.parquet": "reads the 42M-row output of the 268M-network sweep above",
     "rfsweep bench --arch resnet18 --arch mobilenet_v2 --arch resnet50 --rounds 3":
         "times three ImageNet networks, three rounds each: 30 s to 2 minutes on a 2-core machine",
+    "rfsweep.tiled_predict(model, x, plan)":
+        "a float64 U-Net on a 768x768 image, tiled and whole: 1-2 minutes on 2 cores; tests/test_tile.py "
+        "checks the same equality on smaller inputs",
     "class Block(nn.Module):": "an excerpt of examples/residual_model.py for reading; the tests import that file",
     "mypackage.models:build": "a placeholder package name for the reader's own model",
 }

@@ -489,7 +489,7 @@ class _Upsampler(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3)
-        self.up = nn.Upsample(scale_factor=2)
+        self.up = nn.Upsample(scale_factor=2.5)  # integer factors are decoders (issue 18); 2.5 is refused
 
     def forward(self, x):
         return self.up(self.conv(x))
@@ -501,7 +501,7 @@ class _Interp(nn.Module):
         self.body = nn.Sequential(nn.Conv2d(3, 4, 3))
 
     def forward(self, x):
-        return F.interpolate(self.body(x), scale_factor=2.0)
+        return F.interpolate(self.body(x), scale_factor=1.5)
 
 
 class _TwoInputs(nn.Module):
@@ -514,9 +514,9 @@ class _TwoInputs(nn.Module):
 
 
 @pytest.mark.parametrize("model, words", [
-    (_Upsampler(), ["Upsample", "'up'"]),
-    (_Interp(), ["interpolate"]),
-    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(4, 4, 3)), ["ConvTranspose2d", "'1'"]),
+    (_Upsampler(), ["Upsample", "'up'", "not an integer"]),
+    (_Interp(), ["interpolate", "not an integer"]),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=1.5)), ["Upsample", "'1'", "not an integer"]),
     (nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2, dilation=2)), ["dilation", "'1'"]),
     (_TwoInputs(), ["more than one input"]),
     (nn.Linear(3, 4), ["linear"]),

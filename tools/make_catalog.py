@@ -87,6 +87,12 @@ class Graph:
         inp = inp or self.last
         return self._add({"name": name, "type": "identity", "inputs": [inp]}, self.channels[inp])
 
+    def node(self, kind, name, inp=None, out=None, **fields):
+        """Any other node type (decoders: conv_transpose, upsample, crop, ...), fields as in the JSON."""
+        inp = inp or self.last
+        return self._add({"name": name, "type": kind, "inputs": [inp], **fields},
+                         self.channels[inp] if out is None else out)
+
     def head(self, classes, pool_name="avgpool", fc_name="fc"):
         self._add({"name": pool_name, "type": "global_pool", "inputs": [self.last]},
                   self.channels[self.last])
@@ -400,21 +406,29 @@ def resnet_slim(version, units):
 # ------------------------------------------------------------- torchvision
 
 
-def torch_conv(g, name, out, kernel, stride, padding, inp=None, groups=1):
+def torch_conv(g, name, out, kernel, stride, padding, inp=None, groups=1, dilation=1):
     """nn.Conv2d(bias=False) followed by its nn.BatchNorm2d, named as torchvision names them."""
-    return g.conv(name, out, kernel, stride, padding, inp=inp, groups=groups, bias=False)
+    return g.conv(name, out, kernel, stride, padding, inp=inp, groups=groups, bias=False, dilation=dilation)
 
 
-def resnet_torchvision(block, layers):
+def resnet_torchvision(block, layers, head=True, dilate=(False, False, False)):
+    """torchvision ResNet; `dilate` is replace_stride_with_dilation for layer2..layer4 (DeepLab: F, T, T)."""
     g = Graph()
     torch_conv(g, "conv1", 64, 7, 2, 3)
     g.bn("bn1")
     g.pool("maxpool", "maxpool", 3, 2, 1)
     inplanes = 64
     expansion = 4 if block == "bottleneck" else 1
+    dilation = 1
     for stage, (count, planes) in enumerate(zip(layers, (64, 128, 256, 512)), start=1):
+        previous = dilation
+        first_stride = 1 if stage == 1 else 2
+        if stage > 1 and dilate[stage - 2]:
+            dilation *= first_stride
+            first_stride = 1
         for i in range(count):
-            stride = 2 if (i == 0 and stage > 1) else 1
+            stride = first_stride if i == 0 else 1
+            d = previous if i == 0 else dilation
             scope = f"layer{stage}.{i}"
             inp = g.last
             if block == "basic":
@@ -425,7 +439,7 @@ def resnet_torchvision(block, layers):
             else:  # torchvision Bottleneck (v1.5): stride on the 3x3
                 torch_conv(g, f"{scope}.conv1", planes, 1, 1, 0, inp=inp)
                 g.bn(f"{scope}.bn1")
-                torch_conv(g, f"{scope}.conv2", planes, 3, stride, 1)
+                torch_conv(g, f"{scope}.conv2", planes, 3, stride, d, dilation=d)
                 g.bn(f"{scope}.bn2")
                 torch_conv(g, f"{scope}.conv3", planes * 4, 1, 1, 0)
                 x = g.bn(f"{scope}.bn3")
@@ -436,7 +450,8 @@ def resnet_torchvision(block, layers):
             g.add(f"{scope}.add", [x, shortcut])
             inplanes = planes * expansion
         g.identity(f"layer{stage}")
-    g.head(1000)
+    if head:
+        g.head(1000)
     return g, "layer4"
 
 
@@ -557,6 +572,167 @@ TORCH_NOTES = ("The whole network: convs (no bias) each followed by its BatchNor
                "still counts in params and MACs. Activations and dropout are not written.")
 
 
+# ---------------------------------------------------------------- decoders
+
+
+def unet(valid=True, classes=2, in_channels=1, widths=(64, 128, 256, 512, 1024)):
+    """Ronneberger et al. 2015: two 3x3 convs + ReLU per level, 2x2 max pools, 2x2 up-convs halving the
+    channels, copy-and-crop skips, a final 1x1 conv. valid: unpadded convs (572 -> 388); else padding 1."""
+    g = Graph(in_channels)
+    pad = 0 if valid else 1
+    skips = []
+    for level, width in enumerate(widths, start=1):
+        if level > 1:
+            g.pool("maxpool", f"down{level - 1}", 2, 2, 0)
+        g.conv(f"enc{level}.conv1", width, 3, 1, pad)
+        g.conv(f"enc{level}.conv2", width, 3, 1, pad)
+        skips.append(g.last)
+    sizes = {}  # the crop amounts follow from the sizes at the paper's 572 x 572 input
+    if valid:
+        n = 572
+        for level in range(1, len(widths) + 1):
+            if level > 1:
+                n //= 2
+            n -= 4
+            sizes[level] = n
+    for level in range(len(widths) - 1, 0, -1):
+        width = widths[level - 1]
+        up = g.node("conv_transpose", f"up{level}", out=width, kernel=2, stride=2, out_channels=width)
+        skip = skips[level - 1]
+        if valid:
+            up_size = sizes[level + 1] * 2
+            sizes[level + 1] = up_size - 4
+            side = (sizes[level] - up_size) // 2
+            skip = g.node("crop", f"crop{level}", inp=skip, crop=side)
+        g.concat(f"cat{level}", [skip, up])
+        g.conv(f"dec{level}.conv1", width, 3, 1, pad)
+        g.conv(f"dec{level}.conv2", width, 3, 1, pad)
+        if valid:
+            sizes[level] = up_size - 4
+    g.conv("final", classes, 1, 1, 0)
+    return g, "final"
+
+
+def fcn8s(classes=21):
+    """FCN-8s (Long, Shelhamer & Darrell 2015), the Caffe voc-fcn8s net: VGG-16 with conv1_1 padding 100,
+    ceil-mode pools, fc6/fc7 as 7x7 / 1x1 convs, 2x / 2x / 8x transposed convs (no bias) and Caffe Crop
+    layers (offsets 5, 9, 31) fusing pool4 and pool3 scores; crops as at the 500x500 input."""
+    g = Graph()
+    for block, (repeats, width) in enumerate([(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)], start=1):
+        for i in range(1, repeats + 1):
+            g.conv(f"conv{block}_{i}", width, 3, 1, 100 if (block, i) == (1, 1) else 1)
+        g.node("maxpool", f"pool{block}", kernel=2, stride=2, padding=0, ceil_mode=True)
+    g.conv("fc6", 4096, 7, 1, 0)
+    g.conv("fc7", 4096, 1, 1, 0)
+    g.conv("score_fr", classes, 1, 1, 0)
+    g.node("conv_transpose", "upscore2", out=classes, kernel=4, stride=2, padding=0, out_channels=classes,
+           bias=False)
+    g.conv("score_pool4", classes, 1, 1, 0, inp="pool4")
+    g.node("crop", "score_pool4c", crop=5)
+    g.add("fuse_pool4", ["upscore2", "score_pool4c"])
+    g.node("conv_transpose", "upscore_pool4", out=classes, kernel=4, stride=2, padding=0, out_channels=classes,
+           bias=False)
+    g.conv("score_pool3", classes, 1, 1, 0, inp="pool3")
+    g.node("crop", "score_pool3c", crop=9)
+    g.add("fuse_pool3", ["upscore_pool4", "score_pool3c"])
+    g.node("conv_transpose", "upscore8", out=classes, kernel=16, stride=8, padding=0, out_channels=classes,
+           bias=False)
+    g.node("crop", "score", crop=[[31, 37], [31, 37]])
+    return g, "score"
+
+
+def deeplabv3_resnet50(classes=21, size=512):
+    """torchvision deeplabv3_resnet50 (Chen et al. 2017): ResNet-50 with strides of layer3/layer4 replaced
+    by dilation (output stride 8), ASPP (1x1, 3x3 at dilations 12/24/36, image pooling), projection,
+    a 3x3 conv, the classifier and the final bilinear upsampling x8 to the input size."""
+    g, _ = resnet_torchvision("bottleneck", (3, 4, 6, 3), head=False, dilate=(False, True, True))
+    feat = "layer4"
+    branches = []
+    torch_conv(g, "classifier.0.convs.0.0", 256, 1, 1, 0, inp=feat)
+    branches.append(g.bn("classifier.0.convs.0.1"))
+    for i, rate in enumerate((12, 24, 36), start=1):
+        torch_conv(g, f"classifier.0.convs.{i}.0", 256, 3, 1, rate, inp=feat, dilation=rate)
+        branches.append(g.bn(f"classifier.0.convs.{i}.1"))
+    g.node("global_pool", "classifier.0.convs.4.0", inp=feat)
+    torch_conv(g, "classifier.0.convs.4.1", 256, 1, 1, 0)
+    g.bn("classifier.0.convs.4.2")
+    branches.append(g.node("upsample", "classifier.0.convs.4.up", scale=size // 8, mode="nearest"))
+    g.concat("classifier.0.cat", branches)
+    torch_conv(g, "classifier.0.project.0", 256, 1, 1, 0)
+    g.bn("classifier.0.project.1")
+    torch_conv(g, "classifier.1", 256, 3, 1, 1)
+    g.bn("classifier.2")
+    g.conv("classifier.4", classes, 1, 1, 0, bias=True)
+    g.node("upsample", "out", scale=8, mode="bilinear", align_corners=False)
+    return g, "out"
+
+
+def fpn_resnet50(channels=256):
+    """The FPN of torchvision's fasterrcnn/maskrcnn_resnet50_fpn (Lin et al. 2017): ResNet-50 C2..C5, 1x1
+    lateral convs to 256, nearest 2x top-down upsampling added in, 3x3 output convs, and P6 = a stride-2
+    1x1 max pool of P5 (LastLevelMaxPool). End-point: P2 (stride 4); P3..P6 are nodes."""
+    g, _ = resnet_torchvision("bottleneck", (3, 4, 6, 3), head=False)
+    inner = {}
+    for level in range(4, 0, -1):
+        g.conv(f"fpn.inner_blocks.{level - 1}", channels, 1, 1, 0, inp=f"layer{level}")
+        inner[level] = g.last
+        if level < 4:
+            up = g.node("upsample", f"fpn.top_down.{level - 1}", inp=inner[level + 1], scale=2, mode="nearest")
+            inner[level] = g.add(f"fpn.merge.{level - 1}", [inner[level], up])
+    for level in range(4, 0, -1):
+        g.conv(f"fpn.layer_blocks.{level - 1}", channels, 3, 1, 1, inp=inner[level])
+        g.identity(f"P{level + 1}")
+    g.pool("maxpool", "P6", 1, 2, 0, inp="P5")
+    return g, "P2"
+
+
+UNET_SOURCE = ("Ronneberger, Fischer & Brox, 'U-Net: Convolutional Networks for Biomedical Image Segmentation', "
+               "MICCAI 2015 (arXiv:1505.04597), Fig. 1")
+DECODERS = {
+    "unet": (lambda: unet(True), "U-Net (original, valid convolutions)", UNET_SOURCE + ": 572x572 input tile, "
+             "388x388 output map, 3x3 unpadded convs, 2x2 max pools, 2x2 up-convolutions, copy and crop.",
+             "Channels 64-128-256-512-1024, two classes; ReLUs are not written. Crop amounts (4, 16, 40, 88 "
+             "per side) are those of the 572 input; the network runs at any size = 572 (mod 16) >= 188.",
+             572, 1, {"input_size": 572, "out_size": 388, "reference": UNET_SOURCE}),
+    "unet_same": (lambda: unet(False), "U-Net (same padding)", UNET_SOURCE + ", with padding 1 on every 3x3 conv "
+                  "(the common PyTorch re-implementations): output size = input size.",
+                  "Channels 64-128-256-512-1024, two classes, no BN; ReLUs are not written. Runs at multiples "
+                  "of 16.", 512, 1, {"input_size": 512, "out_size": 512, "reference": "github.com/milesial/"
+                                     "Pytorch-UNet (unet/unet_parts.py: DoubleConv with padding=1): output = input"}),
+    "fcn8s": (fcn8s, "FCN-8s (VGG-16, Caffe voc-fcn8s)",
+              "Long, Shelhamer & Darrell, 'Fully Convolutional Networks for Semantic Segmentation', CVPR 2015 "
+              "(arXiv:1411.4038); github.com/shelhamer/fcn.berkeleyvision.org voc-fcn8s/net.py (conv1_1 pad 100, "
+              "Caffe ceil-mode pooling, Deconvolution 4x4/2, 4x4/2, 16x16/8 without bias, Crop offsets 5, 9, 31).",
+              "21 classes (PASCAL VOC); ReLUs and dropout are not written. Crop amounts are those of a 500x500 "
+              "input (Caffe's Crop layer follows the reference blob); the output then equals the input size.",
+              500, 3, {"input_size": 500, "out_size": 500, "jump": 1, "reference": "voc-fcn8s/net.py: score = "
+                       "crop(upscore8, data) at offset 31: the input's size and resolution"}),
+    "deeplabv3_resnet50": (deeplabv3_resnet50, "DeepLab v3 (ASPP) on ResNet-50 (torchvision)",
+                           "Chen, Papandreou, Schroff & Adam, 'Rethinking Atrous Convolution for Semantic Image "
+                           "Segmentation' (arXiv:1706.05587); torchvision.models.segmentation.deeplabv3_resnet50 "
+                           "(deeplabv3.py: ASPP rates 12, 24, 36; resnet50 replace_stride_with_dilation="
+                           "[False, True, True]).",
+                           "21 classes, no auxiliary head; ReLUs and dropout are not written. The ASPP image-"
+                           "pooling branch (global average pool, 1x1 conv, BN, then F.interpolate of the 1x1 map "
+                           "to the feature size) is written as an upsample by 64 (nearest: every unit reads the "
+                           "one pooled value), so the file is for a 512x512 input; the final F.interpolate "
+                           "(bilinear, align_corners=False) to the input size is an upsample by 8.",
+                           512, 3, {"input_size": 512, "out_size": 512, "params": 39_638_869,
+                                    "reference": "torchvision documentation: deeplabv3_resnet50 42,004,074 params "
+                                                 "with its aux_classifier, FCNHead(1024, 21) = 3x3 conv 1024->256 "
+                                                 "(2,359,296) + BN (512) + 1x1 conv 256->21 (5,397): "
+                                                 "42,004,074 - 2,365,205"}),
+    "fpn_resnet50": (fpn_resnet50, "FPN on ResNet-50 (the backbone of torchvision's Faster/Mask R-CNN)",
+                     "Lin et al., 'Feature Pyramid Networks for Object Detection', CVPR 2017 (arXiv:1612.03144); "
+                     "torchvision.ops.feature_pyramid_network.FeaturePyramidNetwork with LastLevelMaxPool, as "
+                     "built by torchvision.models.detection.backbone_utils.resnet_fpn_backbone('resnet50').",
+                     "Frozen BatchNorm counted like BatchNorm (2*C); the top-down F.interpolate(size=..., nearest) "
+                     "is an exact 2x for inputs divisible by 32. End-point P2 (stride 4); P3, P4, P5, P6 are nodes.",
+                     800, 3, {"input_size": 800, "out_size": 200, "jump": 4, "reference": "Lin et al. 2017, "
+                              "Sec. 3: {P2, P3, P4, P5} have strides {4, 8, 16, 32} pixels"}),
+}
+
+
 def _table_last_rows():
     """The table's last end-point per network at 224 (for 'published'), from tests/data."""
     path = Path(__file__).resolve().parent.parent / "tests" / "data" / "receptive_field_table.json"
@@ -589,6 +765,13 @@ def build_all() -> dict[str, dict]:
                      "IMAGENET1K_V1 weights), https://pytorch.org/vision/stable/models.html"}
         out[name] = {"name": name, "title": title, "source": source, "notes": TORCH_NOTES, "input_size": 224,
                      "in_channels": 3, "published": published, "output": output, "nodes": g.nodes}
+    for name, (builder, title, source, notes, size, channels, published) in DECODERS.items():
+        g, output = builder()
+        data = {"name": name, "title": title, "source": source, "notes": notes, "input_size": size,
+                "in_channels": channels}
+        if published:
+            data["published"] = published
+        out[name] = {**data, "output": output, "nodes": g.nodes}
     return out
 
 

@@ -49,6 +49,69 @@ def op_conv(b, name, args, kwargs, out, note):
     return _new(b, node, out, x.spatial)
 
 
+def op_conv_transpose(b, name, args, kwargs, out, note):
+    """F.conv_transpose2d / nn.ConvTranspose2d: a conv_transpose node (weight: in, out/groups, kh, kw)."""
+    a = _bind(args, kwargs, ("input", "weight", "bias", "stride", "padding", "output_padding", "groups",
+                             "dilation"), {"bias": None, "stride": 1, "padding": 0, "output_padding": 0,
+                                           "groups": 1, "dilation": 1})
+    x = _val_of(a["input"], note, name)
+    _check_std(x, note, name)
+    weight = a["weight"]
+    if isinstance(weight, Val) or weight.dim() != 4:
+        raise _fail(note, name, "only 2-D transposed convolutions with fixed weights are supported")
+    groups = int(a["groups"])
+    fields = {"kernel": _field((weight.shape[2], weight.shape[3])), "stride": _field(_hw(a["stride"], False, 1)),
+              "padding": _field(_hw(a["padding"], False, 0)),
+              "output_padding": _field(_hw(a["output_padding"], False, 0)),
+              "dilation": _field(_hw(a["dilation"], False, 1)), "groups": groups,
+              "out_channels": int(weight.shape[1]) * groups, "bias": a["bias"] is not None}
+    node = b.emit(name, "conv_transpose", [x.node], x.spatial, note, **fields)
+    return _new(b, node, out, x.spatial)
+
+
+def op_interpolate(b, name, args, kwargs, out, note):
+    """F.interpolate / nn.Upsample by an integer factor per axis (scale_factor, or a size that is a multiple)."""
+    a = _bind(args, kwargs, ("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor",
+                             "antialias"), {"size": None, "scale_factor": None, "mode": "nearest",
+                                            "align_corners": None, "recompute_scale_factor": None,
+                                            "antialias": False})
+    x = _val_of(a["input"], note, name)
+    _check_std(x, note, name)
+    mode = a["mode"]
+    if x.meta.dim() != 4 or mode not in ("nearest", "bilinear", "bicubic"):
+        raise _fail(note, name, f"mode {mode!r} on a {x.meta.dim() - 2}-D map (supported: 2-D nearest, "
+                                "bilinear, bicubic)")
+    if a["antialias"]:
+        raise _fail(note, name, "antialias=True is not supported")
+    factors = a["scale_factor"]
+    if factors is not None:
+        for f in (factors if isinstance(factors, (list, tuple)) else (factors,)):
+            if float(f) != int(f) or f < 1:
+                raise _fail(note, name, f"scale_factor {factors!r} is not an integer >= 1 (no exact per-unit field)")
+    scale = []
+    for d in (2, 3):
+        n_in, n_out = x.meta.shape[d], out.shape[d]
+        if n_out % n_in:
+            raise _fail(note, name, f"output size {tuple(out.shape[2:])} is not an integer multiple of the "
+                                    f"input {tuple(x.meta.shape[2:])}")
+        scale.append(n_out // n_in)
+    fields = {"scale": _field(tuple(scale)), "mode": mode}
+    if mode != "nearest":
+        fields["align_corners"] = bool(a["align_corners"])
+    node = b.emit(name, "upsample", [x.node], x.spatial, note, **fields)
+    return _new(b, node, out, x.spatial)
+
+
+def _shuffle(kind):
+    def op(b, name, args, kwargs, out, note):
+        x = _val_of(args[0] if args else kwargs.get("input"), note, name)
+        _check_std(x, note, name)
+        factor = args[1] if len(args) > 1 else kwargs.get("upscale_factor", kwargs.get("downscale_factor"))
+        node = b.emit(name, kind, [x.node], x.spatial, note, factor=int(factor))
+        return _new(b, node, out, x.spatial)
+    return op
+
+
 def _pool(kind):
     def op(b, name, args, kwargs, out, note):
         names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices") \
@@ -321,6 +384,16 @@ def op_getitem(b, name, args, kwargs, out, note):
             node = b.emit(name, "slice", [source], x.spatial, "getitem", channels=bounds)
             cur_val = Val(node, out, x.hw, x.chans)
             continue
+        if x.hw is not None and dim in x.hw and isinstance(item, slice) and item.step in (None, 1) \
+                and x.meta.dim() == 4:  # a spatial slice: a crop
+            start, stop = item.indices(size)[:2]
+            if stop <= start:
+                raise _fail("indexing", name, "an empty spatial slice")
+            sides = [[0, 0], [0, 0]]
+            sides[x.hw.index(dim)] = [start, size - stop]
+            node = b.emit(name, "crop", [cur_val.node], True, "spatial slice", crop=sides)
+            cur_val = Val(node, out, x.hw, x.chans)
+            continue
         if x.hw is not None and dim in x.hw and isinstance(item, slice) and item.start in (None, 0) \
                 and item.stop is None and (item.step or 1) > 1:
             step = item.step
@@ -430,7 +503,11 @@ def op_pad(b, name, args, kwargs, out, note):
     if any(pad[4:]) or (x.hw[0] is None and any(pad[2:])):
         raise _fail(note, name, "padding the channel or batch dims")
     if min(sides[0] + sides[1]) < 0:
-        raise _fail(note, name, "negative padding (cropping)")
+        if max(sides[0] + sides[1]) > 0 or a["mode"] != "constant":
+            raise _fail(note, name, "padding that crops on one side and pads on another")
+        crop = [[-sides[0][0], -sides[0][1]], [-sides[1][0], -sides[1][1]]]
+        node = b.emit(name, "crop", [x.node], True, note, crop=crop)
+        return _new(b, node, out, True)
     node = b.per_channel(b.emit(name, "pad", [x.node], True, note, padding=_padding_field(tuple(sides))), x)
     return _new(b, node, out, True)
 
@@ -474,6 +551,8 @@ _OPS = {
     "squeeze": op_reshape, "unsqueeze": op_reshape, "view_as": op_reshape, "reshape_as": op_reshape,
     "permute": op_permute, "transpose": op_permute, "swapaxes": op_permute, "swapdims": op_permute,
     "pad": op_pad,
+    "conv_transpose2d": op_conv_transpose, "interpolate": op_interpolate, "upsample": op_interpolate,
+    "pixel_shuffle": _shuffle("pixel_shuffle"), "pixel_unshuffle": _shuffle("pixel_unshuffle"),
 }
 _OPS.update({name: op_pass("relu") for name in _ACTIVATIONS})
 _OPS.update({name: op_pass("identity") for name in _DROPOUT})

@@ -27,6 +27,15 @@ def _module_call(module: nn.Module):
     if isinstance(m, (nn.Conv1d, nn.Conv2d)) and not isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d)):
         fn = F.conv1d if isinstance(m, nn.Conv1d) else F.conv2d
         return "conv2d", fn, (_meta(m.weight), _meta(m.bias), m.stride, m.padding, m.dilation, m.groups)
+    if isinstance(m, nn.ConvTranspose2d):
+        return "conv_transpose2d", F.conv_transpose2d, (_meta(m.weight), _meta(m.bias), m.stride, m.padding,
+                                                         m.output_padding, m.groups, m.dilation)
+    if isinstance(m, nn.Upsample):
+        return "interpolate", F.interpolate, (m.size, m.scale_factor, m.mode, m.align_corners)
+    if isinstance(m, nn.PixelShuffle):
+        return "pixel_shuffle", F.pixel_shuffle, (m.upscale_factor,)
+    if isinstance(m, nn.PixelUnshuffle):
+        return "pixel_unshuffle", F.pixel_unshuffle, (m.downscale_factor,)
     if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
         fn = F.max_pool1d if isinstance(m, nn.MaxPool1d) else F.max_pool2d
         return "max_pool2d", fn, (m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices)

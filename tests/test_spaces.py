@@ -1,0 +1,130 @@
+"""The same checks for every kind of design space (the `space.Space` interface), as scikit-learn
+runs its estimator checks on every estimator.
+
+Each registered space brings a small example spec below (a new space fails
+`test_every_registered_space_has_an_example` until it does). Every check
+goes through the interface only: the registry finds the class, the stored
+spec round-trips, rows come in config_id order with consistent counts,
+every row equals `rfsweep.analyze` of the network the space rebuilds for its
+id (the independent walker), and a directory of parts equals one file.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import rfsweep
+from rfsweep.distributed import run_local_parts, spec_of_output
+from rfsweep.engines import write_range
+from rfsweep.layers import Stack
+from rfsweep.space import Space, load_spec, space_class, spaces, spec_from_dict
+from rfsweep.sweep import network_of
+
+EXAMPLES = {
+    "chain": """
+        depth = "1-2"
+        types = ["conv", "maxpool"]
+        kernel = [1, 3]
+        stride = [1, 2]
+        dilation = [1, 2]
+        channels = [4, 8]
+        input_size = 9
+        in_channels = 2
+        max_params = 500
+    """,
+    "blocks": """
+        stem = "c3s2x8nb"
+        input_size = 20
+        max_macs = 400000
+        [[stage]]
+        block = ["basic", "dwsep", "bottleneck"]
+        width = [8, 16]
+        stride = [1, 2]
+        expansion = [1, 2]
+        [[stage]]
+        block = ["conv", "mbconv"]
+        kernel = [3, 5]
+        width = [16]
+        expansion = [1, 2]
+        groups = [1, 2]
+    """,
+}
+COMPARED = ("rf", "jump", "out_size", "out_channels", "params", "macs", "flops")
+
+
+def example(kind: str) -> dict:
+    return tomllib.loads("\n".join(line.strip() for line in EXAMPLES[kind].splitlines()))
+
+
+def frame(path) -> pd.DataFrame:
+    """Rows as plain values (dictionary columns as strings: categories depend on the file)."""
+    df = pd.read_parquet(path)
+    return df.assign(**{c: df[c].astype(str) for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)})
+
+
+def test_every_registered_space_has_an_example():
+    assert set(spaces()) == set(EXAMPLES)
+    for kind, cls in spaces().items():
+        assert cls.kind == kind and cls.unit in ("stacks", "networks")
+    assert [cls.kind for cls in spaces().values() if cls.marker is None] == ["chain"]  # one default
+
+
+@pytest.mark.parametrize("kind", sorted(EXAMPLES))
+def test_the_spec_finds_its_space_and_round_trips(kind, tmp_path):
+    cls = spaces()[kind]
+    path = tmp_path / "spec.toml"
+    path.write_text("\n".join(line.strip() for line in EXAMPLES[kind].splitlines()))
+    spec = load_spec(path)
+    assert type(spec) is cls and space_class(example(kind)) is cls
+    assert isinstance(spec, Space)
+    stored = json.loads(json.dumps(spec.to_dict()))  # what the metadata holds
+    again = spec_from_dict(stored)
+    assert type(again) is cls and again.to_dict() == spec.to_dict() and again.total == spec.total
+    assert sum(count for _key, _first, count in spec.depth_blocks()) == spec.total
+    firsts = [first for _key, first, _count in spec.depth_blocks()]
+    assert firsts[0] == 0 and firsts == sorted(firsts)
+    line = spec.summary()
+    assert line and "\n" not in line
+    assert set(spec.estimate()) == {"stacks", "seconds", "bytes"}
+
+
+@pytest.mark.parametrize("kind", sorted(EXAMPLES))
+def test_rows_are_ordered_counted_and_equal_analyze_of_their_network(kind, tmp_path):
+    spec = spaces()[kind].build(example(kind))
+    out = tmp_path / "one.parquet"
+    counts = write_range(spec, out, chunk_ids=7)
+    meta = json.loads(pq.read_metadata(out).metadata[b"rfsweep"])
+    df = frame(out)
+    assert counts.enumerated == spec.total == counts.invalid + counts.pruned + counts.written
+    assert counts.written == len(df) > 20 and counts.invalid + counts.pruned > 0
+    assert df.config_id.is_monotonic_increasing and df.config_id.is_unique
+    assert meta["spec"] == json.loads(json.dumps(spec.to_dict()))
+    assert meta["conventions"] == spec.conventions and meta["counts"] == counts.as_dict()
+    assert pq.read_schema(out).names == spec.schema().names
+    assert type(spec_of_output(out)) is type(spec)
+    for row in df.iloc[:: max(1, len(df) // 40)].to_dict("records"):
+        config_id = int(row["config_id"])
+        network = spec.network(config_id)
+        assert isinstance(network, (Stack, dict))
+        total = rfsweep.analyze(network)["total"]
+        for key in COMPARED:
+            if key in row and key in total:
+                assert int(row[key]) == total[key], (config_id, key, row[key], total[key])
+        assert spec.describe(config_id)
+        rebuilt = network_of(out, config_id)
+        assert rfsweep.analyze(rebuilt)["total"] == total
+
+
+@pytest.mark.parametrize("kind", sorted(EXAMPLES))
+def test_a_directory_of_parts_equals_one_file(kind, tmp_path):
+    spec = spaces()[kind].build(example(kind))
+    write_range(spec, tmp_path / "one.parquet", threads=1)
+    totals = run_local_parts(spec, tmp_path / "parts", 3, workers=2, chunk_ids=5)
+    pd.testing.assert_frame_equal(frame(tmp_path / "one.parquet"), frame(tmp_path / "parts"))
+    assert type(spec_of_output(tmp_path / "parts")) is type(spec)
+    assert totals.enumerated == spec.total

@@ -9,7 +9,7 @@ import typer
 
 from .app import Format, _fail, add_command, stdout
 
-TILE_SUMMARY = "Tiles and halo for tiled inference that equals whole-image inference."
+TILE_SUMMARY = "Tiles and halo that make tiled inference equal the whole image."
 TILE_HELP = ("Cuts an N x N input into tiles of about T x T so that running the network "
              "on each tile and stitching the kept parts equals running it on the whole image. Prints the alignment every tile origin and size follows (multiple), the halo of input pixels added "
              "around each tile (the smallest that is sufficient and aligned) and, per tile, the input rows/cols to "

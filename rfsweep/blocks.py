@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 

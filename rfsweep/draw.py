@@ -180,7 +180,9 @@ def walk_graph(graph, facts: dict, end_point: str, unit) -> dict[str, list[list[
     broadcast over a larger map: its unit 0), global pooling and flatten the
     whole input map. Only indices inside a node's map read further.
     """
-    from .graph import INPUT, LAYER_NODES
+    from types import SimpleNamespace
+
+    from .graph import DECODER_NODES, INPUT, LAYER_NODES, node_reads
 
     order = [node for node in graph.nodes if node["name"] in facts]
     sizes = {INPUT: tuple(graph.input_size), **{name: tuple(f.n) for name, f in facts.items()}}
@@ -203,6 +205,10 @@ def walk_graph(graph, facts: dict, end_point: str, unit) -> dict[str, list[list[
                     target.update(o * s - before + t * d for o in live for t in range(k))
                 elif kind == "pad":
                     target.update(o - f.pads[a][0] for o in live)
+                elif kind in DECODER_NODES:  # transposed convs, upsampling, shuffles, crops: their taps
+                    source_facts = facts.get(source) or SimpleNamespace(n=sizes[source], channels=graph.in_channels)
+                    reads = node_reads(node, [source_facts], f, a)
+                    target.update(u for o in live for u, _ in reads.taps(o))
                 elif kind == "global_pool" or (kind == "flatten" and sizes[source] != (1, 1)):
                     target.update(range(n_in))
                 elif n_in == 1 and sizes[name][a] != 1:  # a broadcast gate

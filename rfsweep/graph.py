@@ -565,6 +565,21 @@ def _decoder_node(node: dict, f: Facts, where: str) -> Facts:
     return Facts(**geometry, channels=channels, params=params, macs=macs, spatial=f.spatial)
 
 
+def node_reads(node: dict, ins: list, f: Facts, a: int):
+    """Along axis a, which input units each output unit of a window or decoder node reads
+    (`periodic.Reads`), from its evaluated Facts; None for merges and pass-through nodes
+    (a unit reads the same unit of every input). Used to follow units through a network
+    (tiling, drawing)."""
+    kind = node["type"]
+    if kind in LAYER_NODES:
+        return periodic.window(f.layer.kernel[a], f.layer.stride[a], f.pads[a][0], f.layer.dilation[a])
+    if kind == "pad":
+        return periodic.window(1, 1, f.pads[a][0], 1)
+    if kind in DECODER_NODES:
+        return _DECODERS[kind](node, ins[0], f"node {node['name']!r}")[1][a]
+    return None
+
+
 def _node_facts(node: dict, ins: list[Facts], names: list[str], where: str) -> Facts:
     kind = node["type"]
     if kind in LAYER_NODES:

@@ -148,11 +148,12 @@ def spaces() -> dict[str, type]:
 def space_class(values: Any) -> type:
     """The space class a spec dict describes: the one whose marker key it has, else the default."""
     classes = spaces().values()
-    if isinstance(values, dict):
-        for cls in classes:
-            if cls.marker is not None and cls.marker in values:
-                return cls
-    return next(cls for cls in classes if cls.marker is None)
+    marked = [cls for cls in classes if isinstance(values, dict) and cls.marker is not None and cls.marker in values]
+    if len(marked) > 1:
+        keys = " and ".join(repr(cls.marker) for cls in marked)
+        raise RfsweepError(f"spec: {keys} belong to different kinds of space ({', '.join(c.kind for c in marked)}); "
+                           "give one")
+    return marked[0] if marked else next(cls for cls in classes if cls.marker is None)
 
 
 def spec_from_dict(values) -> Space:

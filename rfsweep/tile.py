@@ -25,9 +25,7 @@ import re
 from fractions import Fraction
 
 from .errors import RfsweepError
-from . import periodic
-from .graph import (_DECODERS, DECODER_NODES, INPUT, LAYER_NODES, Graph, ancestors, axis_value, evaluate,
-                    load_graph)
+from .graph import INPUT, Graph, ancestors, axis_value, evaluate, load_graph, node_reads
 
 GLOBAL_NODES = ("global", "global_pool", "flatten", "linear")
 DTYPE_BYTES = {"float16": 2, "half": 2, "bfloat16": 2, "float32": 4, "float": 4, "float64": 8, "double": 8,
@@ -92,18 +90,6 @@ def _axis_cores(n: int, m_out: int, ratio: Fraction, core: int):
     return blocks
 
 
-def _node_reads(node: dict, ins: list, f, a: int):
-    """Per-axis `periodic.Reads` of one node (None: the unit reads the same unit of every input)."""
-    kind = node["type"]
-    if kind in LAYER_NODES:
-        return periodic.window(f.layer.kernel[a], f.layer.stride[a], f.pads[a][0], f.layer.dilation[a])
-    if kind == "pad":
-        return periodic.window(1, 1, f.pads[a][0], 1)
-    if kind in DECODER_NODES:
-        return _DECODERS[kind](node, ins[0], f"node {node['name']!r}")[1][a]
-    return None
-
-
 class _Exactness:
     """Which output units of a tile equal the whole image's, per axis, by following the tile's maps.
 
@@ -135,7 +121,7 @@ class _Exactness:
             f = facts[name]
             by_name[name] = f
             ins = [exact[item] for item in node["inputs"]]
-            reads = _node_reads(node, [facts.get(item) or _input(self.graph, size) for item in node["inputs"]], f, a)
+            reads = node_reads(node, [facts.get(item) or _input(self.graph, size) for item in node["inputs"]], f, a)
             m = f.n[a]
             if reads is None:
                 exact[name] = [all(column[j] for column in ins if len(column) == m) for j in range(m)]

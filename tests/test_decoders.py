@@ -374,3 +374,22 @@ def test_erf_std_of_decoders_against_gradients(seed):
         mean = (p * coords).sum()
         std = ((p * (coords - mean) ** 2).sum()).sqrt().item()
         assert std == pytest.approx(per_axis(total["erf_std"], axis), rel=1e-9, abs=1e-9), (axis, json.dumps(graph))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_draw_traces_decoders_like_analyze(seed):
+    from rfsweep.draw import walk_graph
+    from rfsweep.graph import evaluate, load_graph
+
+    _, graph = draw(seed)
+    loaded = load_graph(graph)
+    facts = evaluate(loaded)
+    total = analyze(graph)["total"]
+    out = [per_axis(total["out_size"], a) for a in range(2)]
+    unit = (out[0] // 2, out[1] // 2)
+    touched = walk_graph(loaded, facts, loaded.output, unit)["input"]
+    for axis in range(2):
+        span = unit_interval(total, axis, unit[axis])
+        if span is None or span[0] < 0 or span[1] >= graph["input_size"]:
+            continue
+        assert (touched[axis][0], touched[axis][-1]) == span

@@ -22,6 +22,8 @@ import rfsweep
 from rfsweep.distributed import run_local_parts, spec_of_output
 from rfsweep.engines import write_range
 from rfsweep.layers import Stack
+from rfsweep import space
+from rfsweep.errors import RfsweepError
 from rfsweep.space import Space, load_spec, space_class, spaces, spec_from_dict
 from rfsweep.sweep import network_of
 
@@ -72,6 +74,17 @@ def test_every_registered_space_has_an_example():
     for kind, cls in spaces().items():
         assert cls.kind == kind and cls.unit in ("stacks", "networks")
     assert [cls.kind for cls in spaces().values() if cls.marker is None] == ["chain"]  # one default
+
+
+def test_a_spec_with_two_kinds_of_marker_is_refused(monkeypatch):
+    class Decoder:  # a stand-in for a second marked space
+        kind, marker, unit = "decoder", "decoder", "networks"
+
+    monkeypatch.setitem(space._REGISTRY, "decoder", Decoder)
+    assert space_class({"decoder": [{}]}) is Decoder
+    assert space_class({"depth": [1]}) is spaces()["chain"]
+    with pytest.raises(RfsweepError, match="'stage' and 'decoder'|'decoder' and 'stage'"):
+        space_class({"stage": [{}], "decoder": [{}]})
 
 
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))

@@ -631,7 +631,7 @@ def _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample,
     front_rows = int(positions.size)
     ids = table.column("config_id").to_numpy()[positions[:top] if top else positions]
     front = _rows_by_id(dataset, ids).to_pandas()
-    if len(front) != len(ids):
+    if len(front) != len(ids) or np.unique(ids).size != ids.size:  # a repeated id cannot be put back in order
         raise RfsweepError(f"{path}: config_id is not unique (overlapping parts?); "
                            f"{len(ids)} front ids match {len(front)} rows")
     # back into the front's order (best first), whatever order the file had

@@ -6,6 +6,7 @@ run the model at the real input size on CPU.
 Usage:
   python benchmarks/bench_torch_import.py [--repeat 3]          # warm: one process, tools compared
   python benchmarks/bench_torch_import.py --cold [--procs 3]    # cold: a fresh process per run
+  python benchmarks/bench_torch_import.py --timm [--repeat 3]   # warm: timm's CNNs, ViTs, hybrids at 224
 
 --cold spawns `python -c` per model and run, and times inside it, separately: `import torch`,
 building the model (real weights), the FIRST `rfsweep.analyze(from_torch(model, 224))` of the
@@ -134,14 +135,46 @@ def warm(repeat: int, models):
             print(f"{name:13s} {tool:9s} (forward at 224)   first {first:.3f} s  median {median:.3f} s")
 
 
+TIMM = ("resnet50d", "regnetx_002", "efficientnet_b0", "tf_efficientnet_b0", "mixnet_s", "rexnet_100",
+        "nfnet_l0", "convnext_atto", "fastvit_t8", "tresnet_m", "resnest14d", "vit_tiny_patch16_224",
+        "coatnet_nano_rw_224", "hrnet_w18_small")
+
+
+def timm_models(repeat: int):
+    """Issue 17's budget: importing any of these takes under 0.5 s warm (the second call onwards in a
+    process; models built on the meta device, so building costs nothing)."""
+    import torch
+
+    import rfsweep
+    from rfsweep.torch_import import from_torch
+    from rfsweep.torch_import.targets import torchvision_compatible
+
+    torchvision_compatible()
+    import timm
+
+    print(f"warm from_torch + analyze at 224 (median of {repeat} after a first call); budget 0.5 s")
+    worst = 0.0
+    for name in TIMM:
+        with torch.device("meta"):
+            model = timm.create_model(name, pretrained=False)
+        first, median = timed(lambda: rfsweep.analyze(from_torch(model, 224)), repeat)
+        nodes = len(from_torch(model, 224)["nodes"])
+        worst = max(worst, median)
+        print(f"{name:22s} {nodes:5d} nodes  first {first:.3f} s  median {median:.3f} s")
+    print(f"slowest warm import: {worst:.3f} s")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="warm calls per model (median)")
     parser.add_argument("--cold", action="store_true", help="time first calls in fresh processes")
     parser.add_argument("--procs", type=int, default=3, help="fresh processes per model with --cold")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--timm", action="store_true", help="time timm's models (issue 17's list) warm")
     args = parser.parse_args()
-    if args.cold:
+    if args.timm:
+        timm_models(args.repeat)
+    elif args.cold:
         cold(args.procs, args.repeat, args.models)
         cli(args.procs)
     else:

@@ -37,6 +37,10 @@ DEFAULT_COMPARE_KERNELS = (3, 5, 7)
 SAMPLE_ROWS = 1 << 16      # rows in the prefilter's sample
 FILTER_POINTS = 1024       # at most this many sample-front points filter the rest (m <= 3)
 FILTER_POINTS_WIDE = 64    # ... and this many for 4 or more objectives (brute force)
+BATCH_ROWS = 1 << 20       # rows per batch when pareto and report read a sweep
+# columns a sweep never holds negative values in: a crafted file that does is refused, naming the column
+NONNEGATIVE = ("config_id", "depth", "rf", "rf_min", "jump", "out_size", "out_channels", "params", "macs",
+               "flops")
 
 
 # ================================================================== compare
@@ -581,6 +585,101 @@ def _open_sweep(path, allow_incomplete: bool):
     return dataset, metadata
 
 
+class RunningFront:
+    """The exact Pareto front of every row added so far, with the columns carried along.
+
+    front(A + B) = front(front(A) + B): a row dominated in A is dominated by some
+    row of A's front (dominance is transitive), and rows with identical
+    objective vectors never dominate each other, so keeping only the front
+    between batches loses nothing. Memory: one batch plus the front. Rows are
+    kept sorted by the objectives, ties in the order they were added.
+    """
+
+    def __init__(self, names: Sequence[str], flips: Sequence[bool]):
+        self.names, self.flips = list(names), list(flips)
+        self.columns: dict[str, np.ndarray] | None = None
+
+    def add(self, columns: dict[str, np.ndarray]) -> None:
+        pool = columns if self.columns is None else {
+            name: np.concatenate([self.columns[name], values]) for name, values in columns.items()}
+        positions = _front_positions([pool[name] for name in self.names], self.flips, self.names)
+        self.columns = {name: values[positions] for name, values in pool.items()}
+
+    def rows(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        if self.columns is None:
+            return {name: np.zeros(0, np.int64) for name in names}
+        return {name: self.columns[name] for name in names}
+
+
+class RunningSample:
+    """A uniform random sample of at most `size` rows, without replacement, in one pass.
+
+    Every row draws a random key (seeded: the same file gives the same sample);
+    the rows with the `size` smallest keys are kept, in the order they came.
+    """
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+        self.keys = np.zeros(0)
+        self.columns: dict[str, np.ndarray] | None = None
+
+    def add(self, columns: dict[str, np.ndarray]) -> None:
+        if not self.size:
+            return
+        n = len(next(iter(columns.values())))
+        keys = np.concatenate([self.keys, self.rng.random(n)])
+        pool = columns if self.columns is None else {
+            name: np.concatenate([self.columns[name], values]) for name, values in columns.items()}
+        if keys.size > self.size:
+            keep = np.sort(np.argpartition(keys, self.size - 1)[:self.size])
+            keys, pool = keys[keep], {name: values[keep] for name, values in pool.items()}
+        self.keys, self.columns = keys, pool
+
+    def frame(self, names: Sequence[str]):
+        import pandas as pd
+
+        return pd.DataFrame({name: (self.columns or {}).get(name, np.zeros(0)) for name in names})
+
+
+def scan_batches(dataset, columns: Sequence[str], where=None, where_columns: Sequence[str] = ()):
+    """The sweep's rows as pyarrow record batches of `columns` (about BATCH_ROWS rows each), in
+    file order, filtered by `where` (on `where_columns`): report and pareto hold one batch at a
+    time. Each file is read row group by row group (pyarrow's dataset scanner reads ahead and
+    held over a GB on a 10^8-row file)."""
+    import pyarrow.parquet as pq
+
+    wanted = list(dict.fromkeys([*columns, *where_columns]))
+    for name in dataset.files:
+        for batch in pq.ParquetFile(name).iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+            if where is not None:
+                batch = batch.filter(where)
+            if batch.num_rows:
+                yield batch.select(list(columns))
+
+
+def batch_column(batch, name: str, path, nulls: str | None = None) -> np.ndarray:
+    """One column of a batch as numpy; nulls refused (`nulls` says what to do about them) unless
+    None; negative values refused in the columns a sweep never makes negative."""
+    column = batch.column(name)
+    if column.null_count:
+        if nulls is not None:
+            raise RfsweepError(f"{path}: column {name!r} has null values{nulls}")
+        return column.to_numpy(zero_copy_only=False)
+    values = column.to_numpy()
+    if name in NONNEGATIVE and values.dtype.kind in "if" and values.size and values.min() < 0:
+        raise RfsweepError(f"{path}: column {name!r} has negative values (down to {values.min()}); "
+                           "a sweep never writes them: the file is damaged or not from rfsweep")
+    return values
+
+
+def read_errors():
+    """What reading a damaged or foreign Parquet file raises (exit 2), out-of-memory excluded."""
+    import pyarrow as pa
+
+    return (OSError, pa.ArrowException, UnicodeDecodeError)
+
+
 @dataclass
 class ParetoResult:
     """What `pareto_scan` found: the front (all columns), rows considered, a sample for plots."""
@@ -595,18 +694,21 @@ def pareto_scan(path, minimize=("params", "macs"), maximize=("rf",), where: str 
                 top: int | None = None, allow_incomplete: bool = False, sample: int = 0,
                 plot_columns: Sequence[str] = ()) -> ParetoResult:
     """`pareto_file` plus the number of rows considered and, with sample > 0, a random
-    sample of up to `sample` rows of `plot_columns` (for plot_front)."""
-    import pyarrow as pa
+    sample of up to `sample` rows of `plot_columns` (for plot_front).
 
+    The file is read in batches of the needed columns only, keeping a running
+    front and a running sample: memory is bounded by a batch and the front,
+    never by the file. Out of memory stays a MemoryError (exit 1), not bad input.
+    """
     try:
         return _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample, plot_columns)
-    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:  # corrupt pages/footer: exit 2
+    except MemoryError:
+        raise
+    except read_errors() as exc:  # corrupt pages/footer: exit 2
         raise RfsweepError(f"{path}: cannot read the sweep ({exc})") from None
 
 
 def _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample, plot_columns) -> ParetoResult:
-    import pyarrow as pa
-
     names, flips = _objectives(minimize, maximize)
     dataset, metadata = _open_sweep(path, allow_incomplete)
     schema = dataset.schema
@@ -616,22 +718,24 @@ def _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample,
         raise RfsweepError(f"{path}: no config_id column (not a sweep written by rfsweep sweep)")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
         raise RfsweepError(f"top must be an integer >= 0, got {top!r}")
-    expression, _ = parse_where(where, schema)
-    wanted = list(dict.fromkeys(["config_id", *names, *plot_columns]))
+    expression, where_columns = parse_where(where, schema)
     for name in plot_columns:
         _numeric_field(schema, name, "plot")
-    table = dataset.to_table(columns=wanted, filter=expression)
-    columns = []
-    for name in names:
-        column = table.column(name)
-        if column.null_count:
-            raise RfsweepError(f"objective column {name!r} has null values; filter them out with --where")
-        columns.append(column.to_numpy())
-    positions = _front_positions(columns, flips, names)
-    front_rows = int(positions.size)
-    ids = table.column("config_id").to_numpy()[positions[:top] if top else positions]
+    wanted = list(dict.fromkeys(["config_id", *names]))
+    running = RunningFront(names, flips)
+    sampler = RunningSample(sample if plot_columns else 0)
+    considered = 0
+    for batch in scan_batches(dataset, list(dict.fromkeys([*wanted, *plot_columns])), expression, where_columns):
+        columns = {name: batch_column(batch, name, path, "; filter them out with --where") for name in wanted}
+        running.add(columns)
+        sampler.add({name: columns[name] if name in columns else batch_column(batch, name, path)
+                     for name in plot_columns})
+        considered += batch.num_rows
+    front_ids = running.rows(["config_id"])["config_id"]
+    front_rows = int(front_ids.size)
+    ids = front_ids[:top] if top else front_ids
     front = _rows_by_id(dataset, ids).to_pandas()
-    if len(front) != len(ids) or np.unique(ids).size != ids.size:  # a repeated id cannot be put back in order
+    if len(front) != len(ids) or np.unique(ids).size != ids.size:
         raise RfsweepError(f"{path}: config_id is not unique (overlapping parts?); "
                            f"{len(ids)} front ids match {len(front)} rows")
     # back into the front's order (best first), whatever order the file had
@@ -643,14 +747,11 @@ def _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample,
     meta.pop("counts", None)
     meta["pareto"] = {"source": str(path), "minimize": column_names(minimize, "minimize"),
                       "maximize": column_names(maximize, "maximize"), "where": where or None,
-                      "rows_considered": table.num_rows, "front_rows": front_rows,
+                      "rows_considered": considered, "front_rows": front_rows,
                       "source_counts": (metadata or {}).get("counts")}
     front.attrs["rfsweep"] = meta
-    sampled = None
-    if sample and plot_columns:
-        pick = np.random.default_rng(0).choice(table.num_rows, size=min(sample, table.num_rows), replace=False)
-        sampled = table.select(list(plot_columns)).take(pa.array(np.sort(pick), pa.int64())).to_pandas()
-    return ParetoResult(front, table.num_rows, sampled, meta)
+    sampled = sampler.frame(list(plot_columns)) if sample and plot_columns else None
+    return ParetoResult(front, considered, sampled, meta)
 
 
 def _rows_by_id(dataset, ids: np.ndarray):

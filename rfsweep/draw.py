@@ -17,13 +17,19 @@ from `analyze` (the one arithmetic). matplotlib is imported inside functions.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RfsweepError
 
 GRID_MAX_CELLS = 32   # grid pictures only when every map (with padding) is at most this many cells a side
 GRID_MAX_LAYERS = 8   # ... and at most this many layers
+GRID_CELL_LIMIT = 12_000   # cells one grid picture may draw (auto's largest grid: 9 maps of 32x32)
+GIF_CELL_LIMIT = 40_000    # cells all frames of a grid GIF may draw together
+MAX_ROWS = 40         # schematic rows (maps) beyond which rows are picked (the widest path, evenly spaced)
+LABEL_CHARS = 30      # a row label's node name at most this long (abbreviate)
+GIF_FRAMES = 12       # a GIF of more steps shows this many, evenly spaced, the last one whole
 FORMATS = {".png": "png", ".svg": "svg", ".gif": "gif"}
 PLOT_INSTALL = 'pip install -e ".[plot]"'
 
@@ -52,7 +58,7 @@ class Drawing:
     unit: the chosen (row, col) of the top map.
     rows, cols: per map, the sorted row / column indices the traced footprint
         touches on that map, padding included (indices < 0 or >= size).
-    cells: per map, the (row, col) cells of the footprint inside the map (chains).
+    cells: per map, the (row, col) cells of the footprint inside the map.
     mode: "grid" or "schematic"; figure: the last matplotlib Figure drawn.
     names: for a multi-path network, the node name of every level ("input" first).
     """
@@ -64,8 +70,17 @@ class Drawing:
     mode: str
     figure: object = None
     path: Path | None = None
-    cells: list[set[tuple[int, int]]] = field(default_factory=list)
     names: list[str] | None = None
+
+    @property
+    def cells(self) -> list[set[tuple[int, int]]]:
+        """Per map, the (row, col) cells of the footprint inside the map (built on demand: a
+        large footprint has rf^2 of them)."""
+        out = []
+        for level, (h, w) in enumerate(self.sizes):
+            rows, cols = self.inside(level)
+            out.append({(r, c) for r in rows for c in cols})
+        return out
 
     def inside(self, level: int) -> tuple[list[int], list[int]]:
         """Footprint rows and columns of map `level` inside the map (padding dropped)."""
@@ -89,19 +104,29 @@ def walk_axis(layers, sizes: list[int], axis: int, top: int) -> list[list[int]]:
     sizes[l] is the length of map l on this axis (0 = input). Returns, per map,
     the sorted indices the footprint of unit `top` of the last map touches,
     padding indices included; only indices inside a map read further down.
+    Index sets are numpy arrays while walking: the cost is the footprint's
+    size per layer, never the map's.
     """
+    import numpy as np
+
     depth = len(layers)
-    sets: list[set[int]] = [set() for _ in range(depth + 1)]
-    sets[depth] = {top}
+    sets = [None] * (depth + 1)
+    sets[depth] = np.array([top], dtype=np.int64)
     for level in range(depth, 0, -1):
         layer = layers[level - 1]
         k, s, d = _pair(layer.kernel, axis), _pair(layer.stride, axis), _pair(layer.dilation, axis)
         p = _pad_before(layer, axis)
-        below = sets[level - 1]
-        for o in sets[level]:
-            if 0 <= o < sizes[level]:
-                below.update(o * s - p + t * d for t in range(k))
-    return [sorted(s) for s in sets]
+        live = sets[level][(sets[level] >= 0) & (sets[level] < sizes[level])]
+        sets[level - 1] = _windows(live, k, s, d, p)
+    return [found.tolist() for found in sets]
+
+
+def _windows(live, k: int, s: int, d: int, before: int):
+    """Sorted distinct indices o*s - before + t*d (t < k) read by the units `live`."""
+    import numpy as np
+
+    taps = np.arange(k, dtype=np.int64) * d - before
+    return np.unique((live[:, None] * s + taps[None, :]).ravel())
 
 
 def _window_extent(layer, size_in: int, size_out: int, axis: int) -> tuple[int, int]:
@@ -125,7 +150,10 @@ def _resolve(stack, input_size, in_channels):
     from .explain import analyze
     from .layers import load_stack
 
+    from .graph import require_rank_2
+
     resolved = load_stack(stack, input_size, in_channels)
+    require_rank_2(resolved, "draw")
     result = analyze(resolved)
     h0, w0 = resolved.input_size
     sizes = [(h0, w0)]
@@ -152,10 +180,7 @@ def _footprint(resolved, sizes, unit) -> Drawing:
     layers = resolved.layers
     rows = walk_axis(layers, [s[0] for s in sizes], 0, i)
     cols = walk_axis(layers, [s[1] for s in sizes], 1, j)
-    cells = []
-    for level, (h, w) in enumerate(sizes):
-        cells.append({(r, c) for r in rows[level] if 0 <= r < h for c in cols[level] if 0 <= c < w})
-    return Drawing(sizes=sizes, unit=(i, j), rows=rows, cols=cols, mode="", cells=cells)
+    return Drawing(sizes=sizes, unit=(i, j), rows=rows, cols=cols, mode="")
 
 
 def _graph_of(stack, input_size, in_channels):
@@ -168,6 +193,9 @@ def _graph_of(stack, input_size, in_channels):
     except ImportError:  # an rfsweep without multi-path networks
         return None
     graph = load_graph(stack, input_size, in_channels)
+    from .graph import require_rank_2
+
+    require_rank_2(graph, "draw")
     return graph if graph.chain is None else None
 
 
@@ -178,55 +206,72 @@ def walk_graph(graph, facts: dict, end_point: str, unit) -> dict[str, list[list[
     window node reads o*s - p_before + t*d of its input, a pad node o - p_before,
     merges and pass-through nodes the same indices of every input (a 1x1 input
     broadcast over a larger map: its unit 0), global pooling and flatten the
-    whole input map. Only indices inside a node's map read further.
+    whole input map. Only indices inside a node's map read further. Each node's
+    reads are collected as arrays and merged once, when the walk reaches it, so
+    the walk is linear in nodes and edges (a 5,000-way concat included).
     """
     from types import SimpleNamespace
 
+    import numpy as np
+
     from .graph import DECODER_NODES, INPUT, LAYER_NODES, node_reads
 
-    order = [node for node in graph.nodes if node["name"] in facts]
     sizes = {INPUT: tuple(graph.input_size), **{name: tuple(f.n) for name, f in facts.items()}}
-    sets = {name: (set(), set()) for name in sizes}
+    pending: dict[str, tuple[list, list]] = {name: ([], []) for name in sizes}
     for a in (0, 1):
-        sets[end_point][a].add(unit[a])
-    for node in reversed(order):
+        pending[end_point][a].append(np.array([unit[a]], dtype=np.int64))
+    found: dict[str, list] = {}
+
+    def merge(name):  # each part is sorted and distinct already: only several need a union
+        return [np.zeros(0, np.int64) if not parts else parts[0] if len(parts) == 1
+                else np.unique(np.concatenate(parts)) for parts in pending.pop(name)]
+
+    for node in reversed(graph.nodes):
         name, kind = node["name"], node["type"]
+        if name not in facts:
+            continue
+        found[name] = touched = merge(name)
         f = facts[name]
         for a in (0, 1):
-            live = {o for o in sets[name][a] if 0 <= o < sizes[name][a]}
-            if not live:
+            live = touched[a][(touched[a] >= 0) & (touched[a] < sizes[name][a])]
+            if not live.size:
                 continue
             for source in node["inputs"]:
                 n_in = sizes[source][a]
-                target = sets[source][a]
                 if kind in LAYER_NODES:
-                    k, s, d = f.layer.kernel[a], f.layer.stride[a], f.layer.dilation[a]
-                    before = f.pads[a][0]
-                    target.update(o * s - before + t * d for o in live for t in range(k))
+                    reads = _windows(live, f.layer.kernel[a], f.layer.stride[a], f.layer.dilation[a], f.pads[a][0])
                 elif kind == "pad":
-                    target.update(o - f.pads[a][0] for o in live)
+                    reads = live - f.pads[a][0]
                 elif kind in DECODER_NODES:  # transposed convs, upsampling, shuffles, crops: their taps
                     source_facts = facts.get(source) or SimpleNamespace(n=sizes[source], channels=graph.in_channels)
-                    reads = node_reads(node, [source_facts], f, a)
-                    target.update(u for o in live for u, _ in reads.taps(o))
+                    taps = node_reads(node, [source_facts], f, a)
+                    reads = np.unique(np.fromiter((u for o in live.tolist() for u, _ in taps.taps(o)), np.int64))
                 elif kind == "global_pool" or (kind == "flatten" and sizes[source] != (1, 1)):
-                    target.update(range(n_in))
+                    reads = np.arange(n_in, dtype=np.int64)
                 elif n_in == 1 and sizes[name][a] != 1:  # a broadcast gate
-                    target.add(0)
+                    reads = np.zeros(1, np.int64)
                 else:
-                    target.update(live)
-    return {name: [sorted(sets[name][0]), sorted(sets[name][1])] for name in sizes}
+                    reads = live
+                pending[source][a].append(reads)
+    found[INPUT] = merge(INPUT)
+    return {name: [found[name][0].tolist(), found[name][1].tolist()] for name in sizes}
 
 
 def _graph_footprint(graph, unit, end_point):
-    """Drawing and schematic rows of a multi-path network: the input, then every node the
-    end-point reads from, in the graph's order."""
-    from .graph import INPUT, PASS_NODES, evaluate
+    """Drawing and schematic rows of a multi-path network.
+
+    Rows: the input, then every node the end-point reads from, in the graph's
+    order, when they fit in MAX_ROWS; otherwise only the widest path (the one
+    that sets the RF), sampled evenly down to MAX_ROWS rows. Returns the
+    Drawing, the rows' levels and a note saying what was left out ("" if nothing).
+    """
+    from .graph import INPUT, PASS_NODES, evaluate, rf_path
 
     end = end_point or graph.output
-    if end not in graph.names:
+    names = graph.names
+    if end not in set(names):
         raise RfsweepError(f"--end-point {end!r} is not a node of the network (nodes: "
-                           f"{', '.join(graph.names[:12])}{', ...' if len(graph.names) > 12 else ''})")
+                           f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
     facts = evaluate(graph, end)
     top = facts[end].n
     if unit is None:
@@ -237,31 +282,63 @@ def _graph_footprint(graph, unit, end_point):
     touched = walk_graph(graph, facts, end, unit)
     shown = [node for node in graph.nodes if node["name"] in facts
              and (node["type"] not in PASS_NODES or node["name"] == end)]  # activations, norms: no rows
-    names = [INPUT] + [node["name"] for node in shown]
+    note = ""
+    if len(shown) + 1 > MAX_ROWS:
+        path = set(rf_path(graph, facts, end, every_node=True))
+        on_path = [node for node in shown if node["name"] in path]
+        note = f"the widest path: {len(on_path):,} of {len(shown):,} nodes"
+        shown = on_path
+        if len(shown) + 1 > MAX_ROWS:
+            shown = [shown[i - 1] for i in _pick_rows(len(shown) + 1)[1:]]
+            note += f", {len(shown)} rows evenly spaced"
+    position = {name: index for index, name in enumerate(names)}
+    row_names = [INPUT] + [node["name"] for node in shown]
     levels = [{"label": "input", "start": 0.0, "rf": 1, "jump": 1}]
     for node in shown:
         f = facts[node["name"]]
         inputs = node["inputs"]
-        label = f"{_short(node['name'], 26)} {node['type']}"
+        label = abbreviate(node["name"])
+        if re.split(r"[/.]", node["name"])[-1] != node["type"]:  # "block3.add add" says add once
+            label += f" {node['type']}"
         if len(inputs) > 1:
-            label += f" of {len(inputs)}"
-        elif inputs[0] != _previous(graph, node):
-            label += f" <- {_short(inputs[0], 14)}"
-        levels.append({"label": label, "start": f.start[0],
-                       "rf": f.rf[0], "jump": f.jump[0]})
-    sizes = [tuple(graph.input_size)] + [tuple(facts[name].n) for name in names[1:]]
-    drawing = Drawing(sizes=sizes, unit=tuple(unit), rows=[touched[name][0] for name in names],
-                      cols=[touched[name][1] for name in names], mode="schematic", names=names)
-    return drawing, levels
+            label += f" of {len(inputs):,}"
+        elif not note and inputs[0] != (names[position[node['name']] - 1] if position[node["name"]] else INPUT):
+            label += f" <- {abbreviate(inputs[0], 14)}"
+        levels.append({"label": label, "start": f.start[0], "rf": f.rf[0], "jump": f.jump[0]})
+    sizes = [tuple(graph.input_size)] + [tuple(facts[name].n) for name in row_names[1:]]
+    drawing = Drawing(sizes=sizes, unit=tuple(unit), rows=[touched[name][0] for name in row_names],
+                      cols=[touched[name][1] for name in row_names], mode="schematic", names=row_names)
+    return drawing, levels, note
 
 
-def _short(name: str, limit: int = 30) -> str:
-    return name if len(name) <= limit else "..." + name[-(limit - 3):]
+def _pick_rows(count: int, limit: int | None = None) -> list[int]:
+    """Which of `count` schematic rows to draw: all when they fit, else `limit` evenly spaced
+    ones, the first and the last always among them."""
+    limit = limit or MAX_ROWS
+    if count <= limit:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (limit - 1)) for i in range(limit)})
 
 
-def _previous(graph, node) -> str:
-    position = graph.names.index(node["name"])
-    return graph.names[position - 1] if position else "input"
+def abbreviate(name: str, limit: int = LABEL_CHARS) -> str:
+    """A module path shortened from the right: its leading parts (the block and unit numbers
+    that say where it is) and its last part (the layer) stay, the middle parts go
+    ("block3/unit_6/bottleneck_v1/conv1" -> "block3/unit_6/…/conv1")."""
+    if len(name) <= limit:
+        return name
+    parts = re.split(r"([/.])", name)  # names at even positions, separators at odd ones
+    last = parts[-1]
+    if len(parts) < 3 or len(last) + 2 >= limit:
+        return name[:limit - 1] + "…"
+    head = parts[0]
+    for index in range(1, len(parts) - 2, 2):
+        longer = head + parts[index] + parts[index + 1]
+        if len(longer) + len(parts[-2]) + len(last) + 2 > limit:
+            break
+        head = longer
+    if len(head) + len(last) + 3 > limit:
+        head = head[:max(limit - len(last) - 3, 1)]
+    return f"{head}{parts[1]}…{parts[-2]}{last}"
 
 
 def _choose_mode(resolved, sizes, mode: str) -> str:
@@ -311,51 +388,102 @@ class _Atomic:
         return False
 
 
+def _grid_cells(resolved, sizes) -> int:
+    """How many cells a grid picture draws (every map with the padding its next layer reads)."""
+    return sum((r1 - r0 + 1) * (c1 - c0 + 1) for r0, r1, c0, c1 in _extents(resolved, sizes))
+
+
+def _grid_fits(resolved, sizes, gif: bool) -> bool:
+    """Whether a grid picture (every frame of a GIF) stays within the cell limits."""
+    frames = len(resolved.layers) + 1 if gif else 1
+    return _grid_cells(resolved, sizes) * frames <= (GIF_CELL_LIMIT if gif else GRID_CELL_LIMIT)
+
+
+def _refuse_grid(stack, resolved, sizes, in_channels, gif: bool) -> None:
+    """Refuse a grid picture too big to draw in reasonable time and memory, before drawing
+    anything: say the largest square input size that fits, or that none does."""
+    frames = len(resolved.layers) + 1 if gif else 1
+    limit = GIF_CELL_LIMIT if gif else GRID_CELL_LIMIT
+
+    def fits(n: int) -> bool:
+        try:
+            candidate, _, candidate_sizes = _resolve(stack, n, in_channels)
+        except RfsweepError:
+            return True  # too small to be valid: bisect past it, checked below
+        return _grid_fits(candidate, candidate_sizes, gif)
+
+    lo, hi = 1, max(sizes[0])  # fits(lo) assumed, fits(hi) is false
+    while hi - lo > 1:
+        middle = (lo + hi) // 2
+        lo, hi = (middle, hi) if fits(middle) else (lo, middle)
+    cells = _grid_cells(resolved, sizes) * frames
+    what = (f"a grid {'GIF' if gif else 'picture'} would draw {cells:,} cells"
+            f"{f' over {frames} frames' if gif else ''} (at most {limit:,})")
+    try:
+        _resolve(stack, lo, in_channels)
+    except RfsweepError:
+        raise RfsweepError(f"{what} at any input size: use --mode schematic") from None
+    raise RfsweepError(f"{what}: the largest input size that fits is --input-size {lo}; "
+                       "or use --mode schematic (auto picks it)")
+
+
 def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: str = "auto",
-         dpi: int = 100, end_point: str | None = None) -> Drawing:
+         dpi: int = 100, end_point: str | None = None, name: str | None = None) -> Drawing:
     """Draw the footprint of one top unit of `stack`; write it to `out` (.png, .svg, .gif) if given.
 
     `stack` is anything `rfsweep.analyze` takes; `unit` is (row, col) of the
     top map (default: its centre); mode "auto" picks "grid" for small maps
     (every map with its padding at most 32 cells a side, at most 8 layers)
-    and "schematic" otherwise. A .gif steps layer by layer. Multi-path
+    and "schematic" otherwise; a grid larger than GRID_CELL_LIMIT cells
+    (GIF_CELL_LIMIT over all frames of a GIF) is refused before drawing, with
+    the largest input size that fits. A .gif steps layer by layer. Multi-path
     networks (a graph with "nodes") are drawn as a schematic with one row per
-    node that the end-point (default: the graph's output) reads from.
-    Returns a Drawing with the traced index sets and the figure.
+    node that the end-point (default: the graph's output) reads from, or, past
+    MAX_ROWS rows, the widest path sampled evenly. `name` titles the picture
+    (default: the network's own name). Returns a Drawing with the traced index
+    sets and the figure.
     """
     if mode not in ("auto", "grid", "schematic"):
         raise RfsweepError(f"mode must be auto, grid or schematic, got {mode!r}")
     kind = None
     if out is not None:
         out, kind = _check_output(out)
-    Figure, Canvas = _matplotlib()
     graph = _graph_of(stack, input_size, in_channels)
     if graph is not None:
         if mode == "grid":
             raise RfsweepError("multi-path networks are drawn as a schematic: use --mode schematic or auto")
-        drawing, levels = _graph_footprint(graph, unit, end_point)
+        Figure, Canvas = _matplotlib()
+        drawing, levels, note = _graph_footprint(graph, unit, end_point)
         drawing.mode = "schematic"
-        title = graph.name or "network"
-        depth = len(drawing.sizes) - 1
+        title = name or graph.name or "network"
+        picked = list(range(len(levels)))
 
         def render(figure, shown):
-            _render_schematic(figure, title, levels, drawing, shown)
+            _render_schematic(figure, title, levels, picked, drawing, shown, note)
     else:
         if end_point is not None:
             raise RfsweepError("--end-point names a node of a multi-path network; a stack is drawn whole")
         resolved, result, sizes = _resolve(stack, input_size, in_channels)
         drawing = _footprint(resolved, sizes, unit)
         drawing.mode = _choose_mode(resolved, sizes, mode)
-        depth = len(resolved.layers)
-        levels = _chain_levels(resolved, result)
+        if drawing.mode == "grid" and not _grid_fits(resolved, sizes, kind == "gif"):
+            if mode == "grid":
+                _refuse_grid(stack, resolved, sizes, in_channels, kind == "gif")
+            drawing.mode = "schematic"  # auto: too many cells for a grid
+        Figure, Canvas = _matplotlib()
+        title = name or resolved.name or resolved.compact()
+        picked = _pick_rows(len(sizes))
+        every = _chain_levels(resolved, result)
+        levels = [every[level] for level in picked]
+        note = "" if len(picked) == len(sizes) else f"{len(picked)} of {len(sizes)} maps, evenly spaced"
 
         def render(figure, shown):
             if drawing.mode == "grid":
-                _render_grid(figure, resolved, result, drawing, shown)
+                _render_grid(figure, resolved, result, drawing, shown, title)
             else:
-                _render_schematic(figure, resolved.name or resolved.compact(), levels, drawing, shown)
-    figsize = (_grid_size(resolved, sizes) if drawing.mode == "grid"
-               else (10, 1.8 + 0.5 * (depth + 1) if depth < 40 else 1.8 + 0.25 * (depth + 1)))
+                _render_schematic(figure, title, levels, picked, drawing, shown, note)
+    steps = len(drawing.sizes) - 1 if drawing.mode == "grid" else len(levels) - 1
+    figsize = (_grid_size(resolved, sizes) if drawing.mode == "grid" else (10, 2.3 + 0.34 * len(levels)))
 
     def figure_for(shown: int):
         figure = Figure(figsize=figsize, dpi=dpi)
@@ -363,24 +491,34 @@ def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: st
         render(figure, shown)
         return figure
 
-    drawing.figure = figure_for(depth)
+    drawing.figure = figure_for(steps)
     if out is None:
         return drawing
     with _Atomic(out) as tmp:
         if kind == "gif":
-            from matplotlib.animation import PillowWriter
-
-            frames = [figure_for(shown) for shown in range(depth)] + [drawing.figure]
-            writer = PillowWriter(fps=1)
-            writer.setup(frames[0], str(tmp), dpi=dpi)
-            for frame in frames:
-                writer.fig = frame
-                writer.grab_frame(facecolor="white")
-            writer.finish()
+            shown = _pick_rows(steps + 1, GIF_FRAMES)
+            _write_gif(tmp, (drawing.figure if step == steps else figure_for(step) for step in shown), dpi)
         else:
             drawing.figure.savefig(tmp, format=kind, dpi=dpi, facecolor="white")
     drawing.path = out
     return drawing
+
+
+def _write_gif(path: Path, figures, dpi: int) -> None:
+    """One frame per figure (an iterable: each is rendered, then let go), one second each, all
+    quantized to the last frame's palette (it holds every colour), so a colour looks the same
+    in every frame: legend swatches included."""
+    from PIL import Image
+
+    images = []
+    for figure in figures:
+        figure.set_dpi(dpi)
+        figure.canvas.draw()
+        images.append(Image.frombuffer("RGBA", figure.canvas.get_width_height(), figure.canvas.buffer_rgba(),
+                                       "raw", "RGBA", 0, 1).convert("RGB"))
+    palette = images[-1].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+    frames = [image.quantize(palette=palette, dither=Image.Dither.NONE) for image in images]
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=1000, loop=0)
 
 
 # ---------------------------------------------------------------- grid pictures
@@ -388,6 +526,7 @@ def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: st
 SHEAR = 0.55   # oblique projection: a row further back moves right by this much ...
 SQUASH = 0.42  # ... and up by this much
 GAP = 1.6      # vertical space between maps
+LABEL_CELLS = 15  # room right of the maps for their labels, in cells
 
 
 def _extents(resolved, sizes):
@@ -408,8 +547,8 @@ def _grid_size(resolved, sizes):
     extents = _extents(resolved, sizes)
     width = max(c1 - c0 + 1 + SHEAR * (r1 - r0 + 1) for r0, r1, c0, c1 in extents)
     height = sum(SQUASH * (r1 - r0 + 1) + GAP for r0, r1, *_ in extents)
-    scale = min(0.42, 9.0 / max(height, 1.0), 11.0 / max(width + 9, 1.0))
-    return (max(7.0, (width + 9) * scale), max(4.0, (height + 1.5) * scale))
+    scale = min(0.42, 9.0 / max(height, 1.0), 12.0 / max(width + LABEL_CELLS, 1.0))
+    return (max(7.0, (width + LABEL_CELLS + 0.5) * scale), max(4.0, (height + 3) * scale))
 
 
 def _label(layer) -> str:
@@ -431,11 +570,16 @@ def _size_text(size) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def _render_grid(figure, resolved, result, drawing: Drawing, shown: int) -> None:
-    """Oblique stacked grids; maps above level depth-shown keep the highlight."""
+def _render_grid(figure, resolved, result, drawing: Drawing, shown: int, title: str) -> None:
+    """Oblique stacked grids; maps above level depth-shown keep the highlight.
+
+    Each map's label says how large the traced patch is on that map (what the eye sees
+    there) and, separately, how much of the input each of its units sees; the dashed
+    projection lines are drawn over the maps; the legend sits below the maps.
+    """
     from matplotlib.patches import Polygon
 
-    ax = figure.add_axes((0.01, 0.01, 0.98, 0.9))
+    ax = figure.add_axes((0.01, 0.1, 0.98, 0.8))
     ax.set_axis_off()
     ax.set_aspect("equal")
     sizes = drawing.sizes
@@ -480,34 +624,46 @@ def _render_grid(figure, resolved, result, drawing: Drawing, shown: int) -> None
                             corner(fr[0] - 0.5, fc[-1] + 0.5), corner(fr[0] - 0.5, fc[0] - 0.5)]
         right = max(corner(r, c1 + 0.5)[0] for r in (r0 - 0.5, r1 + 0.5))
         middle = base + SQUASH * rows_deep / 2
+        rows_here, cols_here = drawing.rows[level], drawing.cols[level]
+        patch = (f"{rows_here[-1] - rows_here[0] + 1}x{cols_here[-1] - cols_here[0] + 1}"
+                 if traced and rows_here and cols_here else "")
         if level == 0:
             text = f"input {_size_text((h, w))}"
+            if patch:
+                text += f"\ntraced: {patch} pixels (the unit's RF)"
         else:
             rf = result["layers"][level - 1]["rf"]
             jump = result["layers"][level - 1]["jump"]
             rf_text = f"{rf[0]}x{rf[1]}" if isinstance(rf, list) else f"{rf}x{rf}"
             jump_text = "x".join(map(str, jump)) if isinstance(jump, list) else str(jump)
-            text = (f"layer {level}: {_label(resolved.layers[level - 1])}\n"
-                    f"out {_size_text((h, w))}, RF {rf_text}, jump {jump_text}")
+            text = f"layer {level}: {_label(resolved.layers[level - 1])}, out {_size_text((h, w))}, jump {jump_text}\n"
+            if level == depth:
+                text += f"chosen unit: sees {rf_text} input pixels"
+            elif patch:
+                text += f"traced: {patch} units (each sees {rf_text} input pixels)"
+            else:
+                text += f"each unit sees {rf_text} input pixels"
         ax.text(right + 0.8, middle, text, va="center", ha="left", fontsize=9)
-        xs.append(right + 8.5)
+        xs.append(right + LABEL_CELLS)
         base += SQUASH * rows_deep + GAP
     for level in range(max(lowest, 1), depth + 1):  # the cone between a traced window and the one below
         if level in boxes and level - 1 in boxes:
             for top_pt, low_pt in zip(boxes[level], boxes[level - 1]):
                 ax.plot([top_pt[0], low_pt[0]], [top_pt[1], low_pt[1]], color=FOOT, linewidth=0.8,
-                        alpha=0.8, linestyle=(0, (3, 2)), zorder=1)
+                        alpha=0.8, linestyle=(0, (3, 2)), zorder=4, gid="projection")
     ax.set_xlim(min(xs) - 0.5, max(xs))
     ax.set_ylim(min(ys) - 0.5, max(ys) + 0.5)
     i, j = drawing.unit
     r_in, c_in = drawing.inside(0)
-    title = f"{resolved.name or resolved.compact()}\nunit ({i}, {j}) of layer {depth} sees input "
+    title = f"{title}\nunit ({i}, {j}) of layer {depth} sees input "
     title += f"rows {r_in[0]}..{r_in[-1]}, cols {c_in[0]}..{c_in[-1]}" if r_in and c_in else "only padding"
     figure.suptitle(title, fontsize=10, y=0.985)
     handles = [Polygon([[0, 0]], facecolor=col, edgecolor=EDGE, hatch=h, label=lab) for col, h, lab in (
         (CELL, None, "feature-map cell"), (PAD, "///", "padding"), (FOOT, None, "traced footprint"),
         (FOOT_PAD, "///", "padding read by the trace"), (UNIT, None, "chosen unit"))]
-    ax.legend(handles=handles, loc="lower right", fontsize=7, frameon=False)
+    legend = figure.legend(handles=handles, loc="lower center", ncol=5, fontsize=7.5, frameon=False,
+                           bbox_to_anchor=(0.5, 0.005))
+    legend.set_gid("legend")
 
 
 # ---------------------------------------------------------------- schematic
@@ -524,48 +680,74 @@ def _chain_levels(resolved, result) -> list[dict]:
     return levels
 
 
-def _render_schematic(figure, title: str, levels: list[dict], drawing: Drawing, shown: int) -> None:
-    """One row per map on the input-pixel axis (height axis): unit centres as ticks spaced by
-    the jump, the traced units marked, and a bar over the RF of the traced unit nearest the centre."""
-    from matplotlib.collections import LineCollection
+def _render_schematic(figure, title: str, levels: list[dict], picked: list[int], drawing: Drawing,
+                      shown: int, note: str = "") -> None:
+    """One row per drawn map on the input-pixel axis (height axis): unit centres as ticks spaced
+    by the jump, the traced units marked, and a bar over the RF of the unit whose centre is
+    nearest the traced unit's (so every bar is centred on the same input pixel).
 
-    height = figure.get_size_inches()[1]
-    ax = figure.add_axes((0.24, 0.75 / height, 0.73, 1 - 1.6 / height))
+    `picked[row]` is the map (index into the drawing's sizes/rows) of schematic row `row`;
+    rows above `shown` are left empty (GIF frames). Labels sit left of the axes, the
+    per-row figures right of it and the legend above it: nothing is drawn over the data.
+    """
+    import numpy as np
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    width, height = figure.get_size_inches()
+    label_width = (max(len(level["label"]) for level in levels) * 0.065 + 0.25) / width
+    right_width = 1.5 / width
+    top_space = 1.0 / height
+    ax = figure.add_axes((label_width, 0.7 / height, 1 - label_width - right_width - 0.01,
+                          1 - top_space - 0.7 / height))
     sizes = drawing.sizes
-    depth = len(sizes) - 1
-    n = sizes[0][0]
+    top_level = picked[-1]
     i_top = drawing.unit[0]
     top = levels[-1]
     centre = top["start"] + i_top * top["jump"]
+    n = sizes[0][0]
     lo, hi = centre - (top["rf"] - 1) / 2, centre + (top["rf"] - 1) / 2
     left, right = min(lo, -0.5) - 2, max(hi, n - 0.5) + 2
     ax.axvspan(-0.5, n - 0.5, color="0.93", zorder=0)
-    for level in range(min(shown, depth) + 1):
-        y = level
-        start, rf, jump = levels[level]["start"], levels[level]["rf"], levels[level]["jump"]
-        units = [u for u in range(sizes[level][0]) if left <= start + u * jump <= right]
-        if len(units) > 400:  # a dense map: show its spacing, not every tick
-            units = units[:: len(units) // 400 + 1]
-        ticks = LineCollection([((start + u * jump, y - 0.18), (start + u * jump, y + 0.18)) for u in units],
-                               colors="0.45", linewidths=0.6, zorder=2)
-        ax.add_collection(ticks)
+    for row, level in enumerate(picked):
+        if row > shown:
+            break
+        start, rf, jump = levels[row]["start"], levels[row]["rf"], levels[row]["jump"]
+        units = sizes[level][0]
+        first = max(0, int(np.ceil((left - start) / jump)))
+        last = min(units - 1, int(np.floor((right - start) / jump)))
+        positions = start + np.arange(first, last + 1, max(1, (last - first + 1) // 400 + 1)) * jump
+        ax.add_collection(LineCollection([((x, row - 0.18), (x, row + 0.18)) for x in positions],
+                                         colors="0.45", linewidths=0.6, zorder=2))
+        nearest = min(max(round((centre - start) / jump), 0), units - 1)  # the unit under the trace
+        c = start + nearest * jump
+        bar = ax.barh(row, rf, left=c - (rf - 1) / 2 - 0.5, height=0.5, color=FOOT, alpha=0.45, zorder=1)
+        bar.patches[0].set_gid(f"bar:{level}")
         traced = drawing.inside(level)[0]
         if traced:
-            mid = traced[len(traced) // 2]
-            c = start + mid * jump
-            ax.barh(y, rf, left=c - (rf - 1) / 2 - 0.5, height=0.5, color=FOOT, alpha=0.45, zorder=1)
-            marks = ax.scatter([start + u * jump for u in traced], [y] * len(traced), s=9,
-                               color=UNIT if level == depth else FOOT, zorder=3)
+            xs = start + np.asarray(traced, dtype=float) * jump
+            marks = ax.scatter(xs, np.full(len(xs), row), s=9, color=UNIT if level == top_level else FOOT,
+                               zorder=3)
             marks.set_gid(f"trace:{level}")
-        if depth < 30:
-            ax.text(right, y + 0.3, f"{sizes[level][0]} units, jump {jump}, RF {rf}", ha="right", va="bottom",
-                    fontsize=7, color="0.3")
-    labels = [level["label"] for level in levels]
-    ax.set_yticks(range(depth + 1), labels, fontsize=8 if depth < 16 else 6 if depth < 40 else 4)
-    ax.set_ylim(-0.7, depth + 0.8)
+        if len(picked) <= MAX_ROWS:
+            ax.text(1.01, row, f"{units:,} units, jump {jump:,}\nRF {rf:,}", transform=ax.get_yaxis_transform(),
+                    ha="left", va="center", fontsize=6.5 if len(picked) > 20 else 7.5, color="0.3")
+    ax.set_yticks(range(len(picked)), [level["label"] for level in levels],
+                  fontsize=8 if len(picked) <= 20 else 6.5)
+    ax.set_ylim(-0.7, len(picked) - 0.3)
     ax.set_xlim(left, right)
-    ax.set_xlabel("input pixel (height axis, 0-indexed centres; shaded: the input, outside it padding)")
+    ax.set_xlabel("input pixel (height axis, 0-indexed centres; shaded: the input, outside it padding)", fontsize=8)
     r_in = drawing.inside(0)[0]
-    figure.suptitle(f"{title[:110]}\nunit row {i_top} of {levels[-1]['label'].split(' ')[0]}: "
-                    f"RF {top['rf']} on the height axis, input rows {r_in[0] if r_in else '-'}.."
-                    f"{r_in[-1] if r_in else '-'} (ticks: unit centres, spaced by the jump)", fontsize=9)
+    end = drawing.names[-1] if drawing.names else f"layer {len(sizes) - 1}"
+    lines = [title if len(title) <= 100 else title[:99] + "…",
+             f"unit ({i_top}, {drawing.unit[1]}) of {end}: RF {top['rf']:,} on the height axis, input rows "
+             f"{r_in[0] if r_in else '-'}..{r_in[-1] if r_in else '-'}" + (f"; rows: {note}" if note else "")]
+    figure.suptitle("\n".join(lines), fontsize=9, y=1 - 0.08 / height, va="top")
+    handles = [Line2D([], [], color="0.45", marker="|", linestyle="none", markersize=8, label="unit centres (jump apart)"),
+               Patch(facecolor=FOOT, alpha=0.45, label="RF of the unit under the trace"),
+               Line2D([], [], color=FOOT, marker="o", linestyle="none", markersize=4, label="units the trace reads"),
+               Line2D([], [], color=UNIT, marker="o", linestyle="none", markersize=4, label="traced unit")]
+    legend = figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=7.5, frameon=False,
+                           bbox_to_anchor=(0.5, 1 - top_space + 0.05 / height))
+    legend.set_gid("legend")

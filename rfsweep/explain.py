@@ -8,6 +8,8 @@ Nothing here imports numba, pandas or pyarrow: one answer takes milliseconds.
 
 from __future__ import annotations
 
+import math
+
 from .errors import RfsweepError
 from .graph import analyze_graph, chain_graph, erf_ratio, evaluate, load_graph
 from .layers import Layer, Stack
@@ -21,17 +23,15 @@ def _check_no_overflow(stack: Stack) -> None:
     Output sizes never exceed n + 2p, so k*k*c_in*c_out*(n+2p)^2 bounds MACs.
     The sweep shares this bound; explain alone would compute exactly anyway.
     """
-    n_h, n_w = stack.input_size
+    n = list(stack.input_size)
     c_in = stack.in_channels
     jump = 1
     rf_bound = 1
     macs_bound = 0
     for index, layer in enumerate(stack.layers, start=1):
-        n_h += 2 * layer.padding[0]
-        n_w += 2 * layer.padding[1]
+        n = [size + 2 * p for size, p in zip(n, layer.padding)]
         if layer.is_conv:
-            macs_bound += (layer.kernel[0] * layer.kernel[1] * (c_in // layer.groups)
-                           * layer.out_channels * n_h * n_w)
+            macs_bound += (math.prod(layer.kernel) * (c_in // layer.groups) * layer.out_channels * math.prod(n))
             c_in = layer.out_channels
         rf_bound += max(d * (k - 1) for k, d in zip(layer.kernel, layer.dilation)) * jump
         jump *= max(layer.stride)
@@ -40,9 +40,9 @@ def _check_no_overflow(stack: Stack) -> None:
                                "(huge channels, input or strides); reduce them")
 
 
-def _axis(h, w, square: bool):
-    """A per-axis figure: one number for square stacks, [h, w] otherwise."""
-    return h if square else [h, w]
+def _axis(*values, square: bool):
+    """A per-axis figure: one number for square stacks, one per axis ([h, w] at rank 2) otherwise."""
+    return values[0] if square else list(values)
 
 
 def _layer_figures(layer: Layer) -> dict:
@@ -51,7 +51,7 @@ def _layer_figures(layer: Layer) -> dict:
             "out_channels": layer.out_channels}
 
 
-def analyze(source, input_size=None, in_channels=None, end_point=None) -> dict:
+def analyze(source, input_size=None, in_channels=None, end_point=None, rank=None) -> dict:
     """Per-layer (or per-node) and total RF, jump, start, output size, params, MACs, FLOPs.
 
     `source` is a compact string, a JSON path (a list of layers, a stack
@@ -60,10 +60,12 @@ def analyze(source, input_size=None, in_channels=None, end_point=None) -> dict:
     ("nodes", plus rf_min, the unproductive/critical layers and the paths
     that set the RF). `end_point` names the node to explain up to (a chain's
     nodes are its 1-based layer numbers). MACs count one multiply-accumulate
-    as 1 (bias adds not counted, as fvcore); FLOPs = 2 * MACs. Raises
-    RfsweepError naming the layer or node at fault.
+    as 1 (bias adds not counted, as fvcore); FLOPs = 2 * MACs. `rank` (1, 2
+    or 3 spatial axes) defaults to the source's, else the length of an
+    `input_size` list, else 2. Raises RfsweepError naming the layer or node
+    at fault.
     """
-    graph = load_graph(source, input_size, in_channels)
+    graph = load_graph(source, input_size, in_channels, rank)
     if graph.chain is None:
         return analyze_graph(graph, end_point)
     stack = graph.chain
@@ -84,23 +86,23 @@ def analyze_stack(stack: Stack) -> dict:
     square = stack.is_square
     rows = []
     for i, (layer, f) in enumerate(zip(stack.layers, facts)):
-        figures = {key: (_axis(*value, square) if isinstance(value, tuple) else value)
+        figures = {key: (_axis(*value, square=square) if isinstance(value, tuple) else value)
                    for key, value in _layer_figures(layer).items()}
-        rows.append({"index": i + 1, **figures, "out_size": _axis(*f.n, square), "rf": _axis(*f.rf, square),
-                     "jump": _axis(*f.jump, square), "start": _axis(*map(float, f.start), square),
+        rows.append({"index": i + 1, **figures, "out_size": _axis(*f.n, square=square),
+                     "rf": _axis(*f.rf, square=square), "jump": _axis(*f.jump, square=square),
+                     "start": _axis(*map(float, f.start), square=square),
                      "params": f.params, "macs": f.macs, "flops": 2 * f.macs})
     end = facts[-1]
     eff_padding = tuple((rf - 1) / 2 - start for rf, start in zip(end.rf, end.start))
     erf_std = tuple(v ** 0.5 for v in end.var)
     ratio = tuple(float(erf_ratio(std, rf)) for std, rf in zip(erf_std, end.rf))
     total_macs = sum(f.macs for f in facts)
-    total = {"rf": _axis(*end.rf, square), "jump": _axis(*end.jump, square),
-             "start": _axis(*map(float, end.start), square), "out_size": _axis(*end.n, square),
-             "out_channels": stack.layers[-1].out_channels, "eff_padding": _axis(*eff_padding, square),
+    total = {"rf": _axis(*end.rf, square=square), "jump": _axis(*end.jump, square=square),
+             "start": _axis(*map(float, end.start), square=square), "out_size": _axis(*end.n, square=square),
+             "out_channels": stack.layers[-1].out_channels, "eff_padding": _axis(*eff_padding, square=square),
              "params": sum(f.params for f in facts), "macs": total_macs, "flops": 2 * total_macs,
-             "erf_std": _axis(*erf_std, square), "erf_ratio": _axis(*ratio, square)}
-    h, w = stack.input_size
-    return {"input": {"size": _axis(h, w, square), "channels": stack.in_channels},
+             "erf_std": _axis(*erf_std, square=square), "erf_ratio": _axis(*ratio, square=square)}
+    return {"input": {"size": _axis(*stack.input_size, square=square), "channels": stack.in_channels},
             "layers": rows, "total": total}
 
 
@@ -150,7 +152,7 @@ def story(stack: Stack, result: dict) -> list[str]:
     if growing:
         if len(parts) > 4:  # one or two sentences, not a paragraph per layer
             parts = parts[:2] + [f"... ({len(parts) - 3} more layers) ..."] + parts[-1:]
-        axis = "" if stack.is_square else " (height axis)"
+        axis = "" if stack.is_square else {1: "", 2: " (height axis)", 3: " (depth axis)"}[stack.rank]
         lines.append("; ".join(parts) + axis + ".")
     total = result["total"]
     single = single_kernel_equivalent(stack, result)
@@ -158,7 +160,8 @@ def story(stack: Stack, result: dict) -> list[str]:
         rf = total["rf"]
         p_ratio = total["params"] / single["total"]["params"]
         m_ratio = total["macs"] / single["total"]["macs"] if single["total"]["macs"] else float("nan")
-        lines.append(f"One {rf}x{rf} conv sees the same {rf}x{rf} with {single['total']['params']:,} params "
+        box = "x".join([str(rf)] * stack.rank)
+        lines.append(f"One {box} conv sees the same {box} with {single['total']['params']:,} params "
                      f"and {single['total']['macs']:,} MACs; this stack needs {p_ratio:.2f}x the params, "
                      f"{m_ratio:.2f}x the MACs, and has {len(rows)} nonlinearities instead of 1.")
     return lines

@@ -12,21 +12,27 @@ form one path, so `analyze` of a stack walks exactly this code too.
 
 Node types: conv, maxpool, avgpool (section-1 fields; padding may also be
 per side, [[top, bottom], [left, right]], or "same_tf"), pad, add, mul,
-concat, slice, identity, relu, bn, global_pool, flatten, linear, and the
+concat, slice, identity, relu, bn, global (every unit reads the whole input
+map: attention, token mixing), global_pool, flatten, linear, and the
 decoder nodes conv_transpose, upsample, pixel_shuffle, pixel_unshuffle,
 crop. Past a decoder node a unit's field depends on its phase; such nodes
-carry per-axis periodic fields (`periodic.py`) and report the largest.
+carry per-axis periodic fields (`periodic.py`) and report the largest. Any
+node may carry `params`: learned parameters its op uses beyond its own
+formula (a gain on a conv weight, layer scale, positional embeddings), and
+`macs`: work beyond it (attention's matmuls, a class token's rows); both add
+to its counts.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import arithmetic, periodic
 from .errors import RfsweepError, read_user_json
-from .layers import (DEFAULT_IN_CHANNELS, DEFAULT_INPUT_SIZE, Layer, Stack, _as_pair, _check_int,
+from .layers import (DEFAULT_IN_CHANNELS, DEFAULT_INPUT_SIZE, Layer, Stack, _as_axes, _check_int, explicit_rank,
+                     input_axes,
                      _looks_like_path, load_stack, parse_json, resolve_layer)
 
 
@@ -48,20 +54,24 @@ upsample_out_size = _python(arithmetic.upsample_out_size)
 LAYER_NODES = ("conv", "maxpool", "avgpool")
 MERGE_NODES = ("add", "mul", "concat")
 PASS_NODES = ("identity", "relu", "bn")
+MIXING_NODES = ("global",)  # every output unit reads every unit of the input map
 HEAD_NODES = ("global_pool", "flatten", "linear")  # their outputs are no longer feature maps
 DECODER_NODES = ("conv_transpose", "upsample", "pixel_shuffle", "pixel_unshuffle", "crop")
-NODE_TYPES = LAYER_NODES + ("pad",) + MERGE_NODES + ("slice",) + PASS_NODES + HEAD_NODES + DECODER_NODES
+NODE_TYPES = (LAYER_NODES + ("pad",) + MERGE_NODES + ("slice",) + PASS_NODES + MIXING_NODES + HEAD_NODES
+              + DECODER_NODES)
 UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
+_LINEAR_MODE = {1: "linear", 3: "trilinear"}  # F.interpolate's names at rank 1 and 3
 INPUT = "input"
 INT64_SAFE = 1 << 62
 
-_NODE_KEYS = {"name", "type", "inputs", "note"}
+_NODE_KEYS = {"name", "type", "inputs", "note", "params", "macs"}
 _EXTRA_KEYS = {"pad": {"padding"}, "slice": {"channels"}, "linear": {"out_features", "bias"},
+               "global": {"out_channels"},
                "conv_transpose": {"kernel", "stride", "padding", "output_padding", "dilation", "out_channels",
                                   "groups", "bias"},
                "upsample": {"scale", "mode", "align_corners"}, "pixel_shuffle": {"factor"},
                "pixel_unshuffle": {"factor"}, "crop": {"crop"}}
-_GRAPH_KEYS = {"nodes", "input_size", "in_channels", "output"}
+_GRAPH_KEYS = {"nodes", "input_size", "in_channels", "output", "rank"}
 _METADATA_KEYS = {"name", "title", "source", "notes", "published", "reference", "license", "aliases"}
 
 
@@ -82,13 +92,18 @@ class Graph:
     chain: Stack | None = field(default=None, compare=False)
 
     @property
+    def rank(self) -> int:
+        """The number of spatial axes (1, 2 or 3)."""
+        return len(self.input_size)
+
+    @property
     def names(self) -> list[str]:
         return [node["name"] for node in self.nodes]
 
 
 # ------------------------------------------------------------------ loading
 
-def load_graph(source, input_size=None, in_channels=None) -> Graph:
+def load_graph(source, input_size=None, in_channels=None, rank=None) -> Graph:
     """A graph (dict with "nodes", JSON path) or any chain that `load_stack` takes.
 
     Explicit `input_size`/`in_channels` override the file's. Structure is
@@ -96,11 +111,11 @@ def load_graph(source, input_size=None, in_channels=None) -> Graph:
     against channel counts by `evaluate`.
     """
     if isinstance(source, Graph):
-        if input_size is None and in_channels is None:
+        if input_size is None and in_channels is None and rank in (None, source.rank):
             return source
         if source.chain is not None:
-            return chain_graph(load_stack(source.chain, input_size, in_channels))
-        return _replace_input(source, input_size, in_channels)
+            return chain_graph(load_stack(source.chain, input_size, in_channels, rank))
+        return _replace_input(source, input_size, in_channels, rank)
     data = source
     name = None
     if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
@@ -108,10 +123,10 @@ def load_graph(source, input_size=None, in_channels=None) -> Graph:
         data = read_user_json(path, "network")
         name = path.stem
         if not (isinstance(data, dict) and "nodes" in data):
-            return chain_graph(parse_json(data, input_size, in_channels, name))
+            return chain_graph(parse_json(data, input_size, in_channels, name, rank))
     if isinstance(data, dict) and "nodes" in data:
-        return parse_graph(data, input_size, in_channels, name)
-    return chain_graph(load_stack(source, input_size, in_channels))
+        return parse_graph(data, input_size, in_channels, name, rank)
+    return chain_graph(load_stack(source, input_size, in_channels, rank))
 
 
 def chain_graph(stack: Stack) -> Graph:
@@ -121,13 +136,15 @@ def chain_graph(stack: Stack) -> Graph:
     return Graph(nodes, stack.input_size, stack.in_channels, str(len(nodes)), stack.name, stack)
 
 
-def _replace_input(graph: Graph, input_size, in_channels) -> Graph:
-    size = graph.input_size if input_size is None else _as_pair(input_size, "input_size", None, 1)
+def _replace_input(graph: Graph, input_size, in_channels, rank=None) -> Graph:
+    if rank is None and not isinstance(input_size, (list, tuple)):
+        rank = graph.rank  # one number: that length on each of the graph's axes
+    size = input_axes(list(graph.input_size) if input_size is None else input_size, rank)
     c_in = graph.in_channels if in_channels is None else _check_int(in_channels, "in_channels", None, 1)
     return Graph(graph.nodes, size, c_in, graph.output, graph.name)
 
 
-def parse_graph(data: dict, input_size=None, in_channels=None, name=None) -> Graph:
+def parse_graph(data: dict, input_size=None, in_channels=None, name=None, rank=None) -> Graph:
     """Validate the structure of a graph object (contract section 6)."""
     unknown = sorted(set(data) - _GRAPH_KEYS - _METADATA_KEYS)
     if unknown:
@@ -136,8 +153,8 @@ def parse_graph(data: dict, input_size=None, in_channels=None, name=None) -> Gra
     raw_nodes = data["nodes"]
     if not isinstance(raw_nodes, list) or not raw_nodes:
         raise RfsweepError("'nodes' must be a non-empty list")
-    size = _as_pair(data.get("input_size", DEFAULT_INPUT_SIZE) if input_size is None else input_size,
-                    "input_size", None, 1)
+    rank, input_size = explicit_rank(data, input_size, rank)
+    size = input_axes(input_size, rank)
     c_in = _check_int(data.get("in_channels", DEFAULT_IN_CHANNELS) if in_channels is None else in_channels,
                       "in_channels", None, 1)
     seen: set[str] = set()
@@ -178,19 +195,31 @@ def _parse_node(raw, position: int, previous: str, seen: set[str]) -> dict:
         if item != INPUT and item not in seen:
             hint = " (itself: a cycle)" if item == name else " (nodes must come after their inputs; no cycles)"
             raise RfsweepError(f"{where}: unknown input {item!r}{hint}")
-    if kind not in MERGE_NODES and len(inputs) != 1:
+    if kind not in MERGE_NODES + MIXING_NODES and len(inputs) != 1:
         raise RfsweepError(f"{where}: a {kind} node takes exactly one input, got {len(inputs)}")
     allowed = _NODE_KEYS | _EXTRA_KEYS.get(kind, set())
     if kind in LAYER_NODES:
         allowed = allowed | {"kernel", "stride", "padding", "dilation", "out_channels", "groups", "bias",
-                             "ceil_mode"}
+                             "ceil_mode", "fixed_weights"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise RfsweepError(f"{where}: unknown field {unknown[0]!r} for a {kind} node "
                            f"(allowed: {', '.join(sorted(allowed))})")
+    for extra in ("params", "macs"):
+        value = raw.get(extra, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_SAFE:
+            raise RfsweepError(f"{where}: {extra} must be a non-negative integer, got {value!r}")
     node = {key: value for key, value in raw.items() if key != "note"}
     node["inputs"] = list(inputs)
     return node
+
+
+def require_rank_2(network, what: str) -> None:
+    """Refuse a rank-1 or rank-3 network (a Graph or Stack) where only 2-D work is implemented yet."""
+    rank = len(network.input_size)
+    if rank != 2:
+        raise RfsweepError(f"{what} works on 2-D networks only; this one has rank {rank} "
+                           "(rfsweep explain and rfsweep.analyze work at every rank)")
 
 
 # ------------------------------------------------------------------ arithmetic
@@ -225,6 +254,8 @@ class Facts:
     depends_on_input: bool = False  # TF 'SAME' padding that changes with the input size
     fixed: tuple = (None, None)
     fixed_min: tuple = (None, None)
+    moving: bool = True  # False after a global node on every path: no part of the field moves
+    global_from: str | None = None  # the first global node on some path to here
     fields: tuple | None = None  # per axis a periodic.Field once a decoder node is upstream, else None
     paths: tuple | None = None  # per axis the narrowest paths' Fields (rf_min), with `fields`
     origin: str | None = None  # the decoder node that first made a unit's field depend on its phase
@@ -234,20 +265,25 @@ class Facts:
         if self.fixed[a] is None:
             return self.rf[a], self.start[a]
         lo, hi = self.fixed[a]
+        if not self.moving:
+            return int(round(hi - lo + 1)), (lo + hi) / 2.0
         return union_interval(self.start[a], self.rf[a], (lo + hi) / 2.0, hi - lo + 1)
 
     def narrowest(self, a: int) -> int:
         """rf_min along axis a over every path, gated ones included."""
         gate = self.fixed_min[a]
+        if not self.moving:
+            return gate
         return self.rf_min[a] if gate is None else min(self.rf_min[a], gate)
 
     def seen_pair(self) -> tuple:
-        return tuple(zip(*(self.seen(a) for a in range(2))))  # ((rf_h, rf_w), (start_h, start_w))
+        return tuple(zip(*(self.seen(a) for a in range(len(self.n)))))  # ((rf_h, rf_w), (start_h, start_w))
 
     def carried(self) -> dict:
         """The fields a layer or pass-through node hands on unchanged (the fixed parts)."""
         return {"fixed": self.fixed, "fixed_min": self.fixed_min, "origin": self.origin,
-                "fields": self.fields, "paths": self.paths}
+                "fields": self.fields, "paths": self.paths, "moving": self.moving,
+                "global_from": self.global_from}
 
     def field(self, a: int) -> periodic.Field:
         """The moving field along axis a, as a periodic Field (one phase on ordinary maps)."""
@@ -262,27 +298,36 @@ class Facts:
 
 
 def _input_facts(graph: Graph) -> Facts:
-    return Facts(n=graph.input_size, rf=(1, 1), rf_min=(1, 1), jump=(1, 1), start=(0.0, 0.0),
-                 start_min=(0.0, 0.0), var=(0.0, 0.0), mean=(0.0, 0.0), channels=graph.in_channels)
+    ones, zeros, nones = (1,) * graph.rank, (0.0,) * graph.rank, (None,) * graph.rank
+    return Facts(n=graph.input_size, rf=ones, rf_min=ones, jump=ones, start=zeros, start_min=zeros, var=zeros,
+                 mean=zeros, channels=graph.in_channels, fixed=nones, fixed_min=nones)
 
 
-def _pads(value, where: str):
-    """Explicit padding as ((top, bottom), (left, right))."""
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, list) for v in value):
-        return tuple(_as_pair(side, "padding", None, 0) for side in value)
+def _pads(value, where: str, rank: int = 2):
+    """Explicit padding per axis as (before, after): ((top, bottom), (left, right)) at rank 2."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        if len(value) != rank:
+            raise RfsweepError(f"{where}: per-side padding needs one [before, after] pair per axis "
+                               f"({rank}), got {value!r}")
+        try:
+            return tuple(_as_axes(side, "padding", None, 0, 2) for side in value)
+        except RfsweepError as exc:
+            raise RfsweepError(f"{where}: {exc}") from None
     try:
-        p_h, p_w = _as_pair(value, "padding", None, 0)
+        values = _as_axes(value, "padding", None, 0, rank)
     except RfsweepError as exc:
-        raise RfsweepError(f"{where}: {exc} (or [[top, bottom], [left, right]], or \"same_tf\")") from None
-    return (p_h, p_h), (p_w, p_w)
+        sides = "[[top, bottom], [left, right]]" if rank == 2 else "one [before, after] pair per axis"
+        raise RfsweepError(f"{where}: {exc} (or {sides}, or \"same_tf\")") from None
+    return tuple((p, p) for p in values)
 
 
-def _resolve(node: dict, c_in: int, where: str):
+def _resolve(node: dict, c_in: int, where: str, rank: int = 2):
     """(Layer, pads or None for same_tf) of a conv/pool node against its incoming channels."""
     if "layer" in node:  # a chain's already-resolved layer
         layer = node["layer"]
         return layer, tuple((p, p) for p in layer.padding)
-    raw = {key: value for key, value in node.items() if key not in ("name", "inputs")}
+    raw = {key: value for key, value in node.items()
+           if key not in ("name", "inputs", "params", "macs", "fixed_weights")}
     if raw.get("groups") == "depthwise":
         raw["groups"] = c_in
     padding = raw.get("padding")
@@ -290,10 +335,10 @@ def _resolve(node: dict, c_in: int, where: str):
     if padding == "same_tf":
         raw["padding"] = 0
     elif padding is not None:
-        pads = _pads(padding, where)
-        raw["padding"] = [max(pads[0]), max(pads[1])]  # PyTorch's pool rule, checked per side
+        pads = _pads(padding, where, rank)
+        raw["padding"] = [max(side) for side in pads]  # PyTorch's pool rule, checked per side
     try:
-        layer = resolve_layer(raw, 0, c_in)
+        layer = resolve_layer(raw, 0, c_in, rank)
     except RfsweepError as exc:
         raise RfsweepError(f"{where}: {str(exc).removeprefix('layer 0: ')}") from None
     if padding is None:
@@ -307,8 +352,20 @@ arithmetic_out_size = _python(arithmetic.out_size)
 
 def _check_size(n, f: Facts, where: str) -> None:
     if min(n) < 1:
-        size = f.n[0] if f.n[0] == f.n[1] else f"{f.n[0]}x{f.n[1]}"
+        size = f.n[0] if len(set(f.n)) == 1 else size_text(f.n)
         raise RfsweepError(f"{where}: output size < 1 pixel (input to this layer is {size})")
+
+
+def size_text(n) -> str:
+    """A map's size per axis as people write it: 56x28 (one number at rank 1)."""
+    return "x".join(map(str, n))
+
+
+def _prod(values) -> int:
+    out = 1
+    for value in values:
+        out *= value
+    return out
 
 
 def _jump_value(jump):
@@ -343,8 +400,9 @@ def _periodic_facts(n, fields, paths, origin) -> dict:
 def _periodic_step(f: Facts, n, reads, where: str, name) -> dict:
     """Apply per-axis `periodic.Reads` to the field of every path (rf) and of each narrowest path."""
     try:
-        fields = tuple(periodic.apply(f.field(a), reads[a]) for a in range(2))
-        paths = tuple(periodic.prune([periodic.apply(p, reads[a]) for p in f.path_fields(a)]) for a in range(2))
+        fields = tuple(periodic.apply(f.field(a), reads[a]) for a in range(len(f.n)))
+        paths = tuple(periodic.prune([periodic.apply(p, reads[a]) for p in f.path_fields(a)])
+                      for a in range(len(f.n)))
     except periodic.PeriodError as exc:
         raise RfsweepError(f"{where}: {exc}") from None
     origin = f.origin if f.origin is not None else name
@@ -355,12 +413,12 @@ def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mod
     """The chain step on both axes (arithmetic.py), for rf and rf_min alike."""
     if f.fields is not None:  # past a decoder node: the same window on the periodic fields
         n = tuple(arithmetic_out_size(f.n[a], kernel[a], stride[a], pads[a][0], pads[a][1], dilation[a], ceil_mode)
-                  for a in range(2))
+                  for a in range(len(f.n)))
         _check_size(n, f, where)
-        reads = [periodic.window(kernel[a], stride[a], pads[a][0], dilation[a]) for a in range(2)]
+        reads = [periodic.window(kernel[a], stride[a], pads[a][0], dilation[a]) for a in range(len(f.n))]
         return _periodic_step(f, n, reads, where, None)
     axes = []
-    for a in (0, 1):
+    for a in range(len(f.n)):
         k, s, d = kernel[a], stride[a], dilation[a]
         p_before, p_after = pads[a]
         jump_in = f.jump[a]
@@ -371,27 +429,41 @@ def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mod
                      shift_start(f.start[a], jump_in, k, p_before, d),
                      shift_start(f.start_min[a], jump_in, k, p_before, d),
                      shift_start(f.mean[a], jump_in, k, p_before, d)))
-    return {**dict(zip(_WINDOW_KEYS, zip(*axes))), **f.carried()}
+    geometry = dict(zip(_WINDOW_KEYS, zip(*axes)))
+    if not f.moving:  # after a global node nothing moves: the window adds no new pixels
+        geometry.update(rf=f.rf, rf_min=f.rf_min, start=f.start, start_min=f.start_min, var=f.var, mean=f.mean)
+    return {**geometry, **f.carried()}
 
 
 def _layer_node(node: dict, f: Facts, where: str) -> Facts:
-    layer, pads = _resolve(node, f.channels, where)
+    layer, pads = _resolve(node, f.channels, where, len(f.n))
     depends = False
     if pads is None:  # TF 'SAME': resolved against this input's size, per axis
-        pads = tuple(same_tf_padding(f.n[a], layer.kernel[a], layer.stride[a], layer.dilation[a]) for a in range(2))
+        pads = tuple(same_tf_padding(f.n[a], layer.kernel[a], layer.stride[a], layer.dilation[a])
+                     for a in range(len(f.n)))
         depends = any(s > 1 for s in layer.stride)
     geometry = _apply_window(f, where, layer.kernel, layer.stride, layer.dilation, pads, layer.ceil_mode)
     params = macs = 0
     if layer.is_conv:
-        params, macs = conv_cost(layer.kernel[0], layer.kernel[1], f.channels, layer.out_channels,
-                                 layer.groups, layer.bias, geometry["n"][0], geometry["n"][1])
+        params, macs = _conv_cost(layer.kernel, f.channels, layer.out_channels, layer.groups, layer.bias,
+                                  geometry["n"])
+        if node.get("fixed_weights") is True:  # weights from a buffer (a blur filter): not learned
+            params = layer.out_channels if layer.bias else 0
     return Facts(**geometry, channels=layer.out_channels, params=params, macs=macs, spatial=f.spatial,
                  layer=layer, pads=pads, depends_on_input=depends)
 
 
+def _conv_cost(kernel, c_in, c_out, groups, bias, n) -> tuple:
+    """(params, MACs) at any rank: the kernel's and the map's axes multiplied (conv_cost at rank 2)."""
+    if len(kernel) == 2:
+        return conv_cost(kernel[0], kernel[1], c_in, c_out, groups, bias, n[0], n[1])
+    return conv_cost(_prod(kernel), 1, c_in, c_out, groups, bias, _prod(n), 1)
+
+
 def _whole_map(f: Facts, where: str) -> dict:
     """A window over the whole map (global pooling, flatten): the unit sees everything."""
-    return _apply_window(f, where, f.n, f.n, (1, 1), ((0, 0), (0, 0)), False)
+    rank = len(f.n)
+    return _apply_window(f, where, f.n, f.n, (1,) * rank, ((0, 0),) * rank, False)
 
 
 def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> Facts:
@@ -400,20 +472,21 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
     if kind == "concat":
         if len(sizes) > 1:
             raise RfsweepError(f"{where}: concat of different spatial sizes "
-                               + ", ".join(f"{name} {f.n[0]}x{f.n[1]}" for name, f in zip(names, ins)))
+                               + ", ".join(f"{name} {size_text(f.n)}" for name, f in zip(names, ins)))
         channels = sum(f.channels for f in ins)
     else:  # add, mul: 1x1 inputs (a squeeze-excitation gate) broadcast over the map
-        maps = {n for n in sizes if n != (1, 1)}
+        maps = {n for n in sizes if _prod(n) != 1}
         if len(maps) > 1:
             raise RfsweepError(f"{where}: {kind} of different spatial sizes "
-                               + ", ".join(f"{name} {f.n[0]}x{f.n[1]}" for name, f in zip(names, ins)))
+                               + ", ".join(f"{name} {size_text(f.n)}" for name, f in zip(names, ins)))
         counts = {f.channels for f in ins}
         if kind == "add" and len(counts) > 1 or kind == "mul" and len(counts - {1}) > 1:
             raise RfsweepError(f"{where}: {kind} of different channel counts "
                                + ", ".join(f"{name} {f.channels}" for name, f in zip(names, ins)))
         channels = max(counts)
-    main = max(ins, key=lambda f: f.n[0] * f.n[1])
-    for a in range(2):
+    main = max(ins, key=lambda f: _prod(f.n))
+    rank = len(main.n)
+    for a in range(rank):
         if main.n[a] > 1:
             jumps = {f.field(a).jump if f.fields is not None else f.jump[a] for f in ins if f.n[a] > 1}
             if len(jumps) > 1:
@@ -421,12 +494,15 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                                    + ", ".join(f"{name} {_jump_text(f, a)}" for name, f in zip(names, ins)
                                                if f.n[a] > 1) + "); the network is not aligned")
     # a 1x1 input on a larger map is one vector for every unit: its whole field stays put
-    broadcast = [f.n == (1, 1) and main.n != (1, 1) for f in ins]
+    # a global node's output (no moving part) likewise: every unit sees the same interval
+    broadcast = [(_prod(f.n) == 1 and _prod(main.n) != 1) or not f.moving for f in ins]
     moving = [f for f, fixed in zip(ins, broadcast) if not fixed]
+    if not moving:  # every input is global: the merge is too
+        return _global_merge(ins, main, channels)
     weights = [f.channels for f in ins] if kind == "concat" else [1] * len(ins)
     total = sum(weights)
     out = {key: [] for key in ("rf", "rf_min", "start", "start_min", "var", "mean", "fixed", "fixed_min")}
-    for a in range(2):
+    for a in range(rank):
         rf, start = moving[0].rf[a], moving[0].start[a]
         for f in moving[1:]:
             rf, start = union_interval(start, rf, f.start[a], f.rf[a])
@@ -449,23 +525,78 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
     if any(f.fields is not None for f in moving):  # past a decoder: union per phase
         moving_weights = [w for w, fixed in zip(weights, broadcast) if not fixed]
         try:
-            fields = tuple(periodic.union([f.field(a) for f in moving], moving_weights) for a in range(2))
-            paths = tuple(periodic.prune([p for f in moving for p in f.path_fields(a)]) for a in range(2))
+            fields = tuple(periodic.union([f.field(a) for f in moving], moving_weights) for a in range(rank))
+            paths = tuple(periodic.prune([p for f in moving for p in f.path_fields(a)]) for a in range(rank))
         except periodic.PeriodError as exc:
             raise RfsweepError(f"{where}: {exc}") from None
         origin = next((f.origin for f in moving if f.origin is not None), None)
         merged.update(_periodic_facts(main.n, fields, paths, origin))
-        return Facts(channels=channels, spatial=any(f.spatial for f in ins), **merged)
-    return Facts(n=main.n, jump=main.jump, channels=channels, spatial=any(f.spatial for f in ins), **merged)
+        return Facts(channels=channels, spatial=any(f.spatial for f in ins), global_from=_first_global(ins),
+                     **merged)
+    return Facts(n=main.n, jump=main.jump, channels=channels, spatial=any(f.spatial for f in ins),
+                 global_from=_first_global(ins), **merged)
+
+
+def _first_global(ins: list[Facts]):
+    return next((f.global_from for f in ins if f.global_from is not None), None)
+
+
+def _global_merge(ins: list[Facts], main: Facts, channels: int) -> Facts:
+    """A merge of global maps: the union of their (fixed) fields, the narrowest of their widths."""
+    fixed, fixed_min = [], []
+    for a in range(len(main.n)):
+        fixed.append((min(f.fixed[a][0] for f in ins), max(f.fixed[a][1] for f in ins)))
+        fixed_min.append(min(f.fixed_min[a] for f in ins))
+    return replace(main, channels=channels, params=0, macs=0, layer=None, pads=None, depends_on_input=False,
+                   fixed=tuple(fixed), fixed_min=tuple(fixed_min), global_from=_first_global(ins))
+
+
+def _whole_extent(f: Facts, a: int) -> tuple:
+    """(lo, hi, narrowest width) of the union of every unit's field of map f along axis a."""
+    n, jump = f.n[a], f.jump[a]
+    if not f.moving:
+        return f.fixed[a][0], f.fixed[a][1], f.fixed_min[a]
+    # unit i sees [start + i*jump - (rf-1)/2, start + i*jump + (rf-1)/2], i = 0 .. n-1
+    lo, hi = f.start[a] - (f.rf[a] - 1) / 2.0, f.start[a] + (n - 1) * jump + (f.rf[a] - 1) / 2.0
+    if f.fixed[a] is not None:
+        lo, hi = min(lo, f.fixed[a][0]), max(hi, f.fixed[a][1])
+    narrow = (n - 1) * jump + f.rf_min[a]  # the union of every unit's narrowest moving path
+    if f.fixed_min[a] is not None:  # or a gate's path, the same for every unit
+        narrow = min(narrow, f.fixed_min[a])
+    return lo, hi, narrow
+
+
+def _global_node(node: dict, ins: list[Facts], where: str) -> Facts:
+    """Every output unit reads every unit of every input map (attention: queries, keys, values):
+    its field is the union of all their units' fields (fixed: it does not move with the unit), here
+    and on every narrowest path. The output has the first input's (the queries') size."""
+    f = ins[0]
+    if any(g.fields is not None for g in ins):
+        raise RfsweepError(f"{where}: a global node after a decoder node (per-phase fields) is not supported")
+    fixed, fixed_min, var, mean = [], [], [], []
+    for a in range(len(f.n)):
+        extents = [_whole_extent(g, a) for g in ins]
+        lo, hi = min(e[0] for e in extents), max(e[1] for e in extents)
+        fixed.append((lo, hi))
+        fixed_min.append(min(e[2] for e in extents))
+        width = hi - lo + 1
+        var.append((width * width - 1) / 12.0)  # uniform over the whole field
+        mean.append((lo + hi) / 2.0)
+    channels = f.channels
+    if "out_channels" in node:
+        channels = _check_int(node["out_channels"], f"{where}: out_channels", None, 1)
+    return replace(f, channels=channels, params=0, macs=0, layer=None, pads=None, depends_on_input=False,
+                   var=tuple(var), mean=tuple(mean), fixed=tuple(fixed), fixed_min=tuple(fixed_min),
+                   moving=False, global_from=_first_global(ins) or node["name"])
 
 
 def _jump_text(f: Facts, a: int) -> str:
     return str(f.field(a).jump) if f.fields is not None else str(f.jump[a])
 
 
-def _pair_field(node: dict, key: str, where: str, default, minimum: int) -> tuple[int, int]:
+def _pair_field(node: dict, key: str, where: str, default, minimum: int, rank: int = 2) -> tuple:
     try:
-        return _as_pair(node.get(key, default), key, None, minimum)
+        return _as_axes(node.get(key, default), key, None, minimum, rank)
     except RfsweepError as exc:
         raise RfsweepError(f"{where}: {exc}") from None
 
@@ -481,12 +612,13 @@ def _conv_transpose(node: dict, f: Facts, where: str):
     """(out sizes, reads, out channels, params, MACs) of a transposed conv, checked as PyTorch does."""
     if "kernel" not in node:
         raise RfsweepError(f"{where}: a conv_transpose node needs 'kernel'")
-    kernel = _pair_field(node, "kernel", where, None, 1)
-    stride = _pair_field(node, "stride", where, 1, 1)
-    padding = _pair_field(node, "padding", where, 0, 0)
-    extra = _pair_field(node, "output_padding", where, 0, 0)
-    dilation = _pair_field(node, "dilation", where, 1, 1)
-    for a in range(2):
+    rank = len(f.n)
+    kernel = _pair_field(node, "kernel", where, None, 1, rank)
+    stride = _pair_field(node, "stride", where, 1, 1, rank)
+    padding = _pair_field(node, "padding", where, 0, 0, rank)
+    extra = _pair_field(node, "output_padding", where, 0, 0, rank)
+    dilation = _pair_field(node, "dilation", where, 1, 1, rank)
+    for a in range(rank):
         if extra[a] >= stride[a] and extra[a] >= dilation[a]:
             raise RfsweepError(f"{where}: output_padding {extra[a]} must be smaller than stride {stride[a]} "
                                f"or dilation {dilation[a]} (PyTorch's rule)")
@@ -498,10 +630,11 @@ def _conv_transpose(node: dict, f: Facts, where: str):
         raise RfsweepError(f"{where}: groups {groups} must divide in_channels {f.channels} and "
                            f"out_channels {c_out}")
     bias = _flag(node, "bias", where, True)
-    n = tuple(transpose_out_size(f.n[a], kernel[a], stride[a], padding[a], dilation[a], extra[a]) for a in range(2))
-    reads = [periodic.transposed(kernel[a], stride[a], padding[a], dilation[a]) for a in range(2)]
+    n = tuple(transpose_out_size(f.n[a], kernel[a], stride[a], padding[a], dilation[a], extra[a])
+              for a in range(rank))
+    reads = [periodic.transposed(kernel[a], stride[a], padding[a], dilation[a]) for a in range(rank)]
     # weights (c_in, c_out/groups, kh, kw); one MAC per weight per *input* unit (torch.utils.flop_counter)
-    params, macs = conv_cost(kernel[0], kernel[1], f.channels, c_out, groups, bias, f.n[0], f.n[1])
+    params, macs = _conv_cost(kernel, f.channels, c_out, groups, bias, f.n)
     return n, reads, c_out, params, macs
 
 
@@ -513,24 +646,29 @@ def _upsample(node: dict, f: Facts, where: str):
     if any(isinstance(v, float) or isinstance(v, bool) or not isinstance(v, int) for v in values):
         raise RfsweepError(f"{where}: scale must be an integer or [h, w] integers, got {scale!r} "
                            "(a non-integer scale has no exact per-unit field)")
-    scale = _pair_field(node, "scale", where, None, 1)
+    rank = len(f.n)
+    scale = _pair_field(node, "scale", where, None, 1, rank)
     mode = node.get("mode", "nearest")
-    if mode not in UPSAMPLE_MODES:
-        raise RfsweepError(f"{where}: mode must be one of {', '.join(UPSAMPLE_MODES)}, got {mode!r}")
+    modes = UPSAMPLE_MODES if rank == 2 else ("nearest", _LINEAR_MODE[rank])
+    if mode not in modes:
+        raise RfsweepError(f"{where}: mode must be one of {', '.join(modes)}, got {mode!r}")
     corners = _flag(node, "align_corners", where, False)
     if corners and mode == "nearest":
         raise RfsweepError(f"{where}: align_corners applies to bilinear and bicubic only (as F.interpolate)")
-    n = tuple(upsample_out_size(f.n[a], scale[a]) for a in range(2))
+    n = tuple(upsample_out_size(f.n[a], scale[a]) for a in range(rank))
     if mode == "nearest":
-        reads = [periodic.nearest(scale[a]) for a in range(2)]
-    else:
-        reads = [periodic.interpolate(scale[a], mode == "bicubic", corners, f.n[a], n[a]) for a in range(2)]
+        reads = [periodic.nearest(scale[a]) for a in range(rank)]
+    else:  # linear, bilinear, trilinear interpolate each axis separately
+        reads = [periodic.interpolate(scale[a], mode == "bicubic", corners, f.n[a], n[a]) for a in range(rank)]
     return n, reads, f.channels, 0, 0
 
 
 def _shuffle(node: dict, f: Facts, where: str):
     r = node.get("factor")
     _check_int(r, f"{where}: factor", None, 1)
+    if len(f.n) != 2:
+        raise RfsweepError(f"{where}: {node['type']} works on 2-D maps only (as PyTorch's), "
+                           f"this network has rank {len(f.n)}")
     if node["type"] == "pixel_shuffle":
         if f.channels % (r * r):
             raise RfsweepError(f"{where}: pixel_shuffle by {r} needs channels divisible by {r * r}, "
@@ -545,12 +683,12 @@ def _shuffle(node: dict, f: Facts, where: str):
 def _crop(node: dict, f: Facts, where: str):
     if "crop" not in node:
         raise RfsweepError(f"{where}: a crop node needs 'crop' ([[top, bottom], [left, right]] removed)")
-    sides = _pads(node["crop"], where)
-    n = tuple(f.n[a] - sides[a][0] - sides[a][1] for a in range(2))
+    sides = _pads(node["crop"], where, len(f.n))
+    n = tuple(f.n[a] - sides[a][0] - sides[a][1] for a in range(len(f.n)))
     if min(n) < 1:
         raise RfsweepError(f"{where}: crop {_padding_value(sides)} leaves nothing of a "
-                           f"{f.n[0]}x{f.n[1]} map")
-    return n, [periodic.window(1, 1, -sides[a][0], 1) for a in range(2)], f.channels, 0, 0
+                           f"{size_text(f.n)} map")
+    return n, [periodic.window(1, 1, -sides[a][0], 1) for a in range(len(f.n))], f.channels, 0, 0
 
 
 _DECODERS = {"conv_transpose": _conv_transpose, "upsample": _upsample, "pixel_shuffle": _shuffle,
@@ -598,8 +736,9 @@ def _node_facts(node: dict, ins: list[Facts], names: list[str], where: str) -> F
     if kind == "pad":
         if "padding" not in node:
             raise RfsweepError(f"{where}: a pad node needs 'padding'")
-        pads = _pads(node["padding"], where)
-        return Facts(**_apply_window(f, where, (1, 1), (1, 1), (1, 1), pads, False), channels=f.channels,
+        pads = _pads(node["padding"], where, len(f.n))
+        ones = (1,) * len(f.n)
+        return Facts(**_apply_window(f, where, ones, ones, ones, pads, False), channels=f.channels,
                      spatial=f.spatial, pads=pads)
     if kind == "slice":
         bounds = node.get("channels")
@@ -609,14 +748,17 @@ def _node_facts(node: dict, ins: list[Facts], names: list[str], where: str) -> F
             raise RfsweepError(f"{where}: 'channels' must be [start, stop) with 0 <= start < stop <= "
                                f"{f.channels} (the input's channels), got {bounds!r}")
         return Facts(**same, channels=bounds[1] - bounds[0], spatial=f.spatial)
+    if kind == "global":
+        return _global_node(node, ins, where)
     if kind == "global_pool":
         return Facts(**_whole_map(f, where), channels=f.channels, spatial=False)
     if kind == "flatten":
-        geometry = same if f.n == (1, 1) else _whole_map(f, where)
-        return Facts(**geometry, channels=f.channels * f.n[0] * f.n[1], spatial=False)
+        geometry = same if _prod(f.n) == 1 else _whole_map(f, where)
+        return Facts(**geometry, channels=f.channels * _prod(f.n), spatial=False)
     # linear
-    if f.n != (1, 1):
-        raise RfsweepError(f"{where}: linear needs a flattened input (1x1), got {f.n[0]}x{f.n[1]}; "
+    if _prod(f.n) != 1:
+        raise RfsweepError(f"{where}: linear needs a flattened input ({size_text((1,) * len(f.n))}), "
+                           f"got {size_text(f.n)}; "
                            "add a flatten or global_pool node before it")
     out_features = _check_int(node.get("out_features"), f"{where}: out_features", None, 1)
     bias = node.get("bias", True)
@@ -654,6 +796,8 @@ def evaluate(graph: Graph, end_point: str | None = None, where=None) -> dict[str
         names = node["inputs"]
         label = where(node)
         f = _node_facts(node, [facts[name] for name in names], names, label)
+        f.params += node.get("params", 0)  # beyond the formula: a gain, layer scale, embeddings
+        f.macs += node.get("macs", 0)  # attention's matmuls, a class token's rows
         if (f.params > INT64_SAFE or 2 * f.macs > INT64_SAFE
                 or max(f.rf) > INT64_SAFE or max(f.jump) > INT64_SAFE):
             raise RfsweepError(f"{label}: totals could exceed 64-bit integers (huge channels, input or "
@@ -665,17 +809,16 @@ def evaluate(graph: Graph, end_point: str | None = None, where=None) -> dict[str
 
 # ------------------------------------------------------------------ reports
 
-def axis_value(pair):
-    """One number where both axes agree, [h, w] where they differ."""
-    h, w = pair
-    return h if h == w else [h, w]
+def axis_value(values):
+    """One number where all axes agree, a list ([h, w] at rank 2) where they differ."""
+    values = tuple(values)
+    return values[0] if all(v == values[0] for v in values) else list(values)
 
 
 def _padding_value(pads):
-    (top, bottom), (left, right) = pads
-    if top == bottom and left == right:
-        return axis_value((top, left))
-    return [[top, bottom], [left, right]]
+    if all(before == after for before, after in pads):
+        return axis_value(tuple(before for before, _ in pads))
+    return [list(side) for side in pads]
 
 
 def border_layers(graph: Graph, facts: dict[str, Facts]) -> tuple[list[str], list[str]]:
@@ -691,20 +834,22 @@ def border_layers(graph: Graph, facts: dict[str, Facts]) -> tuple[list[str], lis
         f = facts.get(node["name"])
         if f is None or node["type"] not in LAYER_NODES or not f.spatial:
             continue
-        if all(f.narrowest(a) > size[a] for a in range(2)):
+        if all(f.narrowest(a) > size[a] for a in range(len(size))):
             unproductive.append(node["name"])
-        elif any(f.seen(a)[0] > size[a] for a in range(2)):
+        elif any(f.seen(a)[0] > size[a] for a in range(len(size))):
             critical.append(node["name"])
     return unproductive, critical
 
 
-def rf_path(graph: Graph, facts: dict[str, Facts], end_point: str, widest: bool = True) -> list[str]:
-    """The layer nodes of the path that sets the end-point's rf (or rf_min), input first."""
+def rf_path(graph: Graph, facts: dict[str, Facts], end_point: str, widest: bool = True,
+            every_node: bool = False) -> list[str]:
+    """The layer nodes (or, with `every_node`, all nodes) of the path that sets the end-point's
+    rf (or rf_min), input first."""
     by_name = {node["name"]: node for node in graph.nodes}
     path, name = [], end_point
     while name != INPUT:
         node = by_name[name]
-        if node["type"] in LAYER_NODES or node["type"] in DECODER_NODES:
+        if every_node or node["type"] in LAYER_NODES or node["type"] in DECODER_NODES:
             path.append(name)
         inputs = node["inputs"]
         if len(inputs) == 1:
@@ -715,9 +860,35 @@ def rf_path(graph: Graph, facts: dict[str, Facts], end_point: str, widest: bool 
             if item == INPUT:
                 return 1
             f = facts[item]
-            return (f.seen(0)[0] * f.seen(1)[0]) if widest else (f.narrowest(0) * f.narrowest(1))
+            axes = range(len(f.n))
+            return _prod(f.seen(a)[0] for a in axes) if widest else _prod(f.narrowest(a) for a in axes)
         name = max(inputs, key=size) if widest else min(inputs, key=size)
     return path[::-1]
+
+
+def module_paths(graph: Graph, depth: int = 1) -> list[str]:
+    """The module paths of an imported model's nodes (`layer1.0.conv1` -> `layer1`), in order."""
+    paths = {}
+    for name in graph.names:
+        parts = name.split(".")
+        for k in range(1, min(depth, len(parts) - 1) + 1):
+            paths.setdefault(".".join(parts[:k]), None)
+    return list(paths)
+
+
+def resolve_end_point(graph: Graph, name: str) -> str:
+    """A node's name, or a module path of an imported model (`layer3`, `features.4`): the output of
+    that module, i.e. the last node inside it (as torchvision's feature extraction names nodes)."""
+    if name in graph.names:
+        return name
+    inside = [node for node in graph.names if node.startswith(f"{name}.")]
+    if inside:
+        return inside[-1]
+    known = graph.names
+    shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+    paths = module_paths(graph)
+    modules = f"; module paths: {', '.join(paths[:12])}{', ...' if len(paths) > 12 else ''}" if paths else ""
+    raise RfsweepError(f"unknown end-point {name!r} (nodes: {shown}{modules})")
 
 
 def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
@@ -727,11 +898,7 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
     MACs) and the total describes the graph's `output`; with it, the network is
     cut to what that node reads, so the sums are the cost of that feature map.
     """
-    output = graph.output if end_point is None else end_point
-    if output not in graph.names:
-        known = graph.names
-        shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-        raise RfsweepError(f"unknown end-point {output!r} (nodes: {shown})")
+    output = graph.output if end_point is None else resolve_end_point(graph, end_point)
     facts = evaluate(graph, None if end_point is None else output)
     rows = []
     for index, node in enumerate(graph.nodes, start=1):
@@ -754,7 +921,7 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
             row.update(_decoder_keys(node))
         rf, start = f.seen_pair()
         row.update(out_size=axis_value(f.n), out_channels=f.channels, rf=axis_value(rf),
-                   rf_min=axis_value((f.narrowest(0), f.narrowest(1))), jump=axis_value(f.jump),
+                   rf_min=axis_value(tuple(f.narrowest(a) for a in range(len(f.n)))), jump=axis_value(f.jump),
                    start=axis_value(start),
                    params=f.params, macs=f.macs, flops=2 * f.macs, spatial=f.spatial)
         row.update(phase_keys(f))
@@ -764,13 +931,15 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
     erf_std = tuple(math.sqrt(v) for v in end.var)
     unproductive, critical = border_layers(graph, facts)
     end_rf, end_start = end.seen_pair()
-    total = {"rf": axis_value(end_rf), "rf_min": axis_value((end.narrowest(0), end.narrowest(1))),
+    total = {"rf": axis_value(end_rf), "rf_min": axis_value(tuple(end.narrowest(a) for a in range(len(end.n)))),
              "jump": axis_value(end.jump),
              "start": axis_value(end_start), "out_size": axis_value(end.n), "out_channels": end.channels,
              "eff_padding": axis_value(tuple((r - 1) / 2 - s for r, s in zip(end_rf, end_start))),
              "params": sum(f.params for f in facts.values()), "macs": macs, "flops": 2 * macs,
              "erf_std": axis_value(erf_std),
              "erf_ratio": axis_value(tuple(erf_ratio(s, r) for s, r in zip(erf_std, end_rf)))}
+    if end.global_from is not None:  # only then: outputs of networks without one stay byte-identical
+        total["global_from"] = end.global_from
     if end.fields is not None:  # unit 0's ERF and padding, against unit 0's own field
         unit0 = [field.sizes[0] or field.rf for field in end.fields]
         total["eff_padding"] = axis_value(tuple((r - 1) / 2 - s for r, s in zip(unit0, end_start)))
@@ -793,7 +962,7 @@ def phase_keys(f: Facts) -> dict:
                    for field in f.fields)
     return {"jump_fraction": axis_value(tuple(str(field.jump) for field in f.fields)),
             "period": axis_value(tuple(field.period for field in f.fields)),
-            "phases": list(phases[0]) if phases[0] == phases[1] else [list(p) for p in phases],
+            "phases": list(phases[0]) if all(p == phases[0] for p in phases) else [list(p) for p in phases],
             "periodic_from": f.origin}
 
 
@@ -825,6 +994,9 @@ def graph_story(result: dict) -> list[str]:
              f"the widest path is {show(result['rf_path'])}."]
     if total["rf_min"] != total["rf"]:
         lines.append(f"The narrowest path sees only {_text(total['rf_min'])}: {show(result['rf_min_path'])}.")
+    if total.get("global_from"):
+        lines.append(f"From `{total['global_from']}` on every unit sees the whole input (a global node: "
+                     "attention or token mixing); params and MACs still count every node after it.")
     size = _text(result["input"]["size"])
     if result["unproductive"]:
         lines.append(f"At input size {size}, {len(result['unproductive'])} layers are unproductive (even their "
@@ -853,7 +1025,8 @@ def _phase_sentence(total: dict) -> str:
     phases = total["phases"]
     per_axis = [phases] if isinstance(phases[0], dict) else phases
     parts = []
-    for axis, items in zip(("", " (height)", " (width)")[0 if len(per_axis) == 1 else 1:], per_axis):
+    labels = {1: ("",), 2: (" (height)", " (width)"), 3: (" (depth)", " (height)", " (width)")}[len(per_axis)]
+    for axis, items in zip(labels, per_axis):
         sizes = sorted({item["size"] for item in items})
         words = ", ".join(map(str, sizes[:-1])) + (" or " if len(sizes) > 1 else "") + str(sizes[-1])
         parts.append(f"{len(items)} input patterns{axis}: {words} pixels")

@@ -113,28 +113,41 @@ def _scale(ax, values, axis: str):
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log" if positive else "symlog")
 
 
-def plot_front(df_all_sample, front, path, x: str = "params", y: str = "rf") -> Path:
-    """Scatter of a sample of all rows (grey) with the Pareto front highlighted; log x axis."""
+def plot_front(df_all_sample, front, path, x="params", y: str = "rf") -> Path:
+    """A sample of all rows (grey) with the Pareto front highlighted, one panel per column of
+    `x` (a name or a list: each minimised objective) against `y`; log x axes.
+
+    The front's rows are drawn in every panel; the step line joins them only where the panel
+    shows every objective (two of them), since a projection of a wider front is not a staircase.
+    """
+    xs_names = [x] if isinstance(x, str) else list(x)
     for frame, what in ((df_all_sample, "sample"), (front, "front")):
-        for column in (x, y):
+        for column in (*xs_names, y):
             if frame is not None and column not in frame.columns:
                 raise RfsweepError(f"plot_front: the {what} has no column {column!r}")
     figure = _figure()
-    ax = figure.add_subplot()
-    xs = []
-    if df_all_sample is not None and len(df_all_sample):
-        ax.scatter(df_all_sample[x], df_all_sample[y], s=3, color="0.6", alpha=0.35,
-                   label=f"sample of {len(df_all_sample):,} rows", rasterized=True)
-        xs += list(df_all_sample[x])
-    ordered = front.sort_values([x, y])
-    ax.scatter(ordered[x], ordered[y], s=14, color=FRONT_COLOR, zorder=3, label=f"front ({len(front):,} rows)")
-    ax.step(ordered[x], ordered[y], where="post", color=FRONT_COLOR, linewidth=0.8, zorder=2)
-    xs += list(ordered[x])
-    _scale(ax, [float(v) for v in xs], "x")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.set_title(f"Pareto front: {y} vs {x}", fontsize=10)
-    ax.legend(loc="best", fontsize=8)
+    panels = len(xs_names)
+    if panels > 1:
+        figure.set_size_inches(min(4.2 * panels, 16), 4.6)
+    axes = figure.subplots(1, panels, squeeze=False)[0]
+    for ax, column in zip(axes, xs_names):
+        xs = []
+        if df_all_sample is not None and len(df_all_sample):
+            ax.scatter(df_all_sample[column], df_all_sample[y], s=3, color="0.6", alpha=0.35,
+                       label=f"random sample of {len(df_all_sample):,} rows", rasterized=True)
+            xs += list(df_all_sample[column])
+        ordered = front.sort_values([column, y])
+        ax.scatter(ordered[column], ordered[y], s=14, color=FRONT_COLOR, zorder=3, label=f"front ({len(front):,} rows)")
+        if panels == 1:
+            ax.step(ordered[column], ordered[y], where="post", color=FRONT_COLOR, linewidth=0.8, zorder=2)
+        xs += list(ordered[column])
+        _scale(ax, [float(v) for v in xs], "x")
+        ax.set_xlabel(column)
+        ax.set_ylabel(y)
+        ax.set_title(f"{y} vs {column}", fontsize=10)
+        ax.legend(loc="best", fontsize=7)
+    if panels > 1:
+        figure.suptitle(f"Pareto front of {', '.join(xs_names)} against {y}: one panel per objective", fontsize=10)
     return _save(figure, path)
 
 

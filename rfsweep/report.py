@@ -30,7 +30,6 @@ COMPARE_RFS = (3, 5, 7, 9, 11, 15)
 COMPARE_SHOWN = 4            # RFs compared
 COMPARE_ROWS = 6             # candidate stacks per RF shown (the single kernel always)
 PARAM_BINS = 40
-RF_BINS = 120             # distinct RF values drawn one by one; more are binned
 EXPLAIN_COLUMNS = ["#", "layer", "k", "s", "p", "d", "out", "ch", "jump", "RF", "start", "params", "MACs"]
 TABLE_COLUMNS = ["config_id", "depth", "stack", "rf", "jump", "out_size", "out_channels", "params", "macs",
                  "erf_ratio"]
@@ -122,12 +121,12 @@ ROW_COLUMNS = ("config_id", "depth", "rf", "jump", "out_size", "out_channels", "
 
 
 def _scan(path, allow_incomplete: bool, sample: int) -> _Scan:
-    """One read of the few columns the page shows; both fronts as `rfsweep pareto --minimize COST
-    --maximize rf` finds them (the same exact kernels), taken by position from that read."""
-    import pandas as pd
-    import pyarrow as pa
-
-    from .analysis import _front_positions, _numeric_field, _open_sweep
+    """One batched read of the few columns the page shows: both fronts as `rfsweep pareto
+    --minimize COST --maximize rf` finds them (the same exact kernels, as running fronts),
+    a running random sample and exact running counts. Memory: a batch, the fronts and the
+    counts, never the file."""
+    from .analysis import (RunningFront, RunningSample, _numeric_field, _open_sweep, batch_column,
+                           read_errors, scan_batches)
 
     try:
         dataset, metadata = _open_sweep(path, allow_incomplete)
@@ -135,68 +134,112 @@ def _scan(path, allow_incomplete: bool, sample: int) -> _Scan:
         for name in ("config_id", "rf", "params", "macs"):
             _numeric_field(schema, name, "report")
         names = [name for name in ROW_COLUMNS if name in schema.names]
-        table = dataset.to_table(columns=names)
-    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:  # corrupt pages or footer
+        fronts = {cost: RunningFront([cost, "rf"], [False, True]) for cost in ("params", "macs")}
+        sampler = RunningSample(sample)
+        counts = _Counts(*_column_range(dataset, "params", path))
+        rows = 0
+        for batch in scan_batches(dataset, names):
+            cols = {name: batch_column(batch, name, path, "" if name in _REQUIRED else None) for name in names}
+            for front in fronts.values():
+                front.add(cols)
+            sampler.add({name: cols[name] for name in ("rf", "params", "macs")})
+            counts.add(cols)
+            rows += batch.num_rows
+    except MemoryError:
+        raise
+    except read_errors() as exc:  # corrupt pages or footer
         raise RfsweepError(f"{path}: cannot read the sweep ({exc})") from None
-    cols = {}
-    for name in names:
-        column = table.column(name)
-        if column.null_count and name in ("config_id", "rf", "params", "macs", "depth"):
-            raise RfsweepError(f"{path}: column {name!r} has null values")
-        cols[name] = column.to_numpy()
-    fronts = {}
-    for cost in ("params", "macs"):
-        positions = _front_positions([cols[cost], cols["rf"]], [False, True], [cost, "rf"])
-        fronts[cost] = pd.DataFrame({name: cols[name][positions] for name in names})
-    n = table.num_rows
-    pick = np.sort(np.random.default_rng(0).choice(n, size=min(sample, n), replace=False)) if sample else []
-    picked = pd.DataFrame({name: cols[name][pick] for name in ("rf", "params", "macs")})
-    return _Scan(rows=n, fronts=fronts, sample=picked, metadata=metadata, dist=_distributions(cols))
+    import pandas as pd
+
+    frames = {cost: pd.DataFrame(front.rows(names)) for cost, front in fronts.items()}
+    return _Scan(rows=rows, fronts=frames, sample=sampler.frame(("rf", "params", "macs")), metadata=metadata,
+                 dist=counts.distributions())
+
+
+_REQUIRED = ("config_id", "rf", "params", "macs", "depth")
+
+
+def _column_range(dataset, name: str, path) -> tuple[float, float]:
+    """(min, max) of a column from the row groups' statistics, or from one read of that column
+    alone when a file has none: the params bins need both ends before the counting pass."""
+    from .analysis import batch_column, scan_batches
+
+    low = high = None
+    try:
+        for fragment in dataset.get_fragments():
+            fragment.ensure_complete_metadata()
+            for group in fragment.row_groups:
+                stats = (group.statistics or {}).get(name)
+                if not stats or stats.get("min") is None or stats.get("max") is None:
+                    raise LookupError(name)
+                low = stats["min"] if low is None else min(low, stats["min"])
+                high = stats["max"] if high is None else max(high, stats["max"])
+    except LookupError:
+        low = high = None
+        for batch in scan_batches(dataset, [name]):
+            values = batch_column(batch, name, path, "")
+            low = values.min() if low is None else min(low, values.min())
+            high = values.max() if high is None else max(high, values.max())
+    if low is not None and low < 0:
+        raise RfsweepError(f"{path}: column {name!r} has negative values (down to {low}); "
+                           "a sweep never writes them: the file is damaged or not from rfsweep")
+    return (1.0, 1.0) if low is None else (max(float(low), 1.0), max(float(high), 1.0))
+
+
+class _Counts:
+    """Exact counts of rf per depth and of params in PARAM_BINS log bins per depth, batch by batch."""
+
+    def __init__(self, params_low: float, params_high: float):
+        self.low, self.high = params_low, params_high
+        self.step = (np.log10(params_high) + 1e-9 - np.log10(params_low)) / PARAM_BINS
+        self.rf_keys = np.zeros(0, np.int64)      # depth << RF_SHIFT | rf, distinct, with counts
+        self.rf_counts = np.zeros(0, np.int64)
+        self.params = np.zeros((0, PARAM_BINS), np.int64)
+
+    def add(self, cols: dict) -> None:
+        rf = cols["rf"].astype(np.int64)
+        depth = cols["depth"].astype(np.int64) if "depth" in cols else np.zeros(rf.size, np.int64)
+        if rf.max() >= 1 << RF_SHIFT or depth.max() >= 1 << (62 - RF_SHIFT):
+            raise RfsweepError("report: rf or depth too large to count (rf < 2^40, depth < 2^22)")
+        keys, counts = np.unique(depth << RF_SHIFT | rf, return_counts=True)
+        merged, inverse = np.unique(np.concatenate([self.rf_keys, keys]), return_inverse=True)
+        self.rf_counts = np.bincount(inverse.reshape(-1), weights=np.concatenate([self.rf_counts, counts]),
+                                     minlength=merged.size).astype(np.int64)
+        self.rf_keys = merged
+        logs = np.log10(np.maximum(cols["params"].astype(np.float64), self.low))
+        bins = np.clip(((logs - np.log10(self.low)) / self.step).astype(np.int64), 0, PARAM_BINS - 1)
+        depths = int(depth.max()) + 1
+        table = np.bincount(depth * PARAM_BINS + bins, minlength=depths * PARAM_BINS).reshape(-1, PARAM_BINS)
+        if depths > self.params.shape[0]:
+            self.params = np.vstack([self.params, np.zeros((depths - self.params.shape[0], PARAM_BINS), np.int64)])
+        self.params[:depths] += table
+
+    def distributions(self) -> dict:
+        """Per depth: the RF values present and their counts; params (log-bin centre, count) pairs."""
+        out = {"rf": {}, "params": {}, "rf_values": np.zeros(0, np.int64)}
+        if not self.rf_keys.size:
+            return out
+        depth, rf = self.rf_keys >> RF_SHIFT, self.rf_keys & ((1 << RF_SHIFT) - 1)
+        out["rf_values"] = np.unique(rf)
+        for d in np.unique(depth):
+            mine = depth == d
+            out["rf"][int(d)] = (rf[mine], _compact(self.rf_counts[mine]))
+        edges = np.logspace(np.log10(self.low), np.log10(self.high) + 1e-9, PARAM_BINS + 1)
+        centres = np.sqrt(edges[:-1] * edges[1:]).astype(np.float32)
+        for d in range(self.params.shape[0]):
+            where = np.flatnonzero(self.params[d])
+            if where.size:
+                out["params"][d] = (centres[where], _compact(self.params[d, where]))
+        return out
+
+
+RF_SHIFT = 40
 
 
 def _compact(values) -> np.ndarray:
     """Counts in the narrowest type plotly embeds as typed arrays (it has no 64-bit integers)."""
     values = np.asarray(values)
     return values.astype(np.uint32) if values.size == 0 or values.max() < 1 << 32 else values.astype(np.float64)
-
-
-def _distributions(cols) -> dict:
-    """Exact counts of rf per depth and of params in log bins per depth (all rows, no sampling).
-
-    Per depth only the non-empty (bin, count) pairs are kept; RF is binned
-    linearly when it takes more than RF_BINS distinct values (block spaces).
-    """
-    rf = cols["rf"]
-    params = cols["params"]
-    out = {"rf": {}, "params": {}, "rf_values": np.zeros(0, np.int64), "rf_bin": 1}
-    if rf.size == 0:
-        return out
-    depth = cols["depth"].astype(np.int64) if "depth" in cols else np.zeros(rf.size, np.int64)
-    depths = np.flatnonzero(np.bincount(depth))
-    rf_max = int(rf.max())
-    present = np.flatnonzero(np.bincount(rf.astype(np.int64))) if rf_max < 1 << 26 else np.unique(rf)
-    out["rf_values"] = present
-    width = 1 if present.size <= RF_BINS else -(-(rf_max + 1) // RF_BINS)
-    out["rf_bin"] = width
-    codes = rf.astype(np.int64) // width
-    n_codes = int(codes.max()) + 1
-    table = np.bincount(depth * n_codes + codes, minlength=(int(depths[-1]) + 1) * n_codes).reshape(-1, n_codes)
-    for d in depths:
-        where = np.flatnonzero(table[d])
-        centres = where * width + (width - 1) / 2 if width > 1 else where
-        out["rf"][int(d)] = (centres, _compact(table[d, where]))
-    low, high = max(float(params.min()), 1.0), max(float(params.max()), 1.0)
-    edges = np.logspace(np.log10(low), np.log10(high) + 1e-9, PARAM_BINS + 1)
-    step = (np.log10(high) + 1e-9 - np.log10(low)) / PARAM_BINS
-    logs = np.log10(np.maximum(params.astype(np.float64), low))
-    bins = np.minimum(((logs - np.log10(low)) / step).astype(np.int64), PARAM_BINS - 1)
-    table = np.bincount(depth * PARAM_BINS + bins, minlength=(int(depths[-1]) + 1) * PARAM_BINS)
-    table = table.reshape(-1, PARAM_BINS)
-    centres = np.sqrt(edges[:-1] * edges[1:]).astype(np.float32)
-    for d in depths:
-        where = np.flatnonzero(table[d])
-        out["params"][int(d)] = (centres[where], _compact(table[d, where]))
-    return out
 
 
 def _compare_rows(spec, rf_values) -> list[dict]:
@@ -232,11 +275,16 @@ def _int(value):
 
 # ---------------------------------------------------------------- figures
 
+LOG_AXIS = {"type": "log", "dtick": 1, "exponentformat": "power", "minor": {"ticks": "outside", "ticklen": 3}}
+MAX_DEPTH_LINES = 6  # more depths are drawn as this many groups of consecutive depths
+
+
 def _front_figure(go, sample, front, column: str, stacks: dict, label: str):
     figure = go.Figure(layout={"template": TEMPLATE})
     if sample is not None and len(sample):
         figure.add_trace(go.Scatter(
-            x=sample[column].to_numpy(), y=sample["rf"].to_numpy(), mode="markers", name=f"sample of all rows",
+            x=sample[column].to_numpy(), y=sample["rf"].to_numpy(), mode="markers",
+            name=f"random sample of {len(sample):,} rows",
             marker={"size": 4, "color": CLOUD_COLOR}, hoverinfo="skip"))
     ids = front["config_id"].to_numpy().astype(np.int64)
     texts = [stacks[int(i)].compact() if int(i) in stacks else f"config_id {int(i)}" for i in ids]
@@ -249,24 +297,50 @@ def _front_figure(go, sample, front, column: str, stacks: dict, label: str):
     figure.add_trace(go.Scatter(
         x=front[column].to_numpy()[order], y=front["rf"].to_numpy()[order], mode="lines",
         line={"shape": "hv", "color": FRONT_COLOR, "width": 1}, hoverinfo="skip", showlegend=False))
-    figure.update_layout(xaxis={"type": "log", "title": label}, yaxis={"title": "receptive field (px)"},
+    figure.update_layout(xaxis={**LOG_AXIS, "title": label}, yaxis={"title": "receptive field (px)"},
                          height=460, margin={"l": 60, "r": 20, "t": 30, "b": 50},
                          legend={"x": 0.01, "y": 0.99})
     return figure
 
 
+def depth_groups(depths) -> list[list[int]]:
+    """The depths present, as at most MAX_DEPTH_LINES runs of consecutive ones (one line each)."""
+    depths = sorted(int(d) for d in depths)
+    if len(depths) <= MAX_DEPTH_LINES:
+        return [[d] for d in depths]
+    cuts = np.array_split(np.arange(len(depths)), MAX_DEPTH_LINES)
+    return [[depths[i] for i in part] for part in cuts if part.size]
+
+
+def _group_name(group: list[int]) -> str:
+    return f"depth {group[0]}" if len(group) == 1 else f"depth {group[0]}-{group[-1]}"
+
+
 def _distribution_figures(go, dist):
+    """RF: per depth (group), the share of stacks with RF <= x (a monotone step line: exact
+    counts, no zigzag between odd and even RFs); params: counts in log bins per depth (group)."""
     rf_fig = go.Figure(layout={"template": TEMPLATE})
-    for d, (x, y) in dist["rf"].items():
-        rf_fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"depth {d}", marker={"size": 4}))
-    binned = f" (bins of {dist['rf_bin']})" if dist.get("rf_bin", 1) > 1 else ""
-    rf_fig.update_layout(xaxis={"title": f"receptive field (px){binned}"}, yaxis={"title": "stacks", "type": "log"},
+    for group in depth_groups(dist["rf"]):
+        values = np.concatenate([dist["rf"][d][0] for d in group])
+        counts = np.concatenate([np.asarray(dist["rf"][d][1], np.float64) for d in group])
+        xs, inverse = np.unique(values, return_inverse=True)
+        summed = np.bincount(inverse.reshape(-1), weights=counts, minlength=xs.size)
+        share = np.cumsum(summed) / summed.sum()
+        rf_fig.add_trace(go.Scatter(x=xs, y=share, mode="lines", line={"shape": "hv"}, name=_group_name(group),
+                                    hovertemplate="RF <= %{x}: %{y:.1%}<extra>" + _group_name(group) + "</extra>"))
+    rf_fig.update_layout(xaxis={"title": "receptive field (px)"},
+                         yaxis={"title": "share of stacks with RF <= x", "tickformat": ".0%", "range": [0, 1.02]},
                          height=380, margin={"l": 60, "r": 20, "t": 30, "b": 50})
     params_fig = go.Figure(layout={"template": TEMPLATE})
-    for d, (x, y) in dist["params"].items():
-        params_fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"depth {d}", marker={"size": 4}))
-    params_fig.update_layout(xaxis={"title": "params (log bins)", "type": "log"},
-                             yaxis={"title": "stacks", "type": "log"}, height=380,
+    for group in depth_groups(dist["params"]):
+        centres = np.concatenate([dist["params"][d][0] for d in group])
+        counts = np.concatenate([np.asarray(dist["params"][d][1], np.float64) for d in group])
+        xs, inverse = np.unique(centres, return_inverse=True)
+        summed = np.bincount(inverse.reshape(-1), weights=counts, minlength=xs.size)
+        params_fig.add_trace(go.Scatter(x=xs, y=_compact(summed), mode="lines+markers", name=_group_name(group),
+                                        marker={"size": 4}))
+    params_fig.update_layout(xaxis={**LOG_AXIS, "title": f"params ({PARAM_BINS} log bins)"},
+                             yaxis={**LOG_AXIS, "title": "stacks"}, height=380,
                              margin={"l": 60, "r": 20, "t": 30, "b": 50})
     return rf_fig, params_fig
 
@@ -302,13 +376,29 @@ def _fmt(value) -> str:
 
 
 def _kv_table(pairs) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in pairs)
+    """Key-value rows; a nested object becomes a nested table, a list of objects (a block
+    space's stages) a table with one row per item, instead of raw JSON."""
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_value_html(v)}</td></tr>" for k, v in pairs)
     return f"<table class='kv'>{body}</table>"
 
 
+def _value_html(value) -> str:
+    if isinstance(value, dict):
+        return _kv_table(value.items())
+    if isinstance(value, (list, tuple)) and value and all(isinstance(item, dict) for item in value):
+        keys = list(dict.fromkeys(key for item in value for key in item))
+        head = "".join(f"<th>{html.escape(str(key))}</th>" for key in ["#", *keys])
+        body = "".join("<tr>" + f"<td>{i}</td>" + "".join(
+            f"<td>{_value_html(item[key]) if key in item else ''}</td>" for key in keys) + "</tr>"
+            for i, item in enumerate(value, start=1))
+        return f"<table class='rows nested'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return html.escape(_fmt(value))
+
+
 def _rows_table(front, stacks, top: int) -> str:
+    """The first `top` front rows; a `stack` column only when the stacks are known (chain grids)."""
     shown = front.head(top)
-    columns = [c for c in TABLE_COLUMNS if c == "stack" or c in shown.columns]
+    columns = [c for c in TABLE_COLUMNS if (c == "stack" and stacks) or c in shown.columns]
     head = "".join(f"<th data-col='{i}'>{html.escape(c)}</th>" for i, c in enumerate(columns))
     body = []
     values = {c: shown[c].tolist() for c in columns if c != "stack"}
@@ -435,7 +525,8 @@ h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bo
 .note { color: #666; font-size: 0.9em; }
 .grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 table { border-collapse: collapse; font-size: 0.85em; }
-table.kv th { text-align: left; padding: 2px 12px 2px 0; font-weight: 600; }
+table.kv th { text-align: left; padding: 2px 12px 2px 0; font-weight: 600; vertical-align: top; }
+table.nested { font-size: 1em; }
 table.rows th, table.rows td { border-bottom: 1px solid #eee; padding: 3px 8px; text-align: right; }
 table.rows td.stack { text-align: left; font-family: ui-monospace, monospace; }
 table.sortable th { cursor: pointer; background: #f5f5f5; } table.sortable th[data-dir=asc]::after { content: ' \\25B2'; }
@@ -494,6 +585,16 @@ def build_report(path, top: int = 50, sample: int = 1500, allow_incomplete: bool
     explained_note = ("" if n_params <= MAX_EXPLAINED and n_macs <= MAX_EXPLAINED else
                       f" Explain tables are embedded for the first {MAX_EXPLAINED} rows of each front.")
     sample_rows = len(scan.sample)
+    compare_section = "" if spec is None else f"""<h2>Stacks against one large kernel</h2>
+<p class="note">For RFs in this sweep: one RxR conv against stacks of smaller convs with the same RF
+(rfsweep compare: stride 1, 'same' padding, the sweep's kernels and dilations, its widest channel count,
+at most 4 layers). The cheapest stacks are shown; italic: the single kernel.</p>
+{divs.get('compare', '')}
+{_compare_tables(compared)}
+"""
+    groups = depth_groups(dist["rf"])
+    grouped = ("" if all(len(group) == 1 for group in groups) else
+               f" The {sum(map(len, groups))} depths are drawn as {len(groups)} groups of consecutive depths.")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -515,15 +616,10 @@ multiply-accumulate as 1 (bias adds not counted); FLOPs = 2&middot;MACs. RF in i
 <div class="grid2"><div>{divs['front-params']}</div><div>{divs['front-macs']}</div></div>
 <div id="explain">Click a front point (or a row of the table below) to see its explain table.</div>
 <h2>Distributions by depth</h2>
-<p class="note">Exact counts over all {considered:,} rows (params in {PARAM_BINS} log-spaced bins).</p>
+<p class="note">Exact counts over all {considered:,} rows: left, the share of stacks whose RF is at most x
+(cumulative, so odd and even RFs do not zigzag); right, params in {PARAM_BINS} log-spaced bins.{grouped}</p>
 <div class="grid2"><div>{divs['dist-rf']}</div><div>{divs['dist-params']}</div></div>
-<h2>Stacks against one large kernel</h2>
-<p class="note">For RFs in this sweep: one RxR conv against stacks of smaller convs with the same RF
-(rfsweep compare: stride 1, 'same' padding, the sweep's kernels and dilations, its widest channel count,
-at most 4 layers). The cheapest stacks are shown; italic: the single kernel.</p>
-{divs.get('compare', '')}
-{_compare_tables(compared)}
-<h2>Top rows: the params front</h2>
+{compare_section}<h2>Top rows: the params front</h2>
 <p class="note">The first {min(top, n_params):,} rows of the params-vs-RF front, cheapest first. Click a column
 to sort, a row for its explain table.</p>
 {_rows_table(front_params, stacks, top)}

@@ -25,7 +25,7 @@ import re
 from fractions import Fraction
 
 from .errors import RfsweepError
-from .graph import INPUT, Graph, ancestors, axis_value, evaluate, load_graph, node_reads
+from .graph import INPUT, Graph, ancestors, axis_value, evaluate, load_graph, node_reads, require_rank_2
 
 GLOBAL_NODES = ("global", "global_pool", "flatten", "linear")
 DTYPE_BYTES = {"float16": 2, "half": 2, "bfloat16": 2, "float32": 4, "float": 4, "float64": 8, "double": 8,
@@ -255,6 +255,7 @@ def tile_plan(source, tile=None, input_size=None, in_channels=None, end_point=No
     [left, right]] (to see that a smaller one breaks exactness).
     """
     graph = _graph_of(source, input_size, in_channels)
+    require_rank_2(graph, "tile")
     end = end_point or graph.output
     if end not in graph.names:
         raise RfsweepError(f"unknown end-point {end!r}")

@@ -220,10 +220,12 @@ def stack_step(stack, setup: BenchSetup):
     graph = as_network(stack)
     dtype = _torch_dtype(torch, setup.dtype)
     module = build_network(graph, relu=setup.relu).to(device=setup.device, dtype=dtype)
-    h, w = graph.input_size
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(setup.batch, graph.in_channels, h, w, generator=generator).to(device=setup.device, dtype=dtype)
+    x = torch.randn(setup.batch, graph.in_channels, *graph.input_size, generator=generator).to(
+        device=setup.device, dtype=dtype)  # (N, C, L), (N, C, H, W) or (N, C, D, H, W): any rank
     if setup.channels_last:
+        if graph.rank != 2:
+            raise RfsweepError(f"channels_last is a 2-D memory format; this network has rank {graph.rank}")
         module = module.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     if setup.backward:

@@ -29,27 +29,34 @@ def require_torch(what: str = "timing"):
 
 # ------------------------------------------------------------------ the builder
 
+def _nd(nn, name: str, rank: int):
+    """torch.nn's class for this rank: _nd(nn, "Conv", 3) is nn.Conv3d."""
+    return getattr(nn, f"{name}{rank}d")
+
+
 def build_module(stack: Stack, relu: bool = True):
     """The stack as a torch.nn.Sequential with exactly its fields (kernel, stride, padding,
-    dilation, groups, bias, ceil_mode), a ReLU after each conv when `relu`."""
+    dilation, groups, bias, ceil_mode), a ReLU after each conv when `relu`; Conv1d/2d/3d and
+    the pools of the stack's rank."""
     torch = require_torch("building a torch module")
     nn = torch.nn
     modules = []
     c_in = stack.in_channels
+    rank = stack.rank
     for layer in stack.layers:
         if layer.is_conv:
-            modules.append(nn.Conv2d(c_in, layer.out_channels, layer.kernel, stride=layer.stride,
+            modules.append(_nd(nn, "Conv", rank)(c_in, layer.out_channels, layer.kernel, stride=layer.stride,
                                      padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
                                      bias=layer.bias))
             if relu:
                 modules.append(nn.ReLU(inplace=True))
             c_in = layer.out_channels
         elif layer.type == "maxpool":
-            modules.append(nn.MaxPool2d(layer.kernel, stride=layer.stride, padding=layer.padding,
-                                        ceil_mode=layer.ceil_mode))
+            modules.append(_nd(nn, "MaxPool", rank)(layer.kernel, stride=layer.stride, padding=layer.padding,
+                                                    ceil_mode=layer.ceil_mode))
         elif layer.type == "avgpool":
-            modules.append(nn.AvgPool2d(layer.kernel, stride=layer.stride, padding=layer.padding,
-                                        ceil_mode=layer.ceil_mode))
+            modules.append(_nd(nn, "AvgPool", rank)(layer.kernel, stride=layer.stride, padding=layer.padding,
+                                                    ceil_mode=layer.ceil_mode))
         else:  # the layer model has no other kinds today; graphs will bring merges
             raise RfsweepError(f"cannot build a torch module for layer type {layer.type!r}")
     return nn.Sequential(*modules)
@@ -83,36 +90,42 @@ def _graph_ops():
     torch = require_torch("building a torch module")
     nn, F = torch.nn, torch.nn.functional
 
-    def as_map(x):
-        """Head outputs are (batch, features); a later map op sees them as features x 1 x 1."""
-        return x if x.dim() == 4 else x[:, :, None, None]
+    def as_map(x, dims=4):
+        """Head outputs are (batch, features); a later map op sees them as features x 1 x 1 (x 1 ...)."""
+        return x if x.dim() >= dims else x.reshape(tuple(x.shape) + (1,) * (dims - x.dim()))
 
     def as_maps(xs):
-        return xs if all(x.dim() == xs[0].dim() for x in xs) else [as_map(x) for x in xs]
+        dims = max(x.dim() for x in xs)
+        return xs if all(x.dim() == dims for x in xs) else [as_map(x, dims) for x in xs]
 
     class Pad(nn.Module):
-        """Per-side padding ((top, bottom), (left, right)) with a constant (-inf before a max pool)."""
+        """Per-side padding per axis ((top, bottom), (left, right)) with a constant (-inf before a max pool)."""
 
         def __init__(self, pads, value=0.0):
             super().__init__()
-            (self.top, self.bottom), (self.left, self.right) = pads
+            self.pads = tuple(tuple(side) for side in pads)
             self.value = value
 
         def forward(self, x):
-            return F.pad(as_map(x), (self.left, self.right, self.top, self.bottom), value=self.value)
+            flat = tuple(p for side in reversed(self.pads) for p in side)  # F.pad: the last axis first
+            return F.pad(as_map(x, len(self.pads) + 2), flat, value=self.value)
 
         def extra_repr(self):
-            return f"top={self.top}, bottom={self.bottom}, left={self.left}, right={self.right}, value={self.value}"
+            if len(self.pads) == 2:
+                (top, bottom), (left, right) = self.pads
+                return f"top={top}, bottom={bottom}, left={left}, right={right}, value={self.value}"
+            return f"pads={self.pads}, value={self.value}"
 
     class MapOp(nn.Module):
-        """A torch layer that needs a 4-D input."""
+        """A torch layer that needs a map input (4-D at rank 2)."""
 
-        def __init__(self, inner):
+        def __init__(self, inner, rank=2):
             super().__init__()
             self.inner = inner
+            self.dims = rank + 2
 
         def forward(self, x):
-            return self.inner(as_map(x))
+            return self.inner(as_map(x, self.dims))
 
     class Add(nn.Module):
         def forward(self, *xs):
@@ -146,8 +159,12 @@ def _graph_ops():
             return f"channels=[{self.start}, {self.stop})"
 
     class GlobalPool(nn.Module):
+        def __init__(self, rank=2):
+            super().__init__()
+            self.rank = rank
+
         def forward(self, x):
-            return as_map(x).mean((2, 3), keepdim=True)
+            return as_map(x, self.rank + 2).mean(tuple(range(2, self.rank + 2)), keepdim=True)
 
     class Flatten(nn.Module):
         def forward(self, x):
@@ -189,24 +206,28 @@ def _graph_ops():
             self.align_corners = align_corners if mode != "nearest" else None
 
         def forward(self, x):
-            return F.interpolate(as_map(x), scale_factor=self.scale, mode=self.mode, align_corners=self.align_corners)
+            return F.interpolate(as_map(x, len(self.scale) + 2), scale_factor=self.scale, mode=self.mode,
+                                 align_corners=self.align_corners)
 
         def extra_repr(self):
             return f"scale={self.scale}, mode={self.mode}, align_corners={self.align_corners}"
 
     class Crop(nn.Module):
-        """Removes ((top, bottom), (left, right)) pixels (U-Net's copy-and-crop)."""
+        """Removes ((top, bottom), (left, right)) pixels (U-Net's copy-and-crop), per axis at any rank."""
 
         def __init__(self, sides):
             super().__init__()
-            (self.top, self.bottom), (self.left, self.right) = sides
+            self.sides = tuple(tuple(side) for side in sides)
 
         def forward(self, x):
-            h, w = x.shape[-2:]
-            return x[..., self.top:h - self.bottom, self.left:w - self.right]
+            sizes = x.shape[-len(self.sides):]
+            return x[(Ellipsis, *(slice(before, n - after) for (before, after), n in zip(self.sides, sizes)))]
 
         def extra_repr(self):
-            return f"top={self.top}, bottom={self.bottom}, left={self.left}, right={self.right}"
+            if len(self.sides) == 2:
+                (top, bottom), (left, right) = self.sides
+                return f"top={top}, bottom={bottom}, left={left}, right={right}"
+            return f"sides={self.sides}"
 
     return {"Pad": Pad, "MapOp": MapOp, "Add": Add, "Mul": Mul, "Concat": Concat, "Slice": Slice,
             "GlobalPool": GlobalPool, "Flatten": Flatten, "Head": Head, "GraphModule": GraphModule,
@@ -214,52 +235,54 @@ def _graph_ops():
 
 
 def _window_op(torch, ops, f, c_in, n_in, where):
-    """Conv2d / MaxPool2d / AvgPool2d with the node's resolved fields; per-side padding by a Pad first."""
+    """Conv/MaxPool/AvgPool (1d, 2d, 3d) with the node's resolved fields; per-side padding by a Pad first."""
     nn = torch.nn
     layer, pads = f.layer, f.pads
+    rank = len(pads)
     symmetric = all(before == after for before, after in pads)
     if layer.is_conv:
         conv = dict(stride=layer.stride, dilation=layer.dilation, groups=layer.groups, bias=layer.bias)
         if symmetric:
-            return ops["MapOp"](nn.Conv2d(c_in, layer.out_channels, layer.kernel,
-                                          padding=tuple(p for p, _ in pads), **conv))
-        return nn.Sequential(ops["Pad"](pads), nn.Conv2d(c_in, layer.out_channels, layer.kernel, padding=0, **conv))
-    pool = nn.MaxPool2d if layer.type == "maxpool" else nn.AvgPool2d
+            return ops["MapOp"](_nd(nn, "Conv", rank)(c_in, layer.out_channels, layer.kernel,
+                                                      padding=tuple(p for p, _ in pads), **conv), rank)
+        return nn.Sequential(ops["Pad"](pads), _nd(nn, "Conv", rank)(c_in, layer.out_channels, layer.kernel,
+                                                                     padding=0, **conv))
+    pool = _nd(nn, "MaxPool" if layer.type == "maxpool" else "AvgPool", rank)
     if symmetric:  # PyTorch's own padding and ceil_mode: the rule rfsweep's arithmetic follows
         return ops["MapOp"](pool(layer.kernel, layer.stride, padding=tuple(p for p, _ in pads),
-                                 ceil_mode=layer.ceil_mode))
+                                 ceil_mode=layer.ceil_mode), rank)
     # per side: pad (-inf for max, zeros for avg), then a pool without padding in floor mode; a
     # ceil_mode window that rfsweep keeps gets the pixels it lacks as extra padding after
     extra = []
-    for a in range(2):
+    for a in range(rank):
         padded = n_in[a] + pads[a][0] + pads[a][1]
         need = (f.n[a] - 1) * layer.stride[a] + layer.kernel[a]  # the shortest input giving f.n windows
         if (max(padded, need) - layer.kernel[a]) // layer.stride[a] + 1 != f.n[a]:
             raise RfsweepError(f"{where}: the torch builder cannot reproduce this {layer.type}'s output size "
-                               f"{f.n[0]}x{f.n[1]} with per-side padding")
+                               f"{'x'.join(map(str, f.n))} with per-side padding")
         extra.append(max(need - padded, 0))
     value = float("-inf") if layer.type == "maxpool" else 0.0
-    grown = ((pads[0][0], pads[0][1] + extra[0]), (pads[1][0], pads[1][1] + extra[1]))
+    grown = tuple((pads[a][0], pads[a][1] + extra[a]) for a in range(rank))
     return nn.Sequential(ops["Pad"](grown, value), pool(layer.kernel, layer.stride, padding=0))
 
 
-def _pair(value):
-    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+def _axes(value, rank: int = 2):
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,) * rank
 
 
 def _conv_transpose_op(torch, node, f, ins):
-    """nn.ConvTranspose2d with the node's fields (checked by `analyze` before the builder runs)."""
-    return torch.nn.ConvTranspose2d(
-        ins[0].channels, f.channels, _pair(node["kernel"]), stride=_pair(node.get("stride", 1)),
-        padding=_pair(node.get("padding", 0)), output_padding=_pair(node.get("output_padding", 0)),
-        groups=node.get("groups", 1), bias=node.get("bias", True), dilation=_pair(node.get("dilation", 1)))
+    """nn.ConvTranspose1d/2d/3d with the node's fields (checked by `analyze` before the builder runs)."""
+    rank = len(f.n)
+    return _nd(torch.nn, "ConvTranspose", rank)(
+        ins[0].channels, f.channels, _axes(node["kernel"], rank), stride=_axes(node.get("stride", 1), rank),
+        padding=_axes(node.get("padding", 0), rank), output_padding=_axes(node.get("output_padding", 0), rank),
+        groups=node.get("groups", 1), bias=node.get("bias", True), dilation=_axes(node.get("dilation", 1), rank))
 
 
-def _crop_sides(value):
+def _crop_sides(value, rank: int = 2):
     if isinstance(value, list) and all(isinstance(v, list) for v in value):
         return tuple(tuple(v) for v in value)
-    h, w = _pair(value)
-    return (h, h), (w, w)
+    return tuple((v, v) for v in _axes(value, rank))
 
 
 # node type -> (torch, the _graph_ops classes, node dict, its Facts, its inputs' Facts) -> nn.Module
@@ -268,24 +291,26 @@ _NODE_OPS = {
     "maxpool": lambda torch, ops, node, f, ins: _window_op(torch, ops, f, ins[0].channels, ins[0].n, node["_where"]),
     "avgpool": lambda torch, ops, node, f, ins: _window_op(torch, ops, f, ins[0].channels, ins[0].n, node["_where"]),
     "pad": lambda torch, ops, node, f, ins: ops["Pad"](f.pads),
-    "bn": lambda torch, ops, node, f, ins: ops["MapOp"](torch.nn.BatchNorm2d(f.channels)),
+    "bn": lambda torch, ops, node, f, ins: ops["MapOp"](_nd(torch.nn, "BatchNorm", len(f.n))(f.channels), len(f.n)),
     "linear": lambda torch, ops, node, f, ins: ops["Head"](torch.nn.Linear(ins[0].channels, f.channels,
                                                                           bias=node.get("bias", True))),
     "slice": lambda torch, ops, node, f, ins: ops["Slice"](*node["channels"]),
     "add": lambda torch, ops, node, f, ins: ops["Add"](),
     "mul": lambda torch, ops, node, f, ins: ops["Mul"](),
     "concat": lambda torch, ops, node, f, ins: ops["Concat"](),
-    "global_pool": lambda torch, ops, node, f, ins: ops["GlobalPool"](),
+    "global_pool": lambda torch, ops, node, f, ins: ops["GlobalPool"](len(f.n)),
     "flatten": lambda torch, ops, node, f, ins: ops["Flatten"](),
     "identity": lambda torch, ops, node, f, ins: torch.nn.Identity(),
     # out of place: the input may have other readers, or be a view of another node's tensor
     "relu": lambda torch, ops, node, f, ins: torch.nn.ReLU(),
-    "conv_transpose": lambda torch, ops, node, f, ins: ops["MapOp"](_conv_transpose_op(torch, node, f, ins)),
-    "upsample": lambda torch, ops, node, f, ins: ops["Upsample"](_pair(node["scale"]), node.get("mode", "nearest"),
+    "conv_transpose": lambda torch, ops, node, f, ins: ops["MapOp"](_conv_transpose_op(torch, node, f, ins),
+                                                                    len(f.n)),
+    "upsample": lambda torch, ops, node, f, ins: ops["Upsample"](_axes(node["scale"], len(f.n)),
+                                                                 node.get("mode", "nearest"),
                                                                  node.get("align_corners", False)),
     "pixel_shuffle": lambda torch, ops, node, f, ins: ops["MapOp"](torch.nn.PixelShuffle(node["factor"])),
     "pixel_unshuffle": lambda torch, ops, node, f, ins: ops["MapOp"](torch.nn.PixelUnshuffle(node["factor"])),
-    "crop": lambda torch, ops, node, f, ins: ops["Crop"](_crop_sides(node["crop"])),
+    "crop": lambda torch, ops, node, f, ins: ops["Crop"](_crop_sides(node["crop"], len(f.n))),
 }
 
 

@@ -466,3 +466,14 @@ def test_cli_pareto_incomplete_directory(run_cli, tmp_path):
     code, out, err = run_cli("pareto", tmp_path / "out", "--allow-incomplete")
     assert code == 0, err
     assert "stack" in out and "x8" in out  # stack strings from the parts' own spec metadata
+
+
+def test_pareto_refuses_repeated_config_ids_on_the_front(run_cli, tmp_path):
+    """Two rows with one config_id, both on the front (hypothesis found it): exit 2, not a pandas error."""
+    import pandas as pd
+
+    path = tmp_path / "twice.parquet"
+    pd.DataFrame({"config_id": [1, 1], "params": [1, 1], "macs": [1, 1], "rf": [1, 1]}).to_parquet(path)
+    code, _, err = run_cli("pareto", path)
+    assert code == 2
+    assert "config_id is not unique" in err

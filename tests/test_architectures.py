@@ -23,13 +23,16 @@ LAYER_TYPES = ("conv", "maxpool", "avgpool")
 # decoders (issue 18): name -> (in_channels, input_size) of the paper's or library's setting
 DECODERS = {"unet": (1, 572), "unet_same": (1, 512), "fcn8s": (3, 500), "deeplabv3_resnet50": (3, 512),
             "fpn_resnet50": (3, 800)}
+# rank 1 and 3 (issue 19): name -> (rank, in_channels, input_size)
+RANKED = {"tcn": (1, 1, 784), "wavenet": (1, 256, 16000), "unet3d": (3, 3, [132, 132, 116]),
+          "r3d_18": (3, 3, [16, 112, 112])}
 
 
 def test_known_networks_are_shipped():
     table = {"alexnet_v2", "vgg_a", "vgg_16", "inception_v2", "inception_v2-no-separable-conv", "inception_v3",
              "inception_v4", "inception_resnet_v2", "inception_resnet_v2-same", "mobilenet_v1", "mobilenet_v1_075"}
     table |= {f"resnet_v{v}_{d}" for v in (1, 2) for d in (50, 101, 152, 200)}
-    assert table | {"resnet18", "resnet50", "mobilenet_v2"} | set(DECODERS) == set(ARCHS)
+    assert table | {"resnet18", "resnet50", "mobilenet_v2"} | set(DECODERS) | set(RANKED) == set(ARCHS)
 
 
 @pytest.mark.parametrize("name", ARCHS)
@@ -39,6 +42,8 @@ def test_file_is_a_graph_with_metadata(name):
     assert data["source"].strip() and data["notes"].strip()
     if name in DECODERS:
         assert (data["in_channels"], data["input_size"]) == DECODERS[name]
+    elif name in RANKED:
+        assert (data["rank"], data["in_channels"], data["input_size"]) == RANKED[name]
     else:
         assert data["in_channels"] == 3 and data["input_size"] in (224, 299)
     names = [node["name"] for node in data["nodes"]]
@@ -78,6 +83,9 @@ def test_matches_published(name, key, expected):
     result = rfsweep.analyze(arch_path(name), input_size=published.get("input_size"),
                              end_point=published.get("end_point"))
     got = result["total"][key]
+    if isinstance(expected, list):  # per axis, as published (rank 3: three axes)
+        assert got == expected, (name, key, got)
+        return
     assert (got if isinstance(got, list) else [got, got]) == [expected, expected], (name, key, got)
 
 

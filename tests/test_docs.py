@@ -59,6 +59,9 @@ SKIP = {
     "mypackage.models:build": "a placeholder package name for the reader's own model",
 }
 
+# Commands that need an optional package the test extra lists but a machine may lack: run when present.
+NEEDS = {"timm.models:": "timm"}
+
 # Per command; generous, for a loaded machine (the slowest documented commands take ~20 s).
 TIMEOUT_S = 600
 
@@ -140,9 +143,14 @@ def snippets(path, root=ROOT):
 
 
 def skip_reason(snippet):
+    import importlib.util
+
     for key, reason in SKIP.items():
         if key in snippet.text:
             return reason
+    for key, package in NEEDS.items():
+        if key in snippet.text and importlib.util.find_spec(package) is None:
+            return f"needs {package}, which the test extra installs and this environment lacks"
     return None
 
 

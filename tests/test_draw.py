@@ -91,6 +91,9 @@ def check_against_oracle(text: str, size: int, unit=None):
     for axis, (lo, hi) in enumerate(rf_interval(result, found.unit)):
         touched = found.rows if axis == 0 else found.cols
         inside = found.inside(0)[axis]
+        if not inside:  # the unit reads only padding (the oracle agreed above: no input pixel)
+            assert not expected
+            continue
         assert max(lo, 0) <= min(inside) and max(inside) <= min(hi, size - 1)
         between = range(1, len(found.sizes) - 1)
         if all(0 <= i < found.sizes[level][axis] for level in between for i in touched[level]):
@@ -243,15 +246,22 @@ def test_svg_carries_the_cell_ids(tmp_path):
 
 
 def test_gif_steps_layer_by_layer(tmp_path):
-    draw("c3x8,c3x8,c3x8", tmp_path / "rf.gif", input_size=7)
+    drawing = draw("c3x8,c3x8,c3x8", tmp_path / "rf.gif", input_size=7)
     image = Image.open(tmp_path / "rf.gif")
     assert image.format == "GIF" and image.n_frames == 4  # top unit alone, then one more map per frame
     frames = []
     for i in range(image.n_frames):
         image.seek(i)
         frames.append(np.asarray(image.convert("RGB"), np.int16))
-    orange = [np.all(np.abs(f - (0xf2, 0x8e, 0x2b)) < 8, axis=-1).sum() for f in frames]
+    legend = drawing.figure.legends[0].get_window_extent()  # pixels from the bottom
+    height = frames[0].shape[0]
+    maps = slice(0, height - int(legend.y1) - 2)  # image rows above the legend
+    orange = [np.all(np.abs(f[maps] - (0xf2, 0x8e, 0x2b)) < 8, axis=-1).sum() for f in frames]
     assert orange[0] == 0 and orange[1] < orange[2] < orange[3]
+    strip = slice(height - int(legend.y1) - 1, height - int(legend.y0) + 1)
+    swatches = [np.all(np.abs(f[strip] - (0xf2, 0x8e, 0x2b)) < 8, axis=-1).sum() for f in frames]
+    assert swatches[0] > 20 and len(set(swatches)) == 1  # the legend looks the same in every frame
+    assert all(np.array_equal(f[strip], frames[-1][strip]) for f in frames)
 
 
 def test_large_input_gets_a_schematic(tmp_path):
@@ -433,3 +443,171 @@ def test_graph_end_point_and_cli(tmp_path, capsys):
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(capsys, "draw", "c3x8", "--end-point", "a", "-o", tmp_path / "x.png")
     assert code == 2 and "--end-point" in err
+
+
+# ---------------------------------------------------------------- size guard and big networks
+
+DILATED = "c3d2x8,c3d4x8,c3d8x8,c3d16x8"
+
+
+def _suggested(message: str) -> int:
+    return int(message.split("--input-size ")[1].split(";")[0])
+
+
+@pytest.mark.parametrize("out", [None, "rf.gif"])
+def test_grid_too_large_is_refused_with_the_largest_size_that_fits(tmp_path, monkeypatch, out):
+    drawn = []
+    monkeypatch.setattr("rfsweep.draw._render_grid", lambda figure, *args: drawn.append(args))
+    target = None if out is None else tmp_path / out
+    with pytest.raises(RfsweepError) as refused:
+        draw(DILATED, target, input_size=100_000, mode="grid")
+    assert drawn == [] and "cells" in str(refused.value) and "--mode schematic" in str(refused.value)
+    size = _suggested(str(refused.value))
+    assert draw(DILATED, None, input_size=size, mode="grid").mode == "grid"  # it fits ...
+    with pytest.raises(RfsweepError):  # ... and one more pixel does not
+        draw(DILATED, target, input_size=size + 1, mode="grid")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_grid_gif_too_large_in_auto_mode_becomes_a_schematic(tmp_path):
+    text = ",".join(["c3x8"] * 8)
+    assert draw(text, None, input_size=24).mode == "grid"  # one picture fits ...
+    drawing = draw(text, tmp_path / "rf.gif", input_size=24)  # ... nine frames of it do not
+    assert drawing.mode == "schematic" and Image.open(tmp_path / "rf.gif").n_frames == 9
+
+
+def test_cli_draw_refuses_a_huge_grid(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "draw", DILATED, "--input-size", "100000", "--mode", "grid",
+                           "-o", tmp_path / "rf.png")
+    assert code == 2 and "the largest input size that fits is --input-size" in err
+    assert len(err.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def chain_graph(n: int) -> dict:
+    return {"name": f"chain{n}", "input_size": 32, "in_channels": 4, "nodes": [
+        {"name": f"stage{i // 100}.block{i % 100}.conv", "type": "conv", "kernel": 3, "out_channels": 4}
+        for i in range(n)]}
+
+
+def fan_in_graph(n: int) -> dict:
+    nodes = [{"name": f"branch{i}", "type": "conv", "kernel": 1 + 2 * (i % 4), "out_channels": 1,
+              "inputs": ["input"]} for i in range(n)]
+    return {"name": f"fan{n}", "input_size": 16, "in_channels": 2,
+            "nodes": nodes + [{"name": "cat", "type": "concat", "inputs": [f"branch{i}" for i in range(n)]}]}
+
+
+def test_a_long_graph_shows_its_widest_path_sampled():
+    from rfsweep.draw import MAX_ROWS
+
+    drawing = draw(chain_graph(2_000))
+    names = drawing.names
+    assert names[0] == "input" and names[-1] == "stage19.block99.conv" and len(names) == MAX_ROWS
+    depth = [int(name.split(".")[0][5:]) * 100 + int(name.split(".")[1][5:]) for name in names[1:]]
+    gaps = {b - a for a, b in zip(depth, depth[1:])}
+    assert max(gaps) - min(gaps) <= 1  # evenly spaced
+    ax = drawing.figure.axes[0]
+    assert len(ax.get_yticks()) == MAX_ROWS
+    assert "rows: the widest path" in drawing.figure._suptitle.get_text()
+    assert "chain2000" in drawing.figure._suptitle.get_text()  # the title names the network
+
+
+def test_a_wide_fan_in_shows_the_branch_that_sets_the_rf():
+    drawing = draw(fan_in_graph(600))
+    assert drawing.names == ["input", "branch3", "cat"]  # kernel 7: the widest of the 600 branches
+    assert drawing.unit == (7, 7) and drawing.inside(0)[0] == list(range(7 - 3, 7 + 4))  # 7 rows round it
+
+
+def test_abbreviated_labels_keep_where_and_what():
+    from rfsweep.draw import abbreviate
+
+    assert abbreviate("block3/unit_6/bottleneck_v1/conv1", 28) == "block3/unit_6/…/conv1"
+    assert abbreviate("layer3.5.downsample.0", 16) == "layer3.5.….0"
+    assert abbreviate("short", 28) == "short"
+    assert all(len(abbreviate(name, 20)) <= 20 for name in ("a" * 40, "a/" * 20 + "b", "x.yyyyyyyyyyyyyyyyyyyyyyyyyy"))
+
+
+def _inside_figure(figure):
+    """Every text and the legend lie inside the figure; the legend does not cover the axes."""
+    figure.canvas.draw()  # lay out as when saved
+    renderer = figure.canvas.get_renderer()
+    box = figure.bbox
+    texts = [t for t in figure.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent"))
+             if t.get_text() and t.get_visible()]
+    assert texts
+    for text in texts:
+        extent = text.get_window_extent(renderer)
+        assert box.x0 - 1 <= extent.x0 and extent.x1 <= box.x1 + 1, text.get_text()
+        assert box.y0 - 1 <= extent.y0 and extent.y1 <= box.y1 + 1, text.get_text()
+    legend = figure.legends[0].get_window_extent(renderer)
+    for ax in figure.axes:
+        assert not legend.overlaps(ax.get_window_extent(renderer))
+
+
+def test_big_network_picture_is_readable():
+    from rfsweep.architectures import arch_path
+
+    drawing = draw(arch_path("resnet_v1_50"))
+    figure = drawing.figure
+    _inside_figure(figure)
+    ax = figure.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert any("block3/unit_" in label for label in labels)  # the unit number survives
+    top = drawing.sizes[-1]
+    assert drawing.unit == ((top[0] - 1) // 2, (top[1] - 1) // 2)  # a central unit
+    result = rfsweep.analyze(arch_path("resnet_v1_50"), end_point=drawing.names[-1])
+    rf, jump, start = (result["total"][key] for key in ("rf", "jump", "start"))
+    centre = start + drawing.unit[0] * jump
+    bars = [p for p in ax.patches if (p.get_gid() or "").startswith("bar:")]
+    assert len(bars) == len(drawing.names)
+    for bar in bars:  # every bar is centred within half a jump of the traced unit's centre
+        level = int(bar.get_gid().split(":")[1])
+        middle = bar.get_x() + bar.get_width() / 2 - 0.5
+        row_jump = result["nodes"][[n["name"] for n in result["nodes"]].index(drawing.names[level])]["jump"] \
+            if level else 1
+        assert abs(middle - centre) <= (row_jump[0] if isinstance(row_jump, list) else row_jump) / 2
+    assert "resnet_v1_50" in figure._suptitle.get_text()
+
+
+def test_grid_labels_and_legend_stay_clear():
+    drawing = draw("c3x8,c3x8,c3x8", None, input_size=7)
+    _inside_figure(drawing.figure)
+    texts = [t.get_text() for t in drawing.figure.axes[0].texts]
+    assert "traced: 3x3 units (each sees 5x5 input pixels)" in texts[2]  # the 3x3 patch is called 3x3
+    assert "traced: 5x5 units (each sees 3x3 input pixels)" in texts[1]
+    lines = [line for line in drawing.figure.axes[0].lines if line.get_gid() == "projection"]
+    cells = [p.get_zorder() for p in drawing.figure.axes[0].patches]
+    assert lines and min(line.get_zorder() for line in lines) > max(cells)  # never hidden by a plane
+
+
+def test_explain_table_of_a_big_graph_elides_the_middle(tmp_path, capsys):
+    import json
+
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(chain_graph(1_000)))
+    code, out, err = run_cli(capsys, "explain", path)
+    assert code == 0, err
+    assert "... 600 rows not shown (--format json" in out
+    assert "stage0.block0.conv" in out and "stage9.block99.conv" in out and "stage5.block0.conv " not in out
+    code, out, _ = run_cli(capsys, "explain", path, "--format", "json")
+    assert code == 0 and len(json.loads(out)["nodes"]) == 1_000
+
+
+def test_cli_draw_arch_and_torch(tmp_path, capsys):
+    from pathlib import Path
+
+    from rfsweep.torch_import import from_torch, load_target
+
+    code, out, err = run_cli(capsys, "draw", "--arch", "resnet_v1_50", "-o", tmp_path / "r50.png")
+    assert code == 0, err
+    assert "(schematic): unit (3, 3) of node 'block4'" in out
+    target = f"{Path(__file__).parents[1] / 'examples' / 'residual_model.py'}:build"
+    code, out, err = run_cli(capsys, "draw", "--torch", target, "--input-size", "64", "-o", tmp_path / "t.png")
+    assert code == 0, err
+    expected = draw(from_torch(load_target(target), 64), name=target)
+    rows, cols = expected.inside(0)
+    assert f"sees input rows {rows[0]}..{rows[-1]}, cols {cols[0]}..{cols[-1]}" in out
+    assert target in expected.figure._suptitle.get_text()  # the title names the model
+    for args in (["c3x8", "--arch", "resnet_v1_50"], []):
+        code, _, err = run_cli(capsys, "draw", *args, "-o", tmp_path / "x.png")
+        assert code == 2 and "exactly one of STACK, --arch NAME or --torch TARGET" in err
+

@@ -299,9 +299,10 @@ def test_explain_json_mutated_layer(capsys, workdir, data, layers, wrapped):
 
 @settings(FUZZ, max_examples=40)
 @given(key=st.sampled_from(["input_size", "in_channels", "layers", "unknown"]),
-       value=st.sampled_from([None, "224", 2.5, True, -1, 0, 10**30, [], [224], [224, 0], [1, 2, 3],
-                              {}, {"layers": []}, "conv", [None]]))
+       value=st.sampled_from([None, "224", 2.5, True, -1, 0, 10**30, [], [224, 224, 224, 224], [224, 0],
+                              [1, 2, 3, 4], [2, 0, 2], {}, {"layers": []}, "conv", [None]]))
 def test_explain_json_mutated_stack_object(capsys, workdir, key, value):
+    # (an input_size list of 1 to 3 positive lengths is valid: it sets the rank, contract section 9)
     doc = {"input_size": 224, "in_channels": 3, "layers": [{"type": "conv", "kernel": 3}]}
     if key == "unknown":
         doc["extra_key"] = value

@@ -18,6 +18,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -261,3 +262,145 @@ def test_block_space_sweep_report(tmp_path, capsys):
     assert status.get("data-ready") == "1" and status.get("data-errors") == "0"
     assert int(status["data-front-params"]) == info["front_params"]
     assert info["bytes"] < 5_000_000 and "rfsweep show" in out.read_text()
+    text = out.read_text()
+    spec_part = text.split("<h2>Counts and spec</h2>")[1].split("<h2>")[0]
+    assert "[{" not in spec_part and "{&quot;" not in spec_part  # the stages are a table, not raw JSON
+    assert "<table class='rows nested'>" in spec_part
+    assert "Stacks against one large kernel" not in text  # a comparison of chains does not apply
+    head = text.split("id='top-rows'")[1].split("</thead>")[0]
+    assert ">stack<" not in head  # no empty column
+    figures = _figures(text)
+    assert len(figures["dist-rf"]["data"]) <= 6 and len(figures["dist-params"]["data"]) <= 6
+    for trace in figures["dist-rf"]["data"]:  # a cumulative share: never goes down, ends at 1
+        share = _values(trace["y"])
+        assert np.all(np.diff(share) >= 0) and abs(share[-1] - 1) < 1e-9
+    assert figures["front-params"]["data"][0]["name"] == f"random sample of {info['sample']:,} rows"
+    assert figures["front-params"]["layout"]["xaxis"]["dtick"] == 1  # decades only, no minor labels
+    assert figures["dist-params"]["layout"]["yaxis"]["dtick"] == 1
+
+
+def _figures(text: str) -> dict:
+    """The plotly figure JSON of every div on the page, by div id."""
+    out = {}
+    for match in re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*(\[.*?\]),\s*(\{.*?\}),\s*\{"displaylogo"', text, re.S):
+        out[match.group(1)] = {"data": json.loads(match.group(2)), "layout": json.loads(match.group(3))}
+    return out
+
+
+def _values(array) -> np.ndarray:
+    """A plotly array: a plain list, or a typed array {"dtype", "bdata"} (base64)."""
+    import base64
+
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+    return np.asarray(array, dtype=float)
+
+
+# ---------------------------------------------------------------- reading in batches (issue 22)
+
+def _brute(X: np.ndarray) -> set[int]:
+    """Positions of rows of X (n, m; minimise all) that no other row dominates: O(n^2)."""
+    le = (X[None, :, :] <= X[:, None, :]).all(axis=2)
+    lt = (X[None, :, :] < X[:, None, :]).any(axis=2)
+    return set(np.flatnonzero(~(le & lt).any(axis=1)).tolist())
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4])
+@pytest.mark.parametrize("seed", range(6))
+def test_running_front_equals_the_whole_read_and_brute_force(m, seed):
+    from rfsweep import analysis
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 700))
+    X = rng.integers(0, 6 if seed % 2 else 40, size=(n, m))  # small ranges: many exact ties
+    flips = [bool(f) for f in rng.integers(0, 2, m)]
+    names = [f"o{i}" for i in range(m)]
+    columns = {name: X[:, i].copy() for i, name in enumerate(names)}
+    columns["row"] = np.arange(n)
+    running = analysis.RunningFront(names, flips)
+    cuts = np.sort(rng.integers(0, n, int(rng.integers(0, 8))))
+    for part in np.split(np.arange(n), cuts):
+        running.add({name: values[part] for name, values in columns.items()})
+    whole = analysis._front_positions([columns[name] for name in names], flips, names)  # the one-read answer
+    got = running.rows(["row"])["row"]
+    assert got.tolist() == whole.tolist()  # same rows, same order (objectives, then file order)
+    signed = np.where(flips, -X, X)
+    assert set(got.tolist()) == _brute(signed)
+
+
+def test_running_sample_is_uniform_without_replacement():
+    from rfsweep.analysis import RunningSample
+
+    hits = np.zeros(100)
+    for seed in range(300):
+        sampler = RunningSample(10, seed)
+        for part in np.split(np.arange(100), [7, 30, 31, 80]):
+            sampler.add({"row": part})
+        rows = sampler.columns["row"]
+        assert len(rows) == 10 and len(set(rows.tolist())) == 10 and list(rows) == sorted(rows)
+        hits[rows] += 1
+    assert hits.min() > 5 and hits.max() < 60  # each row ~30 times out of 300
+
+
+def test_pareto_and_report_in_tiny_batches_equal_a_naive_read(sweep, monkeypatch, capsys):
+    import pyarrow.parquet as pq
+
+    from rfsweep import analysis, report
+
+    full = pq.read_table(sweep).to_pandas()
+    default = analysis.pareto_file(sweep, ("params", "macs"), ("rf",))
+    monkeypatch.setattr(analysis, "BATCH_ROWS", 37)
+    assert len(list(analysis.scan_batches(analysis._open_sweep(sweep, False)[0], ["rf"]))) > 10
+    small = analysis.pareto_file(sweep, ("params", "macs"), ("rf",))
+    pd.testing.assert_frame_equal(small, default)
+    X = np.column_stack([full["params"], full["macs"], -full["rf"]])
+    assert set(small["config_id"]) == set(full["config_id"].to_numpy()[sorted(_brute(X))])
+    scan = report._scan(sweep, False, 100)
+    for cost in ("params", "macs"):
+        X = np.column_stack([full[cost], -full["rf"]])
+        assert set(scan.fronts[cost]["config_id"]) == set(full["config_id"].to_numpy()[sorted(_brute(X))])
+    assert scan.rows == len(full) and len(scan.sample) == 100
+    for depth, group in full.groupby("depth"):
+        values, counts = scan.dist["rf"][depth]
+        expected = group["rf"].value_counts().sort_index()
+        assert values.tolist() == expected.index.tolist() and counts.tolist() == expected.tolist()
+        low, high = max(float(full["params"].min()), 1.0), max(float(full["params"].max()), 1.0)
+        edges = np.logspace(np.log10(low), np.log10(high) + 1e-9, report.PARAM_BINS + 1)
+        edges[0] = low  # 10**log10(low) may round above low
+        binned = np.histogram(np.maximum(group["params"], low), bins=edges)[0]
+        assert scan.dist["params"][depth][1].tolist() == binned[binned > 0].tolist()
+
+
+@pytest.mark.parametrize("column", ["rf", "params", "config_id"])
+def test_negative_values_are_refused_naming_the_column(sweep, tmp_path, capsys, column):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(sweep)
+    values = table.column(column).to_numpy().astype(np.int64)
+    values[5] = -3
+    crafted = tmp_path / "crafted.parquet"
+    index = table.schema.get_field_index(column)
+    pq.write_table(table.set_column(index, pa.field(column, pa.int64()), pa.array(values)), crafted)
+    for args in (["report", crafted, "-o", tmp_path / "r.html"], ["pareto", crafted]):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 2, err
+        assert f"column {column!r} has negative values" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_pareto_plot_has_one_panel_per_minimised_objective(sweep, tmp_path, capsys, monkeypatch):
+    from rfsweep import plots
+
+    saved = []
+    original = plots._save
+    monkeypatch.setattr(plots, "_save", lambda figure, path: (saved.append(figure), original(figure, path))[1])
+    for minimize, panels in (("params,macs", ["params", "macs"]), ("params", ["params"]),
+                             ("params,macs,erf_std", ["params", "macs", "erf_std"])):
+        code, _, err = run_cli(capsys, "pareto", sweep, "--minimize", minimize, "--plot", tmp_path / "f.png")
+        assert code == 0, err
+        axes = saved[-1].axes
+        assert [ax.get_xlabel() for ax in axes] == panels and {ax.get_ylabel() for ax in axes} == {"rf"}
+        assert all(ax.get_xscale() in ("log", "symlog") for ax in axes)
+        labels = [text.get_text() for ax in axes for text in ax.get_legend().get_texts()]
+        assert any(label.startswith("random sample of ") for label in labels)

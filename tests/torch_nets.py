@@ -550,3 +550,136 @@ class Audio1d(nn.Module):
         x = self.pool(F.relu(self.conv1(x)))
         x = x + self.conv3(F.relu(self.conv2(x)))
         return self.fc(x.mean(-1))
+
+
+# ------------------------------------------------------------------ issue 17: patterns of timm and torchvision
+# Written after timm's layers (Conv2dSame, MaxPool2dSame, ScaledStdConv2d, DropPath, LayerScale) and
+# torchvision's StochasticDepth, so that the suite checks them without either library.
+
+import math  # noqa: E402
+
+
+def _same_pad(n, k, s, d):
+    return max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
+
+
+def pad_same(x, kernel, stride, dilation=(1, 1), value=0.0):
+    """TF 'SAME': the padding is computed from the input's shape in forward (timm.layers.padding)."""
+    ih, iw = x.size()[-2:]
+    ph = _same_pad(ih, kernel[0], stride[0], dilation[0])
+    pw = _same_pad(iw, kernel[1], stride[1], dilation[1])
+    return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=value)
+
+
+class Conv2dSame(nn.Conv2d):
+    """timm's Conv2dSame: a Conv2d subclass whose forward pads by itself (its `padding` is 0)."""
+
+    def forward(self, x):
+        x = pad_same(x, self.weight.shape[-2:], self.stride, self.dilation)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class MaxPool2dSame(nn.MaxPool2d):
+    """timm's MaxPool2dSame: pads with -inf in forward, then max-pools without padding."""
+
+    def forward(self, x):
+        k, s = (self.kernel_size,) * 2, (self.stride,) * 2
+        x = pad_same(x, k, s, value=-float("inf"))
+        return F.max_pool2d(x, self.kernel_size, self.stride, 0, self.dilation, self.ceil_mode)
+
+
+class SameNet(nn.Module):
+    """The issue's reproduction (3x3/2 then 5x5/2 SAME convs, 8 channels, no bias) and a SAME max pool."""
+
+    def __init__(self, pool=False):
+        super().__init__()
+        self.conv1 = Conv2dSame(3, 8, 3, 2, bias=False)
+        self.conv2 = Conv2dSame(8, 8, 5, 2, bias=False)
+        self.pool = MaxPool2dSame(3, 2) if pool else nn.Identity()
+
+    def forward(self, x):
+        return self.pool(self.conv2(self.conv1(x)))
+
+
+class ScaledStdConv2d(nn.Conv2d):
+    """NF-ResNet's weight standardisation with a learned gain (timm.layers.std_conv)."""
+
+    def __init__(self, cin, cout, k, stride=1, padding=0, bias=True):
+        super().__init__(cin, cout, k, stride, padding, bias=bias)
+        self.gain = nn.Parameter(torch.ones(cout, 1, 1, 1))
+        self.scale = (self.weight[0].numel()) ** -0.5
+
+    def forward(self, x):
+        weight = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                              weight=(self.gain * self.scale).view(-1), training=True, momentum=0.0,
+                              eps=1e-6).reshape_as(self.weight)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def drop_path(x, drop_prob: float = 0.0, training: bool = False):
+    """timm's drop_path: the identity in eval mode."""
+    if drop_prob == 0.0 or not training:
+        return x
+    keep = 1 - drop_prob
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class DropPath(nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return drop_path(x, self.p, self.training)
+
+
+def stochastic_depth(input, p: float, mode: str, training: bool = True):
+    """torchvision.ops.stochastic_depth: wrapped for fx (one call_function node), identity in eval."""
+    if not training or p == 0.0:
+        return input
+    noise = torch.empty([input.shape[0]] + [1] * (input.ndim - 1), dtype=input.dtype).bernoulli_(1 - p)
+    return input * noise / (1 - p)
+
+
+torch.fx.wrap("stochastic_depth")
+
+
+class StochasticDepth(nn.Module):
+    def __init__(self, p, mode="row"):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        return stochastic_depth(x, self.p, self.mode, self.training)
+
+
+class LayerScaleBlock(nn.Module):
+    """ConvNeXt-style residual with layer scale `x + drop(gamma * f(x))` and a scaled-WS conv."""
+
+    def __init__(self, c, drop="path"):
+        super().__init__()
+        self.conv = ScaledStdConv2d(c, c, 3, padding=1)
+        self.gamma = nn.Parameter(torch.full((c,), 1e-1))
+        self.drop = DropPath(0.1) if drop == "path" else StochasticDepth(0.1)
+
+    def forward(self, x):
+        return x + self.drop(self.gamma.view(1, -1, 1, 1) * F.gelu(self.conv(x)))
+
+
+class LayerScaleNet(nn.Module):
+    """Parameters used in arithmetic (gain on a weight, layer scale, a learned per-channel
+    offset); DropPath and torchvision's StochasticDepth (identity in eval)."""
+
+    def __init__(self, c=8, num_classes=5):
+        super().__init__()
+        self.stem = ScaledStdConv2d(3, c, 3, 2, 1)
+        self.pos = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.block1 = LayerScaleBlock(c, "path")
+        self.block2 = LayerScaleBlock(c, "stochastic_depth")
+        self.head = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x) + self.pos
+        x = self.block2(self.block1(x))
+        return self.head(x.mean((2, 3)))

@@ -3,7 +3,8 @@
 Plain Python, no TensorFlow or PyTorch: each network is transcribed from its
 reference definition (TF-Slim's research/slim/nets/*.py for the networks of
 Google's receptive-field table, torchvision.models for resnet18/resnet50/
-mobilenet_v2), layer by layer:
+mobilenet_v2), layer by layer; the rank-1 and rank-3 networks (TCN, WaveNet, 3D U-Net,
+R3D-18) from their papers and reference code (RANKED):
 
 - TF padding='SAME' -> "same_tf"; 'VALID' -> 0; resnet_utils.conv2d_same with
   stride > 1 -> its explicit symmetric zero padding (k-1)//2 on each side.
@@ -733,6 +734,164 @@ DECODERS = {
 }
 
 
+# ----------------------------------------------------------- rank 1 and 3 (issue 19)
+
+
+def _causal(kernel, dilation):
+    """Per-side padding of a causal conv (rank 1): d*(k-1) before, none after."""
+    return [[dilation * (kernel - 1), 0]]
+
+
+def tcn_bai(levels=8, hidden=25, kernel=7, inputs=1, classes=10, length=784):
+    """locuslab/TCN TemporalConvNet (Bai, Kolter & Koltun 2018) as its sequential-MNIST model: per level a
+    TemporalBlock of two weight-normalised causal Conv1d (padding (k-1)*d then Chomp1d = the same field as
+    (k-1)*d before, 0 after), dilation 2**i, a 1x1 downsample where channels change, a residual add; the
+    head reads the last time step (y[:, :, -1], a crop) through nn.Linear(hidden, classes)."""
+    g = Graph(inputs)
+    for i in range(levels):
+        d = 2 ** i
+        x = g.last
+        scope = f"tcn.network.{i}"
+        g.conv(f"{scope}.conv1", hidden, kernel, 1, _causal(kernel, d), inp=x, dilation=d)
+        g.conv(f"{scope}.conv2", hidden, kernel, 1, _causal(kernel, d), dilation=d)
+        residual = x
+        if g.channels[x] != hidden:
+            residual = g.conv(f"{scope}.downsample", hidden, 1, 1, 0, inp=x)
+        g.add(f"{scope}.add", [f"{scope}.conv2", residual])
+    output = g.last
+    g.node("crop", "last_step", crop=[[length - 1, 0]])
+    g.node("flatten", "flatten")
+    g._add({"name": "linear", "type": "linear", "inputs": ["flatten"], "out_features": classes, "bias": True},
+           classes)
+    return g, output
+
+
+def wavenet(stacks=3, layers=10, residual=32, gate=32, skip=512, classes=256):
+    """van den Oord et al. 2016, Fig. 4: a causal conv (kernel 2), then `stacks` x `layers` residual blocks
+    with dilations 1, 2, ..., 512: a gated activation tanh(W_f * x) . sigmoid(W_g * x) of two dilated causal
+    convs (kernel 2), a 1x1 residual conv added to the block input and a 1x1 skip conv; the skips summed,
+    ReLU, 1x1, ReLU, 1x1 to the 256 mu-law classes."""
+    g = Graph(classes)
+    g.conv("causal_conv", residual, 2, 1, _causal(2, 1))
+    skips = []
+    for s in range(stacks):
+        for i in range(layers):
+            d = 2 ** i
+            x = g.last
+            scope = f"stack{s}.layer{i}"
+            tanh = g.conv(f"{scope}.filter", gate, 2, 1, _causal(2, d), inp=x, dilation=d)
+            sigmoid = g.conv(f"{scope}.gate", gate, 2, 1, _causal(2, d), inp=x, dilation=d)
+            gated = g._add({"name": f"{scope}.gated", "type": "mul", "inputs": [tanh, sigmoid]}, gate)
+            skips.append(g.conv(f"{scope}.skip", skip, 1, 1, 0, inp=gated))
+            g.conv(f"{scope}.residual", residual, 1, 1, 0, inp=gated)
+            g.add(f"{scope}.out", [f"{scope}.residual", x])
+    g.add("skips", skips)
+    g.node("relu", "relu1")
+    g.conv("post1", skip, 1, 1, 0)
+    g.node("relu", "relu2")
+    g.conv("post2", classes, 1, 1, 0)
+    return g, "post2"
+
+
+def unet3d(in_channels=3, classes=3):
+    """Cicek et al. 2016, Fig. 1: per analysis level two 3x3x3 convs (each followed by BN and ReLU), then a
+    2x2x2 max pool with stride 2; channels 32-64, 64-128, 128-256, 256-512; per synthesis level a 2x2x2
+    up-convolution by 2 (keeping its channels), concatenation with the cropped analysis map, two 3x3x3
+    convs (BN, ReLU); a final 1x1x1 conv to the labels. Unpadded convolutions (132x132x116 -> 44x44x28)."""
+    g = Graph(in_channels)
+    widths = ((32, 64), (64, 128), (128, 256), (256, 512))
+    skips = []
+    for level, (first, second) in enumerate(widths, start=1):
+        if level > 1:
+            g.pool("maxpool", f"down{level - 1}", 2, 2, 0)
+        g.conv(f"enc{level}.conv1", first, 3, 1, 0)
+        skips.append(g.conv(f"enc{level}.conv2", second, 3, 1, 0))
+    crops = {3: 4, 2: 16, 1: 40}  # per side on every axis, at the paper's 132x132x116 tile
+    for level in (3, 2, 1):
+        channels = g.channels[g.last]
+        up = g.node("conv_transpose", f"up{level}", out=channels, kernel=2, stride=2, out_channels=channels,
+                    bias=False)
+        skip = g.node("crop", f"crop{level}", inp=skips[level - 1], crop=crops[level])
+        g.concat(f"cat{level}", [skip, up])
+        width = widths[level - 1][1]
+        g.conv(f"dec{level}.conv1", width, 3, 1, 0)
+        g.conv(f"dec{level}.conv2", width, 3, 1, 0)
+    g.conv("final", classes, 1, 1, 0)
+    return g, "final"
+
+
+def r3d_18(classes=400):
+    """torchvision.models.video.r3d_18 (Tran et al. 2018, R3D): BasicStem Conv3d 3x7x7, stride 1x2x2,
+    padding 1x3x3, no bias, BN; four stages of two BasicBlocks of Conv3DSimple (3x3x3, no bias, BN),
+    stages 2-4 with stride 2 on every axis and a 1x1x1 downsample conv + BN; adaptive average pool, fc."""
+    g = Graph()
+    torch_conv(g, "stem.0", 64, [3, 7, 7], [1, 2, 2], [1, 3, 3])
+    g.bn("stem.1")
+    inplanes = 64
+    for stage, planes in enumerate((64, 128, 256, 512), start=1):
+        for i in range(2):
+            stride = 2 if stage > 1 and i == 0 else 1
+            scope = f"layer{stage}.{i}"
+            inp = g.last
+            torch_conv(g, f"{scope}.conv1.0", planes, 3, stride, 1, inp=inp)
+            g.bn(f"{scope}.conv1.1")
+            torch_conv(g, f"{scope}.conv2.0", planes, 3, 1, 1)
+            x = g.bn(f"{scope}.conv2.1")
+            shortcut = inp
+            if stride != 1 or inplanes != planes:
+                torch_conv(g, f"{scope}.downsample.0", planes, 1, stride, 0, inp=inp)
+                shortcut = g.bn(f"{scope}.downsample.1")
+            g.add(f"{scope}.add", [x, shortcut])
+            inplanes = planes
+        g.identity(f"layer{stage}")
+    g.head(classes)
+    return g, "layer4"
+
+
+TCN_SOURCE = ("Bai, Kolter & Koltun, 'An Empirical Evaluation of Generic Convolutional and Recurrent Networks "
+              "for Sequence Modeling' (arXiv:1803.01271); github.com/locuslab/TCN TCN/tcn.py (TemporalBlock, "
+              "TemporalConvNet) with the sequential-MNIST defaults of TCN/mnist_pixel/pmnist_test.py "
+              "(levels 8, nhid 25, ksize 7).")
+WAVENET_SOURCE = ("van den Oord et al., 'WaveNet: A Generative Model for Raw Audio' (arXiv:1609.03499), Sec. 2.1 "
+                  "(dilations 1, 2, 4, ..., 512 repeated, kernel 2, causal), Sec. 2.3-2.4 (gated activation, "
+                  "residual and skip connections) and Fig. 4.")
+UNET3D_SOURCE = ("Cicek, Abdulkadir, Lienkamp, Brox & Ronneberger, '3D U-Net: Learning Dense Volumetric "
+                 "Segmentation from Sparse Annotation', MICCAI 2016 (arXiv:1606.06650), Sec. 2 and Fig. 1.")
+R3D_SOURCE = ("Tran et al., 'A Closer Look at Spatiotemporal Convolutions for Action Recognition', CVPR 2018 "
+              "(arXiv:1711.11248); torchvision.models.video.r3d_18 (video/resnet.py: BasicStem, BasicBlock, "
+              "Conv3DSimple).")
+# name -> (builder, title, source, notes, rank, input_size, in_channels, published)
+RANKED = {
+    "tcn": (tcn_bai, "TCN (Bai et al. 2018), sequential MNIST", TCN_SOURCE,
+            "Rank 1: 784 time steps (one pixel each), 1 channel, 10 classes. ReLUs and dropout are not written. "
+            "nn.utils.weight_norm's g vectors (25 per conv, 400 in all) are not counted: rfsweep's conv has "
+            "no weight-norm field. The head's crop keeps the last time step, as model.py's y[:, :, -1].",
+            1, 784, 1, {"params_rounded": 70_000, "reference": "Bai et al. 2018, Table 1: Seq. MNIST, TCN "
+                        "model size 70K"}),
+    "wavenet": (wavenet, "WaveNet (3 stacks of dilations 1..512)", WAVENET_SOURCE,
+                "Rank 1, one second at 16 kHz, 256 mu-law classes one-hot. The paper gives no channel widths: "
+                "residual 32, gate 32 and skip 512 here are illustrative, so params and MACs are too; the "
+                "receptive field is not. Activations are not written (the gate is a mul node).",
+                1, 16000, 256, {"block_rf": 1024, "reference": "van den Oord et al. 2016, Sec. 2.1: 'each "
+                                "1, 2, 4, ..., 512 block has receptive field of size 1024'"}),
+    "unet3d": (unet3d, "3D U-Net (Cicek et al. 2016)", UNET3D_SOURCE,
+               "Rank 3, axes in the paper's order (132x132x116 voxels, 3 channels), 3 labels. ReLUs and BN "
+               "are not written: the paper's 19069955 parameters are exactly the convs' weights and biases "
+               "plus the up-convolutions' weights (no bias), so neither BN's scale and shift nor an up-conv "
+               "bias is in it. Crop amounts (4, 16, 40 per side on every axis) are those of the 132x132x116 "
+               "tile.",
+               3, [132, 132, 116], 3, {"input_size": [132, 132, 116], "out_size": [44, 44, 28],
+                                       "params": 19_069_955, "reference": UNET3D_SOURCE + " Sec. 2: input "
+                                       "132x132x116, output 44x44x28, 19069955 parameters in total"}),
+    "r3d_18": (r3d_18, "R3D-18 (torchvision)", R3D_SOURCE,
+               "Rank 3: a 16-frame 112x112 clip (frames x height x width), Kinetics-400 head. ReLUs are not "
+               "written. End-point layer4; the head (adaptive average pool, fc) counts in params and MACs.",
+               3, [16, 112, 112], 3, {"input_size": [16, 112, 112], "params": 33_371_472, "gmacs": 40.697,
+                                      "reference": "torchvision R3D_18_Weights.KINETICS400_V1 meta: num_params "
+                                                   "33371472, _ops 40.697 (GMACs at 16x112x112)"}),
+}
+
+
 def _table_last_rows():
     """The table's last end-point per network at 224 (for 'published'), from tests/data."""
     path = Path(__file__).resolve().parent.parent / "tests" / "data" / "receptive_field_table.json"
@@ -772,6 +931,11 @@ def build_all() -> dict[str, dict]:
         if published:
             data["published"] = published
         out[name] = {**data, "output": output, "nodes": g.nodes}
+    for name, (builder, title, source, notes, rank, size, channels, published) in RANKED.items():
+        g, output = builder()
+        out[name] = {"name": name, "title": title, "source": source, "notes": notes, "rank": rank,
+                     "input_size": size, "in_channels": channels, "published": published, "output": output,
+                     "nodes": g.nodes}
     return out
 
 

@@ -153,11 +153,12 @@ def pareto(
         raise RfsweepError(f"--top must be >= 0, got {top}")
     names = column_names(minimize, "--minimize") + column_names(maximize, "--maximize")
     plot_columns: tuple[str, ...] = ()
-    if plot is not None and names:
+    if plot is not None and names:  # one panel per minimised objective against the first maximised one
         maxima = column_names(maximize, "--maximize")
-        x = names[0]
-        y = maxima[0] if maxima and maxima[0] != x else (names[1] if len(names) > 1 else x)
-        plot_columns = (x, y)
+        minima = column_names(minimize, "--minimize")
+        y = maxima[0] if maxima else minima[-1]
+        panels = [name for name in minima if name != y] or [name for name in names if name != y][:1] or [y]
+        plot_columns = (*panels, y)
     result = pareto_scan(sweep_file, minimize, maximize, where, allow_incomplete=allow_incomplete,
                          sample=20_000 if plot_columns else 0, plot_columns=plot_columns)
     front = result.front
@@ -165,7 +166,7 @@ def pareto(
         write_front(front, output)
     if plot_columns:
         from ..plots import plot_front
-        plot_front(result.sample, front, plot, *plot_columns)
+        plot_front(result.sample, front, plot, list(plot_columns[:-1]), plot_columns[-1])
     shown = front.head(top) if top else front
     stacks = _stack_strings(result.metadata, shown["config_id"])
     pareto_meta = result.metadata["pareto"]

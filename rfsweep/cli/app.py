@@ -96,7 +96,7 @@ def _fmt_field(value) -> str:
         return ""
     if isinstance(value, list) and all(isinstance(v, list) for v in value):
         sides = [f"{before}:{after}" for before, after in value]
-        return sides[0] if sides[0] == sides[1] else "x".join(sides)
+        return sides[0] if all(side == sides[0] for side in sides) else "x".join(sides)
     return _fmt(value)
 
 
@@ -104,3 +104,25 @@ def round_pair(value, digits: int = 3):
     if isinstance(value, list):
         return [round(v, digits) for v in value]
     return round(value, digits)
+
+
+def network_source(stack, arch, torch_target, input_size, in_channels):
+    """What STACK, --arch NAME or --torch TARGET names (exactly one of them), and its name.
+
+    Returns (source, name): a compact string or file path for STACK and --arch, the imported
+    graph for --torch (traced at the input size: its shapes depend on it).
+    """
+    if sum(item is not None for item in (stack, arch, torch_target)) != 1:
+        _fail("give exactly one of STACK, --arch NAME or --torch TARGET")
+    if arch is not None:
+        from ..architectures import arch_path
+        return str(arch_path(arch)), arch
+    if torch_target is not None:
+        try:
+            import torch  # noqa: F401 - only to say how to get it
+        except ImportError:
+            _fail('--torch needs PyTorch: pip install -e ".[torch]"')
+        from ..torch_import import from_torch, load_target
+        return (from_torch(load_target(torch_target), input_size=input_size or 224, in_channels=in_channels or 3),
+                torch_target)
+    return stack, None

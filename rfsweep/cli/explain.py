@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
 from ..layers import COMPACT_GRAMMAR
-from .app import Format, _fail, _fmt, add_command, stdout
+from .app import Format, _fail, _fmt, add_command, network_source, stdout
 from .tables import Column, _explain_table, _graph_table, fit_table
 
 EXPLAIN_SUMMARY = "RF, jump, params and MACs of a stack, network or model, per layer."
@@ -21,7 +22,12 @@ EXPLAIN_HELP = ("STACK is a compact string, or a JSON file: a list of layers, or
 def explain(
     stack: Annotated[Optional[str], typer.Argument(
         metavar="STACK", help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack/graph file", show_default=False)] = None,
-    input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
+    input_size: Annotated[Optional[str], typer.Option(
+        help="input size in pixels: one number for every axis, or one per axis (64_128_128, which sets the rank) "
+             "[default: 224]", show_default=False)] = None,
+    rank: Annotated[Optional[int], typer.Option(
+        help="spatial axes: 1 (audio, time series), 2 (images), 3 (volumes, video) [default: the file's, else 2]",
+        show_default=False)] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
     torch_target: Annotated[Optional[str], typer.Option(
@@ -34,22 +40,12 @@ def explain(
 ):
     from ..explain import analyze, story
     from ..graph import graph_story, load_graph
+    from ..layers import parse_size
 
-    if sum(item is not None for item in (stack, arch, torch_target)) != 1:
-        _fail("give exactly one of STACK, --arch NAME or --torch TARGET")
-    if arch is not None:
-        from ..architectures import arch_path
-        stack = str(arch_path(arch))
-    if torch_target is not None:
-        try:
-            import torch  # noqa: F401 - only to say how to get it
-        except ImportError:
-            _fail('--torch needs PyTorch: pip install -e ".[torch]"')
-        from ..torch_import import from_torch, load_target
-        source = from_torch(load_target(torch_target), input_size=input_size or 224, in_channels=in_channels or 3)
-        graph = load_graph(source)
-    else:
-        graph = load_graph(stack, input_size, in_channels)
+    input_size = parse_size(input_size)
+    source, _ = network_source(stack, arch, torch_target, input_size, in_channels)
+    graph = (load_graph(source, rank=rank) if torch_target is not None
+             else load_graph(source, input_size, in_channels, rank))
     result = analyze(graph, end_point=end_point)
     if plot is not None:
         from ..plots import plot_rf_growth

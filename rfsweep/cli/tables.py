@@ -17,6 +17,7 @@ from rich.table import Table
 
 from .app import _fmt, _fmt_field, round_pair, stdout
 
+TABLE_ROWS = 400  # a longer table shows its first and last 200 rows (rich renders ~1 ms a row)
 WRAP_MIN = 12  # the narrowest a wrapping text column gets before columns are dropped
 
 
@@ -86,6 +87,18 @@ def fit_table(title: str, columns: list[Column], rows: list[list[str] | None], c
     return table
 
 
+def _elided(rows: list) -> list:
+    """`rows`, or its first and last TABLE_ROWS // 2 with None standing for the rest."""
+    if len(rows) <= TABLE_ROWS:
+        return rows
+    half = TABLE_ROWS // 2
+    return rows[:half] + [None] + rows[-half:]
+
+
+def _gap_row(hidden: int, columns: int) -> list[str]:
+    return ["", f"... {hidden:,} rows not shown (--format json lists every one)", *[""] * (columns - 2)]
+
+
 # Left out first when a terminal is too narrow: what the layer string already says (k, s, p, d),
 # then start; a graph's inputs list and its layer fields, then the rest in this order.
 _STACK_COLUMNS = [Column("#", 8), Column("layer", text=True), Column("k", 4), Column("s", 3), Column("p", 2),
@@ -100,7 +113,11 @@ _GRAPH_COLUMNS = [Column("#", 7), Column("node", text=True), Column("type", 8, t
 def _explain_table(stack, result) -> Table:
     title = f"{escape(stack.name or stack.compact())} on {_fmt(result['input']['size'])} x {result['input']['channels']}ch"
     rows: list[list[str] | None] = []
-    for layer, row in zip(stack.layers, result["layers"]):
+    for pair in _elided(list(zip(stack.layers, result["layers"]))):
+        if pair is None:
+            rows.append(_gap_row(len(result["layers"]) - TABLE_ROWS, len(_STACK_COLUMNS)))
+            continue
+        layer, row = pair
         rows.append([str(row["index"]), layer.compact(), *(_fmt(row[key]) for key in (
             "kernel", "stride", "padding", "dilation", "out_size", "out_channels", "jump", "rf",
             "start", "params", "macs"))])
@@ -120,7 +137,10 @@ def _graph_table(graph, result) -> Table:
     critical = set(result["critical"])
     spatial_seen = False
     rows: list[list[str] | None] = []
-    for row in result["nodes"]:
+    for row in _elided(result["nodes"]):
+        if row is None:
+            rows.append(_gap_row(len(result["nodes"]) - TABLE_ROWS, len(_GRAPH_COLUMNS)))
+            continue
         if spatial_seen and not row["spatial"]:
             rows.append(None)  # the head: no longer a feature map
             spatial_seen = False

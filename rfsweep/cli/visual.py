@@ -38,9 +38,15 @@ REPORT_HELP = (
 
 
 def draw(
-    stack: Annotated[str, typer.Argument(metavar="STACK", help="compact string (e.g. c3x8,c3x8,c3x8), a JSON stack file or a JSON graph file")],
     output: Annotated[Path, typer.Option("-o", "--output", help="image to write: .png, .svg or .gif",
                                          show_default=False)],
+    stack: Annotated[Optional[str], typer.Argument(
+        metavar="STACK", help="compact string (e.g. c3x8,c3x8,c3x8), a JSON stack file or a JSON graph file",
+        show_default=False)] = None,
+    arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
+    torch_target: Annotated[Optional[str], typer.Option(
+        "--torch", help="your PyTorch model instead of STACK: package.module:callable or path/to/file.py:callable "
+                        "(the callable returns an nn.Module; needs the torch extra)")] = None,
     input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     unit: Annotated[Optional[str], typer.Option(help="row,column of the traced unit in the top map, 0-based "
@@ -50,9 +56,13 @@ def draw(
         help="multi-path networks: trace a unit of this node [default: the network's output]")] = None,
 ):
     from ..draw import draw as draw_picture, parse_unit
+    from .app import network_source
 
-    drawing = draw_picture(stack, output, unit=parse_unit(unit), input_size=input_size,
-                           in_channels=in_channels, mode=mode, end_point=end_point)
+    source, name = network_source(stack, arch, torch_target, input_size, in_channels)
+    if torch_target is not None:  # traced at that size already
+        input_size = in_channels = None
+    drawing = draw_picture(source, output, unit=parse_unit(unit), input_size=input_size,
+                           in_channels=in_channels, mode=mode, end_point=end_point, name=name)
     rows, cols = drawing.inside(0)
     seen = (f"input rows {rows[0]}..{rows[-1]}, cols {cols[0]}..{cols[-1]}" if rows and cols
             else "only padding")
@@ -83,5 +93,5 @@ def register(app: typer.Typer) -> None:
     add_command(app, draw, DRAW_SUMMARY, DRAW_HELP, [
         "rfsweep draw c3x8,c3x8,c3x8 --input-size 7 -o rf.png",
         "rfsweep draw c3d2x8,c3d2x8 --input-size 9 -o dilated.gif",
-        "rfsweep draw c7s2p3x64,mp3s2p1,c3x64,c3x64 -o stem.svg"])
+        "rfsweep draw --arch resnet18 -o resnet18.svg"])
     add_command(app, report, REPORT_SUMMARY, REPORT_HELP, ["rfsweep report sweep.parquet -o report.html"])

@@ -8,8 +8,10 @@ import torch
 import torch.nn as nn
 
 from ..errors import RfsweepError
+from ..graph import evaluate, parse_graph
 from .fx import _fx_record
 from .meta import _hook_record
+from .params import ParamUse
 from .targets import _one_line
 from .values import BATCH, Builder, Unsupported, _field
 
@@ -34,8 +36,12 @@ def from_torch(module, input_size=224, in_channels: int = 3) -> dict:
     head after it (global pooling, flatten, linear) stays in the graph so its
     params and MACs count. MACs: conv and linear multiply-accumulates, bias adds
     not counted (= torch.utils.flop_counter FLOPs / 2).
-    The model is traced with torch.fx; if fx cannot trace it, it is run once on
-    the meta device (shapes only). Nothing is computed at the real input size.
+    params: sum(p.numel()) of every parameter the forward uses (a node whose op
+    uses parameters beyond its formula carries them as `params`).
+    The model is traced in eval mode (dropout and stochastic depth are the
+    identity; its modes are restored after) with torch.fx; if fx cannot trace
+    it, it is run once on the meta device (shapes only). Nothing is computed at
+    the real input size.
     """
     if not isinstance(module, nn.Module):
         raise RfsweepError(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
@@ -56,9 +62,20 @@ def from_torch(module, input_size=224, in_channels: int = 3) -> dict:
                            "signal length as input_size")
     shape = (BATCH, in_channels, w) if rank == 3 else (BATCH, in_channels, h, w)
     qualnames = {id(m): name for name, m in module.named_modules() if name}
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        return _trace(module, shape, _field((h, w)), in_channels, qualnames)
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def _trace(module, shape, size, in_channels, qualnames) -> dict:
     errors = []
     for record in (_fx_record, _hook_record):
-        builder = Builder(_field((h, w)), in_channels)
+        builder = Builder(size, in_channels)
+        builder.params = ParamUse(module)
         x = torch.empty(shape, device="meta")
         try:
             with warnings.catch_warnings():  # 'same' padding with even kernels warns about a copy
@@ -90,4 +107,12 @@ def _finish(b: Builder) -> dict:
     spatial = [node["name"] for node in b.nodes if b.spatial[node["name"]]]
     if not spatial:
         raise RfsweepError("the model has no spatial feature map (no convolution or pooling on the input)")
-    return {"input_size": b.input_size, "in_channels": b.in_channels, "nodes": b.nodes, "output": spatial[-1]}
+    graph = {"input_size": b.input_size, "in_channels": b.in_channels, "nodes": b.nodes, "output": spatial[-1]}
+    if b.params.consumed:
+        try:
+            facts = evaluate(parse_graph(graph))
+        except RfsweepError:  # analyze will say why; the extras cannot be placed on a broken graph
+            return graph
+        for node, extra in b.params.extras({name: f.params for name, f in facts.items()}).items():
+            b.by_name[node]["params"] = b.by_name[node].get("params", 0) + extra
+    return graph

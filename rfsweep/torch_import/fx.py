@@ -4,17 +4,46 @@ module names (`layer1.0.conv1`, `layer1.0.add`). Shapes come from shapes.py, so 
 
 from __future__ import annotations
 
-from ..errors import RfsweepError
 import torch
 
-from .recorder import Recorder, _has_val, _meta
-from .values import INPUT, Builder, _fail, _new
+from ..errors import RfsweepError
+from .recorder import Recorder, _has_val, _meta, is_leaf
+from .values import INPUT, Builder, _new
 
 
 def _fx_record(module, x_meta, b: Builder, qualnames):
     import torch.fx as fx
 
-    graph_module = fx.symbolic_trace(module)
+    class Tracer(fx.Tracer):
+        """Leaves are exactly the modules the op table maps whole (torch's own forward, recorder.py);
+        everything else, a torch.nn subclass that overrides forward included, is traced inside."""
+
+        def is_leaf_module(self, m, qualname):
+            return is_leaf(m)
+
+        def getattr(self, attr, attr_val, parameter_proxy_cache):
+            """A parameter by identity (fx searches all of the root's parameters per access)."""
+            name = param_names.get(id(attr_val)) if isinstance(attr_val, torch.nn.Parameter) else None
+            if name is None:
+                return super().getattr(attr, attr_val, parameter_proxy_cache)
+            if name not in parameter_proxy_cache:
+                parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+            return parameter_proxy_cache[name]
+
+        def create_arg(self, a):
+            """Parameters and buffers by identity, as getattr (fx again searches them all per use)."""
+            if isinstance(a, torch.Tensor):
+                name = param_names.get(id(a)) or buffer_names.get(id(a))
+                if name is not None:
+                    return self.create_node("get_attr", name, (), {})
+            return super().create_arg(a)
+
+    param_names = {id(p): name for name, p in module.named_parameters()}
+    buffer_names = {id(t): name for name, t in module.named_buffers()}
+
+    tracer = Tracer()
+    graph = tracer.trace(module)
+    graph_module = tracer.root  # the traced module itself: its qualified names are the graph's targets
     rec = Recorder(module, b, qualnames)
     env: dict = {}
     placeholders = 0
@@ -22,7 +51,7 @@ def _fx_record(module, x_meta, b: Builder, qualnames):
     def load(arg):
         return fx.node.map_arg(arg, lambda n: env[n.name])
 
-    for node in graph_module.graph.nodes:
+    for node in graph.nodes:
         scope = _fx_scope(node)
         if node.op == "placeholder":
             placeholders += 1
@@ -36,12 +65,13 @@ def _fx_record(module, x_meta, b: Builder, qualnames):
         elif node.op == "get_attr":
             value = _attr(graph_module, node.target)
             env[node.name] = _meta(value) if isinstance(value, torch.Tensor) else value
+            b.params.mark(env[node.name], [node.target])
         elif node.op == "call_module":
             mod = graph_module.get_submodule(node.target)
             args, kwargs = load(node.args), load(node.kwargs)
-            if not _has_val(args) and not _has_val(kwargs):
-                raise _fail(f"module {type(mod).__name__}", node.target, "its input is not computed from the "
-                                                                        "network's input")
+            if not _has_val(args) and not _has_val(kwargs):  # on constants: a positional encoding
+                env[node.name] = rec.constant_module(mod, node.target, args, kwargs)
+                continue
             env[node.name] = rec.module_call(mod, node.target, args, kwargs)
         elif node.op in ("call_function", "call_method"):
             args, kwargs = load(node.args), load(node.kwargs)

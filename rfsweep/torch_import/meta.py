@@ -8,12 +8,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..errors import RfsweepError
 from .ops import _op_key
-from .recorder import Recorder, _has_val, _meta, _module_call
-from .values import INPUT, Builder, Val, _new
+from .recorder import _CONSTANT_WORK, Recorder, _has_val, _meta, is_leaf
+from .values import INPUT, Builder, Val, _fail, _new
 
 
+_COSTLY = ("conv1d", "conv2d", "linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum",
+           "scaled_dot_product_attention", "__matmul__")
 def _hook_record(module, x_meta, b: Builder, qualnames):
     """A forward on meta tensors under a TorchFunctionMode; module hooks name the ops and
     leaf modules of known types are mapped whole (their inner ops are not recorded)."""
@@ -53,6 +54,11 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
                 return out
             wargs, wkwargs = wrap(args), wrap(kwargs)
             if not _has_val(wargs) and not _has_val(wkwargs):
+                key = getattr(func, "__name__", "")
+                if key in _COSTLY and isinstance(out, torch.Tensor):
+                    scope = scopes[-1] if scopes else ""
+                    raise _fail(f"op {key!r}", f"{scope}.{key}" if scope else key, _CONSTANT_WORK)
+                b.params.propagate((args, kwargs), out)  # arithmetic on parameters (a gain on a weight)
                 return out
             key = getattr(func, "__name__", str(func))
             if key == "__get__":  # x.shape, x.dtype ...
@@ -75,8 +81,8 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
             leaf_depth[0] += 1
             pending.append(None)
             return
-        if _module_call_safe(mod) is not None:
-            wargs = wrap(args)
+        wargs = wrap(args)
+        if is_leaf(mod) and _has_val(wargs):  # a leaf on constants (a positional encoding) runs as ops
             pending.append(("leaf", mod, qual, wargs))
             leaf_depth[0] += 1
         else:
@@ -102,6 +108,8 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
         remember(result, output)
 
     state = {name: _meta(t) for name, t in list(module.named_parameters()) + list(module.named_buffers())}
+    for name, _ in module.named_parameters():
+        b.params.mark(state[name], [name])
     h1 = nn.modules.module.register_module_forward_pre_hook(pre)
     h2 = nn.modules.module.register_module_forward_hook(post)
     try:
@@ -112,10 +120,3 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
     finally:
         h1.remove()
         h2.remove()
-
-
-def _module_call_safe(mod):
-    try:
-        return _module_call(mod)
-    except RfsweepError:
-        return ("error",)

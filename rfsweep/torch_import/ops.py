@@ -6,8 +6,11 @@ Both tracers (fx.py, meta.py) feed this one table, through recorder.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
+from . import tokens
 from .values import (BATCH, Val, _bind, _check_std, _dims, _fail, _field, _hw, _new,
                      _padding_field, _val_of)
 
@@ -45,6 +48,8 @@ def op_conv(b, name, args, kwargs, out, note):
     fields = {"kernel": _field(kernel), "stride": _field(stride), "padding": _padding_field(pads),
               "dilation": _field(dilation), "groups": int(a["groups"]), "out_channels": int(weight.shape[0]),
               "bias": bias}
+    if not b.params.sources(weight):  # a buffer (a fixed blur filter): MACs, but no learned weights
+        fields["fixed_weights"] = True
     node = b.emit(name, "conv", [x.node], x.spatial, note, **fields)
     return _new(b, node, out, x.spatial)
 
@@ -149,6 +154,8 @@ def _adaptive(kind):
         x = _val_of(a["input"], note, name)
         if isinstance(out, tuple):
             out = out[0]
+        if x.unusual:
+            return tokens.adaptive(b, name, x, out, note)
         if not x.spatial:
             return Val(x.node, out, None, tuple(range(1, out.dim())))
         _check_std(x, note, name)
@@ -179,9 +186,13 @@ def _reduce(b, name, args, kwargs, out, note):
         return Val(x.node, out, None, tuple(range(1, out.dim()))) if out.dim() >= 1 and out.shape[0] == BATCH \
             else _raise(_fail(note, name, "a reduction over the batch"))
     dims = set(_dims(a["dim"], x.meta.dim()))
+    if x.unusual:
+        return tokens.reduce(b, name, x, dims, out, note)
     spatial_dims = {d for d in x.hw if d is not None}
     if dims == spatial_dims or (dims >= spatial_dims and dims <= spatial_dims | {d for d in x.hw if d is None}):
         return _global(b, name, x, out, note)
+    if dims <= set(x.chans):  # ResNeSt's sum over its radix dim: per position, fewer channels
+        return tokens.reduce(b, name, x, dims, out, note)
     raise _fail(note, name, f"reduction over dims {sorted(dims)} (only global pooling over the spatial dims "
                             f"{sorted(spatial_dims)} is supported)")
 
@@ -192,8 +203,10 @@ def _raise(exc):
 
 def op_norm(b, name, x, affine: bool, note):
     kind = "bn" if affine else "identity"
+    if x.pending is not None:
+        raise _fail(note, name, "normalising attention scores")
     node = b.emit(name, kind, [x.node], x.spatial, note)
-    return Val(node, x.meta, x.hw, x.chans)
+    return replace(x, node=node)
 
 
 def _per_channel_norm(params: tuple):
@@ -229,18 +242,22 @@ def op_pass(kind):
         x = _val_of(x, note, name)
         if isinstance(out, torch.Tensor) and out.shape != x.meta.shape:
             raise _fail(note, name, f"it changes the shape {tuple(x.meta.shape)} -> {tuple(out.shape)}")
+        if x.pending is not None:  # dropout or an activation on attention scores: still pending
+            return replace(x, meta=out)
         node = b.per_channel(b.emit(name, kind, [x.node], x.spatial, note), x)
-        return Val(node, out, x.hw, x.chans)
+        return replace(x, node=node, meta=out)
     return op
 
 
 def op_softmax(b, name, args, kwargs, out, note):
     a = _bind(args, kwargs, ("input", "dim"), {"dim": None})
     x = _val_of(a["input"], note, name)
+    if x.unusual and a["dim"] is not None:
+        return tokens.softmax(b, name, x, a["dim"] % x.meta.dim(), out, note)
     if x.spatial and a["dim"] is not None and (a["dim"] % x.meta.dim()) not in x.chans:
         raise _fail(note, name, "softmax over a spatial dim (each unit would see the whole map)")
     node = b.emit(name, "relu", [x.node], x.spatial, note)
-    return Val(node, out, x.hw, x.chans)
+    return replace(x, node=node, meta=out)
 
 
 def op_same(b, name, args, kwargs, out, note):
@@ -248,7 +265,7 @@ def op_same(b, name, args, kwargs, out, note):
     x = _val_of(args[0] if args else kwargs.get("input", kwargs.get("self")), note, name)
     if isinstance(out, torch.Tensor) and out.shape != x.meta.shape:
         raise _fail(note, name, "it changes the shape")
-    return Val(x.node, out, x.hw, x.chans, x.plain)
+    return replace(x, meta=out)
 
 
 def op_linear(b, name, args, kwargs, out, note):
@@ -259,12 +276,15 @@ def op_linear(b, name, args, kwargs, out, note):
         raise _fail(note, name, "weights computed from the input are not supported")
     bias = a["bias"] is not None
     last = x.meta.dim() - 1
-    if x.spatial:  # channels-last Linear on a map (ConvNeXt's pointwise layers): a 1x1 conv
+    if x.pending is not None:
+        raise _fail(note, name, "Linear over attention scores")
+    if x.spatial:  # channels-last Linear on a map (ConvNeXt's pointwise layers) or per token: a 1x1 conv
         if x.chans != (last,):
             raise _fail(note, name, "Linear over a spatial axis (only over channels, channels-last)")
+        per_token = int(weight.shape[0]) * int(weight.shape[1])
         node = b.emit(name, "conv", [x.node], True, note, kernel=1, stride=1, padding=0, dilation=1, groups=1,
-                      out_channels=int(weight.shape[0]), bias=bias)
-        return Val(node, out, x.hw, x.chans)
+                      out_channels=int(weight.shape[0]), bias=bias, **tokens.extra_token_macs(x, per_token))
+        return replace(x, node=node, meta=out)
     if x.meta.dim() != 2:
         raise _fail(note, name, f"Linear on a {x.meta.dim()}-D tensor after the spatial part")
     node = b.emit(name, "linear", [x.node], False, note, out_features=int(weight.shape[0]), bias=bias)
@@ -280,6 +300,8 @@ def _binary(kind_same):
             return out
         if not isinstance(out, torch.Tensor):
             raise _fail(note, name, "unexpected result")
+        if any(v.pending is not None for v in vals):
+            return tokens.binary(b, name, vals, out, note)
         ref = max(vals, key=lambda v: (v.spatial, v.meta.numel()))
         if out.shape != ref.meta.shape:
             raise _fail(note, name, f"broadcasting {' and '.join(str(tuple(v.meta.shape)) for v in vals)} "
@@ -287,7 +309,7 @@ def _binary(kind_same):
         unique = list(dict.fromkeys(v.node for v in vals))
         if len(unique) == 1:
             # x * x, x + 3, x * scale: nothing spatial changes; keep the value, no node
-            return Val(ref.node, out, ref.hw, ref.chans)
+            return replace(ref, meta=out, plain=ref.plain)
         for v in vals:
             if v is not ref and v.meta.shape != ref.meta.shape:
                 if v.spatial and ref.spatial and v.hw is not None and \
@@ -298,14 +320,19 @@ def _binary(kind_same):
         shapes = {tuple(v.meta.shape) for v in vals}
         if len(shapes) > 1:
             kind = "mul"  # a broadcast gate (SE, CBAM): the graph's mul broadcasts 1x1 maps and 1 channel
+        if ref.unusual and any(tokens.roles(v) != tokens.roles(ref) for v in vals):
+            raise _fail(note, name, "arithmetic between values of different token layouts")
         node = b.emit(name, kind, unique, any(v.spatial for v in vals), note)
-        return Val(node, out, ref.hw, ref.chans)
+        return replace(ref, node=node, meta=out)
     return op
 
 
 def op_cat(b, name, args, kwargs, out, note):
     a = _bind(args, kwargs, ("tensors", "dim"), {"dim": 0})
     tensors = a["tensors"]
+    unusual = [t for t in tensors if isinstance(t, Val) and t.unusual]
+    if unusual:
+        return tokens.cat(b, name, list(tensors), a["dim"] % unusual[0].meta.dim(), out, note)
     vals = [_val_of(t, note, name) for t in tensors]
     ref = vals[0]
     dim = a["dim"] % ref.meta.dim()
@@ -327,6 +354,8 @@ def op_split(b, name, args, kwargs, out, note):
     if note == "unbind":
         dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
     dim = dim % x.meta.dim()
+    if x.unusual or (dim in x.chans and len(x.chans) > 1):
+        return tokens.split(b, name, x, dim, out, note)
     if dim not in x.chans or len(x.chans) != 1:
         raise _fail(note, name, f"splitting along dim {dim}, not the channels")
     pieces, start = [], 0
@@ -337,7 +366,7 @@ def op_split(b, name, args, kwargs, out, note):
         source, bounds = b.slice_source(x, start, start + size)
         node = b.emit(f"{name}.{i}", "slice", [source], x.spatial, note, channels=bounds)
         if piece.dim() == x.meta.dim():
-            pieces.append(Val(node, piece, x.hw, x.chans))
+            pieces.append(replace(x, node=node, meta=piece))
         else:  # unbind drops the dim
             pieces.append(_squeezed(x, dim, node, piece))
         start += size
@@ -365,6 +394,8 @@ def op_getitem(b, name, args, kwargs, out, note):
         index = index[:at] + (slice(None),) * fill + index[at + 1:]
     if any(i is None or isinstance(i, (torch.Tensor, Val, list, bool)) for i in index):
         raise _fail("indexing", name, "only slices along channels (or plain spatial strides) are supported")
+    if x.unusual:
+        return tokens.getitem(b, name, x, index, out)
     index = index + (slice(None),) * (x.meta.dim() - len(index))
     cur_val = x
     for dim, item in enumerate(index):
@@ -382,10 +413,10 @@ def op_getitem(b, name, args, kwargs, out, note):
                 continue
             source, bounds = b.slice_source(cur_val, start, stop)
             node = b.emit(name, "slice", [source], x.spatial, "getitem", channels=bounds)
-            cur_val = Val(node, out, x.hw, x.chans)
+            cur_val = replace(x, node=node, meta=out)
             continue
         if x.hw is not None and dim in x.hw and isinstance(item, slice) and item.step in (None, 1) \
-                and x.meta.dim() == 4:  # a spatial slice: a crop
+                and x.meta.dim() in (3, 4):  # a spatial slice (a 1-D chomp too): a crop
             start, stop = item.indices(size)[:2]
             if stop <= start:
                 raise _fail("indexing", name, "an empty spatial slice")
@@ -400,7 +431,7 @@ def op_getitem(b, name, args, kwargs, out, note):
             stride = (step, 1) if dim == x.hw[0] else (1, step)
             node = b.emit(name, "avgpool", [cur_val.node], True, "strided slice", kernel=1,
                           stride=_field(stride), padding=0)
-            cur_val = Val(node, out, x.hw, x.chans)
+            cur_val = replace(x, node=node, meta=out)
             continue
         raise _fail("indexing", name, f"index {item!r} on dim {dim} (only slices along channels, or "
                                       "[::s] strides over the whole map, are supported)")
@@ -412,7 +443,7 @@ def op_getitem(b, name, args, kwargs, out, note):
             if not x.spatial:
                 return Val(cur_val.node, out, None, tuple(range(1, out.dim())))
             raise _fail("indexing", name, "an integer index that drops the channel dim of a map")
-    return Val(cur_val.node, out, cur_val.hw, cur_val.chans)
+    return replace(cur_val, meta=out)
 
 
 def op_reshape(b, name, args, kwargs, out, note):
@@ -423,12 +454,14 @@ def op_reshape(b, name, args, kwargs, out, note):
 
 def _reshaped(b, name, x: Val, out, note):
     s, t = tuple(x.meta.shape), tuple(out.shape)
+    if x.unusual:
+        return tokens.reshape(b, name, x, out, note)
     if not x.spatial:
         if t and t[0] == s[0]:
             return Val(x.node, out, None, tuple(range(1, len(t))))
         raise _fail(note, name, f"reshape {s} -> {t} mixes the batch dim")
     if t == s:
-        return Val(x.node, out, x.hw, x.chans)
+        return replace(x, meta=out)
     hw_sizes = [1 if d is None else s[d] for d in x.hw]
     stride_in = _strides(s)
     stride_out = _strides(t)
@@ -452,7 +485,7 @@ def _reshaped(b, name, x: Val, out, note):
     if batch_ok and len(t) == 2:  # the map becomes a vector: a flatten head
         node = b.emit(name, "flatten", [x.node], False, note)
         return Val(node, out, None, (1,))
-    raise _fail(note, name, f"reshape {s} -> {t} mixes spatial and other dims")
+    return tokens.reshape(b, name, x, out, note)  # to tokens (flatten(2)), or its refusal
 
 
 def _strides(shape):
@@ -476,8 +509,8 @@ def op_permute(b, name, args, kwargs, out, note):
         if len(dims) == 1 and isinstance(dims[0], (list, tuple, torch.Size)):
             dims = tuple(dims[0])
         perm = [d % nd for d in dims]
-    if perm[0] != 0:
-        raise _fail(note, name, "permuting the batch dim")
+    if perm[0] != 0 or x.unusual:
+        return tokens.permute(b, name, x, perm, out, note)
     where_now = {old: new for new, old in enumerate(perm)}
     if x.hw is None:
         return Val(x.node, out, None, tuple(range(1, nd)))
@@ -491,6 +524,8 @@ def op_pad(b, name, args, kwargs, out, note):
     x = _val_of(a["input"], note, name)
     pad = list(a["pad"])
     nd = x.meta.dim()
+    if x.unusual:
+        raise _fail(note, name, "padding a token layout (reshape it back to a map first)")
     if not x.spatial or x.hw[-1] != nd - 1 or (x.hw[0] is not None and x.hw[0] != nd - 2):
         raise _fail(note, name, "padding a map that is not in NCHW layout")
     sides = [(0, 0), (0, 0)]
@@ -521,7 +556,8 @@ _ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "s
                 "tanh", "hardswish", "hardsigmoid", "hardtanh", "softplus", "softsign", "tanhshrink",
                 "logsigmoid", "threshold", "rrelu", "clamp", "clip", "clamp_min", "clamp_max", "abs", "neg",
                 "exp", "sqrt", "rsqrt", "square", "erf", "swish", "hard_sigmoid", "hard_swish")
-_DROPOUT = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")
+_DROPOUT = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+            "stochastic_depth", "drop_path", "drop_block_2d", "drop_block_fast_2d")  # all the identity in eval
 _SAME = ("contiguous", "clone", "detach", "to", "float", "double", "half", "bfloat16", "type", "type_as",
          "requires_grad", "cpu", "cuda")
 
@@ -551,6 +587,8 @@ _OPS = {
     "squeeze": op_reshape, "unsqueeze": op_reshape, "view_as": op_reshape, "reshape_as": op_reshape,
     "permute": op_permute, "transpose": op_permute, "swapaxes": op_permute, "swapdims": op_permute,
     "pad": op_pad,
+    "matmul": tokens.matmul, "bmm": tokens.matmul,
+    "scaled_dot_product_attention": tokens.sdpa, "normalize": tokens.normalize,
     "conv_transpose2d": op_conv_transpose, "interpolate": op_interpolate, "upsample": op_interpolate,
     "pixel_shuffle": _shuffle("pixel_shuffle"), "pixel_unshuffle": _shuffle("pixel_unshuffle"),
 }

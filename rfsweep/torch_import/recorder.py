@@ -4,11 +4,14 @@ output shape (shapes.py) -> the op table (ops.py). Both tracers (fx.py, meta.py)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import RfsweepError
+from . import tokens
 from .ops import _OPS, _op_key, op_pad, op_pass, op_softmax
 from .shapes import _compute
 from .targets import _one_line
@@ -19,9 +22,27 @@ def _meta(t):
     return None if t is None else torch.empty(t.shape, dtype=t.dtype, device="meta")
 
 
+_CONSTANT_WORK = ("it computes on values that do not come from the input (a positional encoding from a fixed "
+                  "grid), so its MACs would not be counted; pass --end-point a node before it")
+
+
+def _library_forward(m: nn.Module) -> bool:
+    """Whether m computes what its torch.nn class computes: its forward (and a conv's _conv_forward)
+    is torch's own. A subclass that overrides them (TF-'SAME' padding computed in forward, a weight
+    standardised on the fly) is traced inside instead of being read as one layer with its attributes."""
+    for method in ("forward", "_conv_forward"):
+        fn = getattr(type(m), method, None)
+        if fn is not None and not getattr(fn, "__module__", "").startswith("torch.nn."):
+            return False
+    return True
+
+
 def _module_call(module: nn.Module):
-    """(op key, function for meta shapes, extra args after the input) for a leaf module, or None."""
+    """(op key, function for meta shapes, extra args after the input) for a leaf module, or None
+    (then the module is traced inside)."""
     m = module
+    if not _library_forward(m):
+        return None
     if isinstance(m, nn.modules.lazy.LazyModuleMixin) and m.has_uninitialized_params():
         raise RfsweepError("uninitialized lazy module")
     if isinstance(m, (nn.Conv1d, nn.Conv2d)) and not isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d)):
@@ -60,6 +81,8 @@ def _module_call(module: nn.Module):
         return "dropout", _first, ()
     if isinstance(m, nn.Linear):
         return "linear", F.linear, (_meta(m.weight), _meta(m.bias))
+    if isinstance(m, nn.MultiheadAttention):
+        return "multihead_attention", None, ()
     if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
                       nn.FeatureAlphaDropout, nn.Identity, nn.ChannelShuffle)):
         return "dropout", _first, ()
@@ -77,6 +100,46 @@ def _module_call(module: nn.Module):
     if type(m).__module__ == "torch.nn.modules.activation" and type(m).__name__ in _ACTIVATION_MODULES:
         return "relu", _first, ()
     return None
+
+
+_MAPPED: dict = {}  # module type -> whether the op table maps it whole (a type-level fact)
+
+
+def is_leaf(m: nn.Module) -> bool:
+    """Read m as one unit: the op table maps it whole, or it is a torch.nn layer (torch's own forward)
+    that the op table does not map, which is then refused by its type name rather than by the ops
+    inside it (`module Upsample at 'up'`)."""
+    lazy = isinstance(m, nn.modules.lazy.LazyModuleMixin)
+    mapped = _MAPPED.get(type(m)) if not lazy else None
+    if mapped is None:
+        mapped = _module_call_safe(m) is not None
+        if not lazy:
+            _MAPPED[type(m)] = mapped
+    if mapped:
+        return True
+    library = type(m).__module__.startswith("torch.nn.") and _library_forward(m)
+    return library and not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+
+
+def _module_call_safe(mod):
+    try:
+        return _module_call(mod)
+    except RfsweepError:
+        return ("error",)
+
+
+_UPSAMPLING = ("interpolate", "upsample", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
+               "upsample_nearest2d", "upsample_bilinear2d", "ConvTranspose1d", "ConvTranspose2d",
+               "conv_transpose1d", "conv_transpose2d", "PixelShuffle", "pixel_shuffle")
+
+
+def _why_not(what: str) -> str:
+    """The refusal's second half: why, and what would make it work."""
+    if what in _UPSAMPLING:
+        return ("upsampling is not mapped yet (a decoder); pass --end-point a node before it to "
+                "analyse the encoder")
+    return ("no mapping for it (supported: docs/torch.md); pass --end-point a node before it, or "
+            "rewrite it with supported ops")
 
 
 _ACTIVATION_MODULES = {"ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid",
@@ -138,10 +201,24 @@ class Recorder:
         except RfsweepError as exc:
             raise _fail(f"{type(mod).__name__}", qual, str(exc)) from None
         if call is None:
-            raise _fail(f"module {type(mod).__name__}", qual, "no mapping for this module type")
+            raise _fail(f"module {type(mod).__name__}", qual, _why_not(type(mod).__name__))
         key, fn, extra = call
+        before = len(self.b.nodes)
+        names = [f"{qual}.{n}" for n, _ in mod.named_parameters(remove_duplicate=False)]
+        return self._charge(self._module_call(mod, qual, key, fn, extra, args, kwargs), names, qual, before)
+
+    def _module_call(self, mod, qual, key, fn, extra, args, kwargs):
+        if key == "multihead_attention":
+            query = args[0] if args else kwargs.get("query")
+            if not isinstance(query, Val):
+                raise _fail(f"module {type(mod).__name__}", qual, "its query is not computed from the input")
+            out = (torch.empty(query.meta.shape, device="meta"), None)
+            return tokens.multihead_attention(self.b, qual, mod, args, kwargs, out, type(mod).__name__)
         if len(args) != 1 or kwargs:
             raise _fail(f"module {type(mod).__name__}", qual, "called with more than one tensor argument")
+        if key in ("conv2d", "linear"):  # the functional form's weight and bias are the module's parameters
+            for tensor, part in zip(extra[:2], ("weight", "bias")):
+                self.b.params.mark(tensor, [f"{qual}.{part}"])
         x = args[0]
         if not isinstance(x, Val):
             raise _fail(f"module {type(mod).__name__}", qual, "its input is not computed from the network's input")
@@ -161,8 +238,45 @@ class Recorder:
         return _OPS[key](self.b, qual, (x, *extra), {}, out, type(mod).__name__)
 
     def constant(self, key: str, func, args, kwargs):
-        """An op none of whose arguments comes from the network's input: its value (shape rules first)."""
-        return _compute(key, func, _unwrap(args), _unwrap(kwargs))
+        """An op none of whose arguments comes from the network's input: its value (shape rules first),
+        which carries the parameters it was computed from."""
+        out = _compute(key, func, _unwrap(args), _unwrap(kwargs))
+        self.b.params.propagate((args, kwargs), out)
+        return out
+
+    def constant_module(self, mod: nn.Module, qual: str, args, kwargs):
+        """A module applied to constants only (a conv on a Fourier positional grid): its value on
+        meta, which carries its parameters and its inputs' to where the network uses it."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        state = {n: _meta(t) for n, t in list(mod.named_parameters()) + list(mod.named_buffers())}
+        try:
+            with FlopCounterMode(display=False) as counter:
+                out = torch.func.functional_call(mod, state, _unwrap(args), _unwrap(kwargs))
+        except Exception as exc:
+            raise _fail(f"module {type(mod).__name__}", qual, f"{type(exc).__name__}: {_one_line(exc)}") from None
+        if counter.get_total_flops():  # its MACs belong to no node of the graph: refuse, not miscount
+            raise _fail(f"module {type(mod).__name__}", qual, _CONSTANT_WORK)
+        self.b.params.propagate((args, kwargs), out)
+        for t in out if isinstance(out, (list, tuple)) else (out,):
+            self.b.params.mark(t, [f"{qual}.{n}" for n, _ in mod.named_parameters()])
+        return out
+
+    def _charge(self, result, names, name: str, before: int):
+        """Charge the parameters a call used first to the last node it emitted, or to an identity
+        node that carries them (x * gamma, x + pos_embed: no spatial change, but parameters)."""
+        fresh = self.b.params.fresh(names)
+        if not fresh:
+            return result
+        if len(self.b.nodes) > before:
+            node = self.b.nodes[-1]["name"]
+        elif isinstance(result, Val):
+            node = self.b.emit(name, "identity", [result.node], result.spatial, "uses parameters")
+            result = replace(result, node=node)
+        else:
+            return result
+        self.b.params.charge(node, fresh)
+        return result
 
     def function_call(self, name: str, key: str, func, args, kwargs, out=None, run=True):
         """A torch function or tensor method on recorded values; `out` is computed on meta if not given."""
@@ -177,5 +291,7 @@ class Recorder:
         if not _has_tensor(out) and _op_key(key) != "getitem":
             return out  # sizes, dims, shapes: plain Python values
         if handler is None:
-            raise _fail(f"op {key!r}", name, "no mapping for this operation")
-        return handler(self.b, name, args, kwargs, out, _op_key(key))
+            raise _fail(f"op {key!r}", name, _why_not(_op_key(key)))
+        before = len(self.b.nodes)
+        result = handler(self.b, name, args, kwargs, out, _op_key(key))
+        return self._charge(result, self.b.params.sources((args, kwargs)), name, before)

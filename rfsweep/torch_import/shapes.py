@@ -382,7 +382,40 @@ def shape_pad(key, args, kwargs):
     return _empty(shape)
 
 
+def shape_matmul(key, args, kwargs):
+    """Batched matrix products of tensors of rank >= 2: broadcast batch dims, (n, k) @ (k, m)."""
+    a, c = (list(args) + [kwargs.get("other", kwargs.get("mat2"))])[:2]
+    if not isinstance(a, torch.Tensor) or not isinstance(c, torch.Tensor) or a.dim() < 2 or c.dim() < 2 \
+            or a.shape[-1] != c.shape[-2] or (key == "bmm" and (a.dim() != 3 or c.dim() != 3)):
+        return None
+    batch = _broadcast([tuple(a.shape[:-2]), tuple(c.shape[:-2])])
+    if batch is None or (key == "bmm" and a.shape[0] != c.shape[0]):
+        return None
+    return _empty((*batch, a.shape[-2], c.shape[-1]))
+
+
+def shape_sdpa(key, args, kwargs):
+    """scaled_dot_product_attention: the query's shape with the value's last dim."""
+    a = _bind(args, kwargs, ("query", "key", "value"))
+    q, k, v = a.get("query"), a.get("key"), a.get("value")
+    if not all(isinstance(t, torch.Tensor) and t.dim() >= 2 for t in (q, k, v)) or k.shape[-2] != v.shape[-2] \
+            or q.shape[-1] != k.shape[-1] or q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+        return None
+    return _empty((*q.shape[:-1], v.shape[-1]))
+
+
+def shape_pixel_unshuffle(key, args, kwargs):
+    a = _bind(args, kwargs, ("input", "downscale_factor"))
+    x, f = a.get("input"), a.get("downscale_factor")
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not isinstance(f, int) or f < 1 \
+            or x.shape[2] % f or x.shape[3] % f:
+        return None
+    return _empty((x.shape[0], x.shape[1] * f * f, x.shape[2] // f, x.shape[3] // f))
+
+
 _SHAPES = {
+    "pixel_unshuffle": shape_pixel_unshuffle,
+    "matmul": shape_matmul, "bmm": shape_matmul, "scaled_dot_product_attention": shape_sdpa,
     "conv1d": shape_conv, "conv2d": shape_conv,
     "linear": shape_linear, "cat": shape_cat, "concat": shape_cat, "concatenate": shape_cat,
     "chunk": shape_split, "split": shape_split, "split_with_sizes": shape_split, "unbind": shape_split,
@@ -400,7 +433,8 @@ _SHAPES.update({k: shape_binary for k in ("add", "sub", "subtract", "rsub", "rad
                                            "div", "divide", "truediv", "true_divide", "rtruediv", "rdiv",
                                            "maximum", "minimum")})
 _SHAPES.update({k: shape_same for k in _ACTIVATIONS + _DROPOUT + tuple(s for s in _SAME if s != "type") +
-                ("batch_norm", "group_norm", "instance_norm", "layer_norm", "softmax", "log_softmax", "first")})
+                ("batch_norm", "group_norm", "instance_norm", "layer_norm", "softmax", "log_softmax", "first",
+                 "normalize")})
 
 
 _INPLACE = ("iadd", "isub", "imul", "itruediv", "idiv", "ifloordiv")

@@ -52,7 +52,46 @@ def _one_line(exc) -> str:
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
+_TORCHVISION_SCHEMAS = ("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+                        "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+_torchvision_library = []
+
+
+def torchvision_compatible() -> bool:
+    """Make `import torchvision` work when its compiled ops cannot load (a CUDA-built torchvision
+    wheel beside a CPU torch): torchvision then still registers a fake kernel for nms/qnms, which
+    fails with "operator torchvision::nms does not exist". Declaring those two schemas lets the
+    Python package import; its models (and timm's) use no compiled op. Returns whether it applied."""
+    try:
+        importlib.import_module("torchvision")
+        return False
+    except ImportError:
+        return False
+    except RuntimeError as exc:
+        if "torchvision::" not in str(exc):
+            raise
+    import torch
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith(("torchvision.", "timm"))]:
+        del sys.modules[name]  # the half-imported package, and anything that imported it
+    if not _torchvision_library:
+        library = torch.library.Library("torchvision", "DEF")
+        for schema in _TORCHVISION_SCHEMAS:
+            library.define(schema)
+        _torchvision_library.append(library)  # kept alive: the schemas live as long as it does
+    importlib.import_module("torchvision")
+    return True
+
+
 def _import_target(where: str):
+    try:
+        return _import_target_once(where)
+    except RfsweepError as exc:
+        if "torchvision::" in str(exc) and torchvision_compatible():
+            return _import_target_once(where)
+        raise
+
+
+def _import_target_once(where: str):
     is_file = where.endswith(".py") or "/" in where or "\\" in where
     try:
         if is_file:

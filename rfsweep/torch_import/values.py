@@ -22,6 +22,11 @@ class Val:
     hw: (h_dim or None, w_dim) of a spatial map (None for 1-D signals' H), or
     None once the map is gone (global pooling, flatten, linear head).
     chans: the dims that make up channels (several after a shuffle's view).
+    tok: a token layout instead of a map (tokens.py): (dim holding the tokens,
+    number of non-spatial rows before the h*w spatial ones (class tokens), h, w).
+    batch: the batch dim (attention moves it: qkv.permute(2, 0, 3, 1, 4)).
+    pending: attention scores or a context matrix not yet applied to values:
+    (source nodes, MACs so far, the dim indexing key tokens or None).
     """
 
     node: str
@@ -29,10 +34,19 @@ class Val:
     hw: tuple | None
     chans: tuple
     plain: bool = True  # channels in the order `node` produced them (no shuffle since)
+    tok: tuple | None = None
+    batch: int = 0
+    pending: tuple | None = None
+    fine: tuple = ()  # ((dim, "h" or "w"), ...): offsets inside f-sized blocks of a space-to-depth view
 
     @property
     def spatial(self) -> bool:
-        return self.hw is not None
+        return self.hw is not None or self.tok is not None
+
+    @property
+    def unusual(self) -> bool:
+        """Not a plain NC[H]W-like layout: tokens.py handles it."""
+        return self.tok is not None or self.pending is not None or self.batch != 0 or bool(self.fine)
 
 
 class Builder:
@@ -47,6 +61,7 @@ class Builder:
         self.concat_parts: dict[str, list] = {}  # concat node -> [(input node, channels)]
         self.channelwise: dict[str, str] = {}  # pool/relu/identity/pad node -> its input (same channel order)
         self.by_name: dict[str, dict] = {}
+        self.params = None  # a ParamUse (params.py), set by from_torch
 
     def slice_source(self, x, start: int, stop: int):
         """(node, [start, stop)) to slice, narrowed to where those channels come from: a slice inside
@@ -74,7 +89,7 @@ class Builder:
             source = self.emit(f"{source}[{bounds[0]}:{bounds[1]}]", "slice", [source], self.spatial[inner],
                                "channels of a concat part", channels=bounds)
         spec = self.by_name[node]
-        fields = {k: v for k, v in spec.items() if k not in ("name", "type", "inputs", "note")}
+        fields = {k: v for k, v in spec.items() if k not in ("name", "type", "inputs", "note", "params", "macs")}
         copy = self.emit(f"{node}[{start}:{stop}]", spec["type"], [source], self.spatial[node],
                          f"{node} on channels {start}:{stop}", **fields)
         return copy, [0, stop - start], stop - start
@@ -184,6 +199,9 @@ def _val_of(x, what, where) -> Val:
 
 def _check_std(x: Val, what: str, where: str):
     """Convolutions and pools need a plain NCHW (or NCL) map."""
+    if x.unusual:
+        raise _fail(what, where, "its input is a token layout, not an NCHW map (reshape it back to a map "
+                                 "first)")
     nd = x.meta.dim()
     want = ((2, 3), (1,)) if nd == 4 else ((None, 2), (1,)) if nd == 3 else None
     if x.hw is not None and (x.hw, x.chans) != want:

@@ -1,0 +1,65 @@
+"""Which learned parameters the forward uses, and which node uses each first (contract section 7:
+`params` is sum(p.numel()) over every parameter the forward uses, whatever op consumes it).
+
+A parameter reaches a node either whole (a leaf module's weight) or through arithmetic on
+constants (a conv weight scaled by a learned gain, a layer-scale vector, a positional embedding):
+every tensor computed from parameters alone carries the names it came from. A node is charged
+the parameters its call consumes for the first time; `extras` compares that with what the
+node's own formula counts (graph.py), and the difference becomes the node's `params` field.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class ParamUse:
+    def __init__(self, module):
+        self.numel: dict[str, int] = {}
+        self.canonical: dict[str, str] = {}  # every (tied) name -> the first name of that tensor
+        first: dict[int, str] = {}
+        for name, p in module.named_parameters(remove_duplicate=False):
+            self.canonical[name] = first.setdefault(id(p), name)
+            self.numel[first[id(p)]] = p.numel()
+        self.origin: dict[int, tuple] = {}  # id(tensor) -> (tensor kept alive, frozenset of names)
+        self.charged: set[str] = set()
+        self.consumed: dict[str, int] = {}  # node -> numel of the parameters it used first
+
+    def mark(self, tensor, names) -> None:
+        """`tensor` is computed from the parameters `names` only."""
+        names = frozenset(self.canonical.get(n, n) for n in names if self.canonical.get(n, n) in self.numel)
+        if names and isinstance(tensor, torch.Tensor):
+            self.origin[id(tensor)] = (tensor, names | self.origin.get(id(tensor), (None, frozenset()))[1])
+
+    def sources(self, obj) -> frozenset:
+        """The parameter names behind every constant tensor in obj (nested lists, tuples, dicts)."""
+        if isinstance(obj, torch.Tensor):
+            entry = self.origin.get(id(obj))
+            return entry[1] if entry is not None and entry[0] is obj else frozenset()
+        if isinstance(obj, (list, tuple)):
+            return frozenset().union(*(self.sources(o) for o in obj)) if obj else frozenset()
+        if isinstance(obj, dict):
+            return self.sources(list(obj.values()))
+        return frozenset()
+
+    def propagate(self, inputs, out) -> None:
+        """An op on constants: its outputs come from its inputs' parameters."""
+        names = self.sources(inputs)
+        if names:
+            for t in out if isinstance(out, (list, tuple)) else (out,):
+                self.mark(t, names)
+
+    def fresh(self, names) -> frozenset:
+        """The names not charged to any node yet."""
+        return frozenset(self.canonical.get(n, n) for n in names) - self.charged
+
+    def charge(self, node: str, names) -> None:
+        names = self.fresh(names)
+        self.charged |= names
+        if names:
+            self.consumed[node] = self.consumed.get(node, 0) + sum(self.numel[n] for n in names)
+
+    def extras(self, formula: dict[str, int]) -> dict[str, int]:
+        """node -> parameters it uses beyond its formula's count (formula: node -> params)."""
+        return {node: used - formula.get(node, 0) for node, used in self.consumed.items()
+                if used > formula.get(node, 0)}

@@ -1,0 +1,83 @@
+"""The `global` node and per-node extra `params`/`macs` (contract sections 6-8), on hand-checked graphs.
+
+A global node's output unit reads every unit of its input map, so its field is the union of all input
+units' fields: for n units of field rf, jump j and first centre s, the interval
+[s - (rf-1)/2, s + (n-1)j + (rf-1)/2]. It does not move with the unit; a later layer adds nothing to it,
+and a path around it (a residual) keeps its own moving field beside it. The torch oracles for whole
+models (attention, token mixing) are in tests/test_torch_import.py and tests/test_torch_timm.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rfsweep import analyze
+from rfsweep.errors import RfsweepError
+
+
+def _graph(*nodes, size=32):
+    return {"input_size": size, "in_channels": 3, "nodes": list(nodes)}
+
+
+PATCH = {"name": "patch", "type": "conv", "kernel": 4, "stride": 4, "padding": 0, "out_channels": 8}
+
+
+def _row(result, name):
+    return next(row for row in result["nodes"] if row["name"] == name)
+
+
+def test_global_field_is_the_whole_reachable_input():
+    # patches of 4 with stride 4 on 32: 8 units, rf 4, jump 4, first centre 1.5; the union of all
+    # units' fields is [0, 31]: rf 32, centre 15.5, on every path (rf_min too)
+    result = analyze(_graph(PATCH, {"name": "blocks.0.attn", "type": "global"}))
+    row = _row(result, "blocks.0.attn")
+    assert (row["out_size"], row["jump"], row["rf"], row["rf_min"], row["start"]) == (8, 4, 32, 32, 15.5)
+    assert result["total"]["global_from"] == "blocks.0.attn"
+
+
+def test_padding_reaches_beyond_the_border():
+    # conv 3x3 pad 1 on 10: units 0..9 see [-1, 1] .. [8, 10]: the union [-1, 10] is 12 wide
+    conv = {"name": "c", "type": "conv", "kernel": 3, "padding": 1, "out_channels": 4}
+    row = _row(analyze(_graph(conv, {"name": "g", "type": "global"}, size=10)), "g")
+    assert (row["rf"], row["start"]) == (12, 4.5)
+
+
+def test_a_layer_after_a_global_node_adds_nothing_a_residual_keeps_its_path():
+    conv = {"name": "c", "type": "conv", "kernel": 3, "padding": 1, "out_channels": 8}
+    after = analyze(_graph(PATCH, {"name": "g", "type": "global"}, {**conv, "inputs": ["g"]}))
+    assert (after["total"]["rf"], after["total"]["rf_min"], after["total"]["out_size"]) == (32, 32, 8)
+    residual = analyze(_graph(PATCH, {"name": "g", "type": "global"},
+                              {"name": "sum", "type": "add", "inputs": ["patch", "g"]},
+                              {**conv, "inputs": ["sum"]}))
+    # the moving part (the patch path: rf 4 + 2*4 = 12 around centre 1.5, i.e. [-4, 7]) reaches past
+    # the global interval [0, 31] on the padded side: [-4, 31], rf 36; the narrowest path is the
+    # patch path's 12
+    total = residual["total"]
+    assert (total["rf"], total["rf_min"]) == (36, 12)
+    assert total["global_from"] == "g"
+
+
+def test_global_pool_after_global_and_global_of_global():
+    result = analyze(_graph(PATCH, {"name": "g", "type": "global"}, {"name": "g2", "type": "global"},
+                            {"name": "pool", "type": "global_pool"}))
+    assert _row(result, "g2")["rf"] == 32 and _row(result, "pool")["rf"] == 32
+    assert result["total"]["global_from"] == "g"
+
+
+def test_extra_params_and_macs_add_to_any_node():
+    conv = {**PATCH, "params": 7, "macs": 11}
+    base = analyze(_graph(PATCH))["total"]
+    result = analyze(_graph(conv, {"name": "g", "type": "global", "params": 5, "macs": 100}))
+    assert result["total"]["params"] == base["params"] + 12
+    assert result["total"]["macs"] == base["macs"] + 111
+    assert _row(result, "g")["params"] == 5
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "3", True])
+def test_extra_counts_must_be_non_negative_integers(value):
+    with pytest.raises(RfsweepError, match="params"):
+        analyze(_graph({**PATCH, "params": value}))
+
+
+def test_networks_without_a_global_node_report_no_global_from():
+    assert "global_from" not in analyze(_graph(PATCH))["total"]

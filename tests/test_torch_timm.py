@@ -1,0 +1,149 @@
+"""Real model code: timm's CNNs, ViTs and hybrids through rfsweep.from_torch, against numel (params),
+torch.utils.flop_counter on the meta device (MACs = FLOPs / 2; on the meta device it counts
+scaled_dot_product_attention's matmuls, which the CPU kernel does not report) and the gradient
+support of a middle unit (float64, positive weights, activations, norms and max pools neutralised).
+
+timm is in the test extra (CI installs it). Models are built on the meta device where only shapes
+matter (no weight init: fast); the gradient checks build small real ones.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from rfsweep.torch_import.targets import torchvision_compatible  # noqa: E402
+
+torchvision_compatible()  # a CUDA-built torchvision wheel beside the CPU torch: see targets.py
+timm = pytest.importorskip("timm")  # the test extra; CI installs it, so this never skips there
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import rfsweep  # noqa: E402
+from rfsweep.errors import RfsweepError  # noqa: E402
+from rfsweep.torch_import import from_torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_torch_import import _Linearise, _linearised  # noqa: E402
+
+# name: (input size, timm kwargs, what it checks)
+EXACT = {
+    "resnet10t": (64, {}, "ResNet-D: deep stem, average-pool shortcut"),
+    "regnetx_002": (64, {}, "RegNet: grouped convs"),
+    "efficientnet_b0": (64, {}, "EfficientNet: depthwise, SE, drop path"),
+    "tf_efficientnet_b0": (67, {}, "TF 'SAME' padding computed in forward (Conv2dSame)"),
+    "mixnet_s": (64, {}, "MixNet: mixed kernel sizes (split, concat)"),
+    "rexnet_100": (64, {}, "ReXNet: channel-padded residuals"),
+    "nf_regnet_b0": (64, {}, "NF: scaled weight standardisation with a learned gain"),
+    "convnext_atto": (64, {}, "ConvNeXt: layer scale, channels-last LayerNorm and Linear"),
+    "fastvit_t8": (64, {}, "FastViT: reparameterisable branches, layer scale"),
+    "tresnet_m": (64, {}, "TResNet: space-to-depth by view/permute, blur-pool buffers"),
+    "resnest14d": (64, {}, "ResNeSt: split attention summed over its radix dim"),
+    "vit_tiny_patch16_224": (64, {"img_size": 64}, "ViT: patch embedding, class token, attention"),
+    "coatnet_nano_rw_224": (64, {"img_size": 64}, "CoAtNet: conv stages, then attention with a relative "
+                                                  "position bias"),
+    "hrnet_w18_small": (64, {}, "HRNet: parallel resolutions fused by upsampling (decoder nodes)"),
+}
+
+
+def _meta_model(name):
+    size, kwargs, _ = EXACT[name]
+    with torch.device("meta"):
+        return timm.create_model(name, pretrained=False, num_classes=10, **kwargs), size
+
+
+@pytest.mark.parametrize("name", list(EXACT))
+def test_params_equal_numel_and_macs_equal_flop_counter(name):
+    model, size = _meta_model(name)
+    result = rfsweep.analyze(from_torch(model, size))
+    assert result["total"]["params"] == sum(p.numel() for p in model.parameters())
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(torch.empty(1, 3, size, size, device="meta"))
+    assert 2 * result["total"]["macs"] == counter.get_total_flops()
+
+
+def _support(g, axis):
+    line = g.abs().sum(dim=1 - axis)
+    nz = torch.nonzero(line > 0).flatten()
+    return int(nz[0]), int(nz[-1])
+
+
+def _gradient_support(model, size):
+    """The end-point map (forward_features) and the input support of its middle unit."""
+    lin = _linearised(model)
+    x = torch.ones((1, 3, size, size), dtype=torch.float64, requires_grad=True)
+    with _Linearise():
+        out = lin.forward_features(x)
+    i, j = out.shape[2] // 2, out.shape[3] // 2
+    (g,) = torch.autograd.grad(out[0, :, i, j].sum(), x)
+    g = g[0].sum(0)
+    return out.shape[2:], (i, j), (_support(g, 0), _support(g, 1))
+
+
+@pytest.mark.parametrize("name", ["resnet10t", "resnest14d", "tresnet_m"])  # no SE gates: x * gate overflows
+def test_field_of_a_middle_unit_equals_the_gradient_support(name):
+    """The unit's field [start + i*jump - (rf-1)/2, start + i*jump + (rf-1)/2], clipped to the input,
+    is exactly where the gradient is non-zero (every pixel in the window is reached)."""
+    size = EXACT[name][0]
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=10)
+    total = rfsweep.analyze(from_torch(model, size))["total"]
+    shape, unit, support = _gradient_support(model, size)
+    assert [total["out_size"]] * 2 == list(shape) or total["out_size"] == list(shape)
+    for a in range(2):
+        rf, jump, start = (v if not isinstance(v, list) else v[a] for v in (total["rf"], total["jump"],
+                                                                            total["start"]))
+        centre = start + unit[a] * jump
+        lo, hi = max(0, math.ceil(centre - (rf - 1) / 2)), min(size - 1, math.floor(centre + (rf - 1) / 2))
+        assert support[a] == (lo, hi), (name, a)
+
+
+@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "coatnet_nano_rw_224"])
+def test_attention_makes_the_field_global(name):
+    """After the first attention every unit sees the whole input: the gradient of one output token
+    reaches every pixel, and rfsweep says from which node on."""
+    size, kwargs, _ = EXACT[name]
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=10, **kwargs)
+    result = rfsweep.analyze(from_torch(model, size))
+    total = result["total"]
+    assert total["global_from"].endswith("scaled_dot_product_attention")
+    assert total["rf"] >= size
+    if name == "vit_tiny_patch16_224":  # 16x16 patches, stride 16: the whole 64 pixels, and the skip
+        assert (total["rf"], total["jump"], total["rf_min"]) == (64, 16, 16)  # path around every attention
+    lin = _linearised(model)
+    x = torch.ones((1, 3, size, size), dtype=torch.float64, requires_grad=True)
+    with _Linearise():
+        out = lin.forward_features(x)
+    token = out[0, out.shape[1] // 2].sum() if out.dim() == 3 else out[0, :, 0, 0].sum()
+    (g,) = torch.autograd.grad(token, x)
+    assert bool((g[0].sum(0) != 0).all())
+
+
+@pytest.mark.parametrize("name, words", [
+    ("levit_128s", ["stages.0.blocks.0.attn.qkv", "reshape"]),
+    ("mobilevit_xxs", ["stages.2.1", "reshape"]),
+    ("edgenext_xx_small", ["pos_embd.token_projection", "positional encoding", "--end-point"]),
+])
+def test_refusals_name_the_op_the_module_path_and_a_way_out(name, words):
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False, num_classes=10)
+    with pytest.raises(RfsweepError) as info:
+        from_torch(model, 64)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_end_point_by_module_path():
+    """`--end-point stages.1` is the output of module stages.1: the last node inside it."""
+    model, size = _meta_model("convnext_atto")
+    graph = from_torch(model, size)
+    result = rfsweep.analyze(graph, end_point="stages.1")
+    inside = [node["name"] for node in graph["nodes"] if node["name"].startswith("stages.1.")]
+    assert result["output"] == inside[-1]
+    assert result["total"]["out_size"] == size // 8

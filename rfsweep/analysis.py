@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import RfsweepError
+from .errors import RfsweepError, unknown_name
 from .jit import compile_module, kernel_function
 from .explain import analyze
 from .layers import _check_int, load_stack
@@ -475,7 +475,7 @@ def pareto_front(df, minimize=("params", "macs"), maximize=("rf",)):
     names, flips = _objectives(minimize, maximize)
     missing = [name for name in names if name not in df.columns]
     if missing:
-        raise RfsweepError(f"no column {missing[0]!r} (columns: {', '.join(map(str, df.columns))})")
+        raise unknown_name("no column", missing[0], df.columns)
     columns = []
     for name in names:
         series = df[name]
@@ -534,7 +534,7 @@ def _numeric_field(schema, name: str, what: str):
     import pyarrow as pa
 
     if name not in schema.names:
-        raise RfsweepError(f"{what}: no column {name!r} in the sweep (columns: {', '.join(schema.names)})")
+        raise unknown_name(f"{what}: the sweep has no column", name, schema.names)
     kind = schema.field(name).type
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         raise RfsweepError(f"{what}: column {name!r} is not numeric ({kind})")

@@ -566,7 +566,7 @@ def _submit_all(spec_json, out_dir, count, bounds, todo, scheduler, threads, ret
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise RfsweepError("the Dask engine needs dask[distributed]: pip install 'rfsweep[dask]'") from None
+        raise RfsweepError('the Dask engine needs dask[distributed]: pip install -e ".[dask]"') from None
     import logging
 
     cluster = client = None

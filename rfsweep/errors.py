@@ -17,6 +17,19 @@ class OutputError(OSError):
     """
 
 
+def unknown_name(what: str, name: str, names) -> RfsweepError:
+    """`what 'name'` is not one of `names`: suggest the closest few (difflib) instead of listing all."""
+    import difflib
+
+    names = [str(n) for n in names]
+    close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.6)
+    if close:
+        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    else:
+        hint = "there are " + ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return RfsweepError(f"{what} {name!r}; {hint}")
+
+
 def read_user_file(path, what: str) -> str:
     """The text of a file the user named; RfsweepError (exit 2) if missing or unreadable."""
     from pathlib import Path

@@ -144,10 +144,10 @@ def story(stack: Stack, result: dict) -> list[str]:
         if rf != prev_rf:
             spacing = d * prev_jump
             if row["index"] == 1:
-                parts.append(f"layer 1 sees {rf} input pixels")
+                parts.append(f"layer 1 sees {rf:,} input pixels")
             else:
                 parts.append(f"layer {row['index']} looks at {k} outputs of layer {row['index'] - 1} "
-                             f"spaced {spacing} apart, so it sees {prev_rf} + {k - 1}*{spacing} = {rf}")
+                             f"spaced {spacing:,} apart, so it sees {prev_rf:,} + {k - 1}*{spacing:,} = {rf:,}")
         prev_rf, prev_jump = rf, _first(row["jump"])
     if growing:
         if len(parts) > 4:  # one or two sentences, not a paragraph per layer

@@ -1016,7 +1016,8 @@ def graph_story(result: dict) -> list[str]:
 
 
 def _text(value) -> str:
-    return "x".join(map(str, value)) if isinstance(value, list) else str(value)
+    return "x".join(map(_text, value)) if isinstance(value, list) else f"{value:,}" if isinstance(value, int) \
+        else str(value)
 
 
 def _phase_sentence(total: dict) -> str:

@@ -26,7 +26,7 @@ def _figure():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise RfsweepError("plots need matplotlib: pip install 'rfsweep[plot]'") from None
+        raise RfsweepError('plots need matplotlib: pip install -e ".[plot]"') from None
     figure = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     return figure

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import RfsweepError
+from .errors import RfsweepError, unknown_name
 from .explain import analyze
 from .layers import Stack, load_stack
 # the builder lives in rfsweep.torch_builder; its names stay importable from here
@@ -456,7 +456,7 @@ def _select(dataset, top: int, sort_by: str | None, descending: bool):
     if sort_by is None:
         return dataset.head(top) if top else dataset.to_table()
     if sort_by not in dataset.schema.names:
-        raise RfsweepError(f"--sort-by: no column {sort_by!r} (columns: {', '.join(dataset.schema.names[:12])}, ...)")
+        raise unknown_name("--sort-by: no column", sort_by, dataset.schema.names)
     column = dataset.to_table(columns=[sort_by]).column(sort_by)
     try:  # a stable sort: ties keep file order
         order = pc.array_sort_indices(column, order="descending" if descending else "ascending",

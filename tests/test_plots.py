@@ -69,7 +69,7 @@ def test_plots_use_agg_and_leave_pyplot_alone(tmp_path):
 def test_missing_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
     for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
-    with pytest.raises(RfsweepError, match=r"pip install 'rfsweep\[plot\]'"):
+    with pytest.raises(RfsweepError, match=r'pip install -e "\.\[plot\]"'):
         plots.plot_compare(compare(5), tmp_path / "c.png")
     assert not (tmp_path / "c.png").exists()
 

@@ -14,24 +14,24 @@ import typer
 
 from . import app as cli  # the shared consoles and number formatting
 
+from .tables import Column, fit_table
 from .timing import Batch, Device, Dtype, Threads
 from ..errors import RfsweepError
 
 FormatChoice = Literal["table", "json"]
 COST_NOTE = "MACs count one multiply-accumulate as 1 (bias adds not counted); FLOPs = 2*MACs."
 
+COMPARE_SUMMARY = "One RxR conv against stacks of smaller convs with the same RF."
 COMPARE_HELP = (
-    "One RxR conv against every stack of smaller convs with the same receptive field R.\n\n"
     "All convs: stride 1, 'same' padding, C channels in and out (the first takes --in-channels). "
     "Candidates use kernels from --kernels and dilations from --dilation, at most --max-depth layers; "
     "layer order does not change RF or params at stride 1, so each multiset appears once. "
     "Shows params and MACs (also as ratios to the single conv), depth (= nonlinearities) and the "
     "uniform-weight ERF std and ratio; the cheapest row is marked. " + COST_NOTE)
 
+PARETO_SUMMARY = "The exact Pareto front of a sweep file."
 PARETO_HELP = (
-    "Exact Pareto front of a sweep file (or a directory of parts): the rows that no other row beats "
-    "in every objective.\n\n"
-    "Reads only config_id and the objective columns, optionally filtered with --where "
+    "The rows that no other row beats in every objective. SWEEP is a sweep file, a front, or a directory of parts. Reads only config_id and the objective columns, optionally filtered with --where "
     "(e.g. \"out_size>=7, rf<=100\"; clauses 'column OP number' joined by ',' or 'and', OP one of "
     ">= <= > < == !=), then the full rows of the front. Rows with identical objectives are all kept. "
     "-o writes the whole front (same columns and spec metadata as the sweep, so `rfsweep show` "
@@ -50,7 +50,7 @@ def compare(
     dilation: Annotated[str, typer.Option(help="dilations to try, e.g. 1,2")] = "1",
     input_size: Annotated[int, typer.Option(help="input height = width, for MACs")] = 56,
     format: Annotated[FormatChoice, typer.Option("--format", help="table for people, json for scripts")] = "table",
-    plot: Annotated[Optional[Path], typer.Option(help="also draw params ratios to this PNG (needs rfsweep[plot])")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="also draw params ratios to this PNG (needs the plot extra)")] = None,
     measure: Annotated[bool, typer.Option("--measure", help="also time every row with torch (see `rfsweep bench`)")] = False,
     device: Device = "cpu",
     batch: Batch = 1,
@@ -78,29 +78,51 @@ def compare(
                           "input_size": input_size, "max_depth": max_depth, "kernels": kernel_list,
                           "dilations": dilation_list, "rows": rows, **({"timing": timing} if timing else {})}))
         return
-    from rich.table import Table
-
     c_in = channels if in_channels is None else in_channels
-    table = Table(title=f"RF {rf}: one {rf}x{rf} conv vs stacks of at most {max_depth} smaller convs "
-                        f"(--max-depth {max_depth}; kernels {','.join(map(str, kernel_list))}; "
-                        f"{c_in}->{channels} ch, {input_size}x{input_size} input, stride 1)",
-                  title_justify="left")
-    for name in ("", "stack", "depth", "params", "x params", "MACs", "x MACs", "ERF std", "ERF ratio"):
-        table.add_column(name, justify="left" if name in ("", "stack") else "right")
+    columns = [Column("", text=True), Column("stack", text=True), Column("depth", 4), Column("params", 3),
+               Column("x params", 2), Column("MACs", 5), Column("x MACs"), Column("ERF std", 1),
+               Column("ERF ratio", 6)]
+    table_rows = []
     for row in rows:
         mark = "best" if row["best"] else "single" if row["single"] else ""
-        table.add_row(mark, row["stack"], str(row["depth"]), cli._fmt(row["params"]), f"{row['params_ratio']:.3f}",
-                      cli._fmt(row["macs"]), f"{row['macs_ratio']:.3f}", f"{row['erf_std']:.3f}",
-                      f"{row['erf_ratio']:.3f}")
-    table.caption = ("x params / x MACs: against the single conv; depth = nonlinearities; ERF: uniform weights, "
-                     "no nonlinearity (std in pixels, ratio to a uniform RF). " + COST_NOTE
-                     + ("" if len(rows) > 1 or rf <= 3 else f" No stack of at most {max_depth} of these kernels reaches RF "
-                        f"{rf}: raise --max-depth or give --kernels."))
-    table.caption_justify = "left"
+        table_rows.append([mark, row["stack"], str(row["depth"]), cli._fmt(row["params"]),
+                           f"{row['params_ratio']:.3f}", cli._fmt(row["macs"]), f"{row['macs_ratio']:.3f}",
+                           f"{row['erf_std']:.3f}", f"{row['erf_ratio']:.3f}"])
+    caption = ("x params / x MACs: against the single conv; depth = nonlinearities; ERF: uniform weights, "
+               "no nonlinearity (std in pixels, ratio to a uniform RF). " + COST_NOTE
+               + ("" if len(rows) > 1 or rf <= 3 else " " + _unreachable(rf, max_depth, kernel_list, dilation_list)))
+    table = fit_table(f"RF {rf}: one {rf}x{rf} conv vs stacks of at most {max_depth} smaller convs "
+                      f"(--max-depth {max_depth}; kernels {','.join(map(str, kernel_list))}; "
+                      f"{c_in}->{channels} ch, {input_size}x{input_size} input, stride 1)",
+                      columns, table_rows, caption)
     cli.stdout.print(table)
     if timing is not None:
         from .timing import print_compare_timing
         print_compare_timing(rows, timing)
+
+
+def _unreachable(rf: int, max_depth: int, kernels: list[int], dilations: list[int]) -> str:
+    """Why compare found no stack: the kernels can never sum to R, or only with more layers."""
+    from math import gcd
+
+    need = rf - 1  # each stride-1 layer adds d*(k-1) to the RF
+    steps = sorted({d * (k - 1) for k in kernels for d in dilations if k > 1 and (k, d) != (rf, 1)})
+    if not steps:
+        return f"No kernel in --kernels is larger than 1 (besides {rf} itself): give smaller kernels, e.g. 3,5."
+    step_gcd = 0
+    for step in steps:
+        step_gcd = gcd(step_gcd, step)
+    if need % step_gcd:
+        hint = " (e.g. --kernels 2,3)" if step_gcd == 2 else ""
+        return (f"No stack of these kernels reaches RF {rf} at any depth: each layer adds d*(k-1), a multiple "
+                f"of {step_gcd}, so they reach only RFs 1 + {step_gcd}n; give other kernels{hint}.")
+    fewest = [0] + [need + 1] * need  # fewest layers summing to each RF - 1 (exact change)
+    for total in range(1, need + 1):
+        fewest[total] = min((fewest[total - step] + 1 for step in steps if step <= total), default=need + 1)
+    if fewest[need] > max_depth:
+        return (f"No stack of at most {max_depth} of these kernels reaches RF {rf}: "
+                f"raise --max-depth to {fewest[need]}.")
+    return f"No stack of at most {max_depth} of these kernels reaches RF {rf}."
 
 
 def _stack_strings(metadata: dict | None, ids) -> list[str] | None:
@@ -156,25 +178,23 @@ def pareto(
                                                           "rows_considered", "front_rows")},
                           "shown": len(records), "rows": records}))
         return
-    from rich.table import Table
-
     objectives = ", ".join([f"min {n}" for n in pareto_meta["minimize"]] + [f"max {n}" for n in pareto_meta["maximize"]])
-    table = Table(title=f"Pareto front of {sweep_file} ({objectives})", title_justify="left")
+    names_set = set(names)
     columns = list(dict.fromkeys(["config_id", "depth", *names, "rf", "jump", "out_size", "params", "macs"]))
     columns = [c for c in columns if c in front.columns]
-    for name in columns:
-        table.add_column(name, justify="right")
+    # left out first when the terminal is narrow: what is not an objective (jump, out size, depth, ...)
+    spare = [c for c in ("jump", "out_size", "depth", "macs", "params", "rf") if c in columns and c not in names_set]
+    spec = [Column(c, spare.index(c) + 1 if c in spare else 0) for c in columns]
     if stacks is not None:
-        table.add_column("stack", justify="left")
+        spec.append(Column("stack", text=True))
     values = {c: shown[c].tolist() for c in columns}  # per column: integers stay integers
-    for i in range(len(shown)):
-        cells = [cli._fmt(_plain(values[c][i])) for c in columns]
-        table.add_row(*cells, *([stacks[i]] if stacks is not None else []))
-    table.caption = (f"{pareto_meta['front_rows']:,} of {pareto_meta['rows_considered']:,} rows are on the front"
-                     + (f" (where {where})" if where else "")
-                     + (f"; showing the first {len(shown):,} (--top)" if len(shown) < len(front) else "")
-                     + (f"; written to {output}" if output is not None else ""))
-    table.caption_justify = "left"
+    table_rows = [[cli._fmt(_plain(values[c][i])) for c in columns] + ([stacks[i]] if stacks is not None else [])
+                  for i in range(len(shown))]
+    caption = (f"{pareto_meta['front_rows']:,} of {pareto_meta['rows_considered']:,} rows are on the front"
+               + (f" (where {where})" if where else "")
+               + (f"; showing the first {len(shown):,} (--top)" if len(shown) < len(front) else "")
+               + (f"; written to {output}" if output is not None else ""))
+    table = fit_table(f"Pareto front of {sweep_file} ({objectives})", spec, table_rows, caption)
     cli.stdout.print(table)
 
 
@@ -185,5 +205,11 @@ def _plain(value):
 
 def register(app: typer.Typer) -> None:
     """Add `compare` and `pareto` to the rfsweep Typer app."""
-    app.command(help=COMPARE_HELP)(compare)
-    app.command(help=PARETO_HELP)(pareto)
+    cli.add_command(app, compare, COMPARE_SUMMARY, COMPARE_HELP, [
+        "rfsweep compare --rf 7 --channels 64",
+        "rfsweep compare --rf 9 --kernels 3,5 --dilation 1,2 --format json",
+        "rfsweep compare --rf 7 --measure --threads 1"])
+    cli.add_command(app, pareto, PARETO_SUMMARY, PARETO_HELP, [
+        "rfsweep pareto sweep.parquet",
+        "rfsweep pareto sweep.parquet --minimize params --maximize rf --where \"out_size>=7\" -o front.parquet",
+        "rfsweep pareto timed.parquet --minimize latency_ms --maximize rf --plot front.png"])

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from .. import __version__
 
@@ -23,9 +24,31 @@ app = typer.Typer(
     help="Exact receptive field, jump, params and FLOPs of CNN conv stacks, one or millions at a time.\n\n"
          "MACs count one multiply-accumulate as 1 (bias adds not counted, as fvcore); FLOPs = 2*MACs.",
 )
-# piped output is for files and pagers: give tables room instead of 80 columns
-stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+# piped output is for files and pagers: tables as wide as they need (cli/tables.py fits them to a
+# terminal, or to COLUMNS when it is set)
+stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 100_000)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Command(TyperCommand):
+    """Usage lines in one style: required arguments bare (SWEEP CONFIG_ID), optional ones in brackets ([STACK]...)."""
+
+    def collect_usage_pieces(self, ctx):
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = param.metavar or param.name.upper()
+                pieces.append((name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else ""))
+        return pieces
+
+
+def add_command(app: typer.Typer, function, summary: str, details: str, examples: list[str]) -> None:
+    """Register `function` with a one-line summary (what `rfsweep --help` lists), details and examples.
+
+    Examples are shown as written (click's \\b marker keeps their lines), after the options.
+    """
+    app.command(cls=Command, short_help=summary, help=summary + ("\n\n" + details if details else ""),
+                epilog="Examples:\n\n\b\n" + "\n".join(examples))(function)
 
 
 class Engine(str, Enum):
@@ -61,9 +84,9 @@ def _fmt(value) -> str:
     if isinstance(value, (list, tuple)):
         return "x".join(_fmt(v) for v in value)
     if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, int) and abs(value) >= 10_000:
-        return f"{value:,}"
+        return f"{int(value):,}" if value.is_integer() else f"{value:,g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"  # thousands separators on every count: 9,408 next to 16,384
     return str(value)
 
 
@@ -98,7 +121,7 @@ def network_source(stack, arch, torch_target, input_size, in_channels):
         try:
             import torch  # noqa: F401 - only to say how to get it
         except ImportError:
-            _fail('--torch needs PyTorch: pip install "rfsweep[torch]" (from a checkout: pip install -e ".[torch]")')
+            _fail('--torch needs PyTorch: pip install -e ".[torch]"')
         from ..torch_import import from_torch, load_target
         return (from_torch(load_target(torch_target), input_size=input_size or 224, in_channels=in_channels or 3),
                 torch_target)

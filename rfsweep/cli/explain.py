@@ -7,22 +7,21 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from ..layers import COMPACT_GRAMMAR
-from .app import Format, _fail, _fmt, network_source, stdout
-from .tables import _explain_table, _graph_table
+from .app import Format, _fail, _fmt, add_command, network_source, stdout
+from .tables import Column, _explain_table, _graph_table, fit_table
 
-EXPLAIN_HELP = ("Explain one stack or network node by node: RF, jump, start, out size, params, MACs.\n\n"
-                "STACK is a compact string, or a JSON file: a list of layers, or a graph with \"nodes\" "
-                "(residual, inception, dense: see the README). Graphs also report rf_min (the narrowest path) "
-                "and the layers that are unproductive for the input size.\n\n"
-                + COMPACT_GRAMMAR.replace("\n", "\n\n"))
+EXPLAIN_SUMMARY = "RF, jump, params and MACs of a stack, network or model, per layer."
+EXPLAIN_HELP = ("STACK is a compact string, or a JSON file: a list of layers, or a graph with \"nodes\" "
+                "(residual, inception, dense: see docs/reference.md). Graphs also report rf_min (the narrowest "
+                "path) and the layers that are unproductive for the input size.\n\n"
+                "\b\n" + COMPACT_GRAMMAR)  # \b: click keeps the grammar's lines as written
 
 
 def explain(
     stack: Annotated[Optional[str], typer.Argument(
-        help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack/graph file", show_default=False)] = None,
+        metavar="STACK", help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack/graph file", show_default=False)] = None,
     input_size: Annotated[Optional[str], typer.Option(
         help="input size in pixels: one number for every axis, or one per axis (64_128_128, which sets the rank) "
              "[default: 224]", show_default=False)] = None,
@@ -33,11 +32,11 @@ def explain(
     arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
     torch_target: Annotated[Optional[str], typer.Option(
         "--torch", help="your PyTorch model instead of STACK: package.module:callable or path/to/file.py:callable "
-                        "(the callable returns an nn.Module; needs rfsweep[torch])")] = None,
+                        "(the callable returns an nn.Module; needs the torch extra: pip install -e \".[torch]\")")] = None,
     end_point: Annotated[Optional[str], typer.Option(
         help="explain up to this node (a graph node name, or a stack's layer number) [default: the output]")] = None,
     format: Annotated[Format, typer.Option("--format", help="table for people, json for scripts")] = Format.table,
-    plot: Annotated[Optional[Path], typer.Option(help="also draw the RF growth to this PNG (needs rfsweep[plot])")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="also draw the RF growth to this PNG (needs the plot extra)")] = None,
 ):
     from ..explain import analyze, story
     from ..graph import graph_story, load_graph
@@ -84,16 +83,21 @@ def archs(
     if format is Format.json:
         print(json.dumps(rows))
         return
-    table = Table(title="known networks (at their JSON's input size)", title_justify="left")
-    for name in ("name", "title", "RF", "jump", "eff. padding", "params", "MACs"):
-        table.add_column(name, justify="left" if name in ("name", "title") else "right")
-    for row in rows:
-        table.add_row(row["name"], row["title"], *(_fmt(row[key]) for key in (
-            "rf", "jump", "eff_padding", "params", "macs")))
-    stdout.print(table)
+    columns = [Column("name", text=True), Column("title", 1, text=True), Column("RF"), Column("jump", 3),
+               Column("eff. padding", 2), Column("params"), Column("MACs")]
+    stdout.print(fit_table("known networks (at their JSON's input size)", columns, [
+        [row["name"], row["title"], *(_fmt(row[key]) for key in ("rf", "jump", "eff_padding", "params", "macs"))]
+        for row in rows]))
 
 
 def register(app: typer.Typer) -> None:
     """Add explain and archs to `app`."""
-    app.command(help=EXPLAIN_HELP)(explain)
-    app.command(help="List the known networks with RF, jump, params and MACs.")(archs)
+    add_command(app, explain, EXPLAIN_SUMMARY, EXPLAIN_HELP, [
+        "rfsweep explain c7s2p3x64,mp3s2p1,c3x64,c3x64",
+        "rfsweep explain c3x64,c3x64,c3x64 --in-channels 64 --format json",
+        "rfsweep explain --arch resnet18 --end-point layer3",
+        "rfsweep explain --torch examples/residual_model.py:build"])
+    add_command(app, archs, "The known networks, with their RF, jump, params and MACs.",
+                "Every network of Google's published receptive-field table and torchvision's ResNet-18/50 and "
+                "MobileNet v2, as graphs: `rfsweep explain --arch NAME` explains one.",
+                ["rfsweep archs", "rfsweep archs --format json"])

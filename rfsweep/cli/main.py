@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     except _CLICK_ERROR as exc:  # usage errors: bad flag, missing argument
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        _exit(2, f"error: {exc.format_message()}{hint}")
+        # typer validates with pydantic, whose messages start "Value error, ": noise to a user
+        message = exc.format_message().replace("Value error, ", "")
+        _exit(2, f"error: {message}{hint}")
     except (KeyboardInterrupt, typer.Abort):
         _exit(130, signals.Interrupted(signal.SIGINT).message())
     except BrokenPipeError:

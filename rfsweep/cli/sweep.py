@@ -8,14 +8,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import Engine, Format, _fail, stderr, stdout
+from .app import Engine, Format, _fail, add_command, stderr, stdout
 from .tables import _explain_table, _graph_table
 
 GRID_HELP = ("Lists take '1,3,5', ranges '1-4' or both '1,3-5'. Every layer independently takes one value "
              "from each list; config_id is the stack's position in that full grid.")
 
 
-SWEEP_HELP = ("Evaluate every stack of a grid and stream the results to Parquet.\n\n" + GRID_HELP
+SWEEP_SUMMARY = "Every stack of a grid or block space, streamed to Parquet."
+SWEEP_HELP = (GRID_HELP
               + "\n\nWith no arguments: depth 1-4, kernel 1,3,5,7, stride 1,2, dilation 1,2, channels 16,32,64, "
                 "padding same, 224x224x3 input (5.4M stacks) -> sweep.parquet. MACs count one multiply-"
                 "accumulate as 1 (bias adds not counted); FLOPs = 2*MACs.")
@@ -52,8 +53,8 @@ def sweep(
                      "directory: for SLURM job arrays; the last part to finish writes the manifest")] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, help="numba threads [default: all cores]")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="ids per kernel call (memory per buffer)")] = 1 << 20,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="print grid size, estimated time and output size, then exit")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="run grids larger than --max-stacks without asking")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the grid's size, estimated time and output file size, then exit")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="run a grid larger than --max-stacks (refused without it)")] = False,
     max_stacks: Annotated[int, typer.Option(help="refuse grids larger than this unless --yes")] = 1_000_000_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no summary")] = False,
 ):
@@ -67,7 +68,7 @@ def sweep(
                      max_macs=max_macs, min_out_size=min_out_size, sample=sample, seed=seed)
     spec = load_spec(spec_file, overrides)  # the file's marker key picks the space ([[stage]]: blocks)
     guess = estimate(spec)
-    size_line = f"{spec.summary()}; about {guess['seconds']:.1f} s, at most {guess['bytes'] / 1e6:,.0f} MB"
+    size_line = f"{spec.summary()}; {_estimate_text(guess['seconds'], guess['bytes'])}"
     if dry_run:
         stdout.print(size_line, markup=False)
         return
@@ -75,7 +76,12 @@ def sweep(
         _fail(f"{size_line}: more than --max-stacks {max_stacks:,}; pass --yes to run it anyway")
     shard_pair = parse_shard(shard) if shard is not None else None
     mode = "dask" if scheduler is not None else engine.value
+    to_directory = shard_pair is not None or mode == "dask" or partitions is not None
+    if output is not None and not to_directory and output.is_dir():
+        _fail(f"-o {output} is a directory: give a file name (-o {output / 'sweep.parquet'}), or write "
+              f"parts into it with --partitions N")
     output = resolve_output(output, engine=mode, partitions=partitions, shard=shard_pair)
+    reused = to_directory and _already_complete(output, spec)
     if not quiet:
         stderr.print(size_line, markup=False)
     counts, seconds = run_sweep(spec, output, threads=threads, chunk_ids=chunk_size, engine=mode,
@@ -83,15 +89,39 @@ def sweep(
                                 show_progress=not quiet, on_compile=None if quiet else lambda: stderr.print(
                                     "compiling the kernel (first run only)", markup=False))
     unit = spec.unit
-    if not quiet:  # the time and rate are the sweep's own, without compiling
+    if not quiet and reused:
+        stderr.print(f"every part of {output} was already complete (same spec): nothing computed; "
+                     f"{counts.written:,} rows ({counts.invalid:,} invalid, {counts.pruned:,} pruned)", markup=False)
+    elif not quiet:  # the time and rate are the sweep's own, without compiling
         stderr.print(f"wrote {counts.written:,} rows to {output} in {seconds:.2f} s "
                      f"({counts.enumerated / max(seconds, 1e-9) / 1e6:.1f}M {unit}/s; "
                      f"{counts.invalid:,} invalid, {counts.pruned:,} pruned)", markup=False)
 
 
+def _estimate_text(seconds: float, size: float) -> str:
+    """The --dry-run figures, labelled, without "0.0 s" and "0 MB" for small grids."""
+    time_text = "under 0.1 s" if seconds < 0.1 else f"about {seconds:,.1f} s"
+    mb = size / 1e6
+    size_text = "under 1 MB" if mb < 1 else f"at most {mb:,.0f} MB"
+    return f"estimated time {time_text}, output {size_text}"
+
+
+def _already_complete(out: Path, spec) -> bool:
+    """A directory run whose every part is already there for this spec: the run will compute nothing."""
+    from ..distributed import is_complete, spec_of_output
+
+    if not out.is_dir() or not is_complete(out, verify=True):
+        return False
+    try:
+        return spec_of_output(out).to_dict() == spec.to_dict()
+    except Exception:  # noqa: BLE001 - anything unreadable: the run itself will say what is wrong
+        return False
+
+
 def show(
-    sweep_file: Annotated[Path, typer.Argument(help="a Parquet file (or directory) written by `rfsweep sweep`")],
-    config_id: Annotated[int, typer.Argument(help="the row's config_id")],
+    sweep_file: Annotated[Path, typer.Argument(
+        metavar="SWEEP", help="a Parquet file (or directory) written by `rfsweep sweep`")],
+    config_id: Annotated[int, typer.Argument(metavar="CONFIG_ID", help="the row's config_id")],
     format: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
     strict: Annotated[bool, typer.Option("--strict", help="exit 2 if CONFIG_ID is not a row of the file "
                                          "(pruned, invalid or filtered out) instead of explaining it")] = False,
@@ -129,5 +159,12 @@ def show(
 
 def register(app: typer.Typer) -> None:
     """Add sweep and show to `app`."""
-    app.command(help=SWEEP_HELP)(sweep)
-    app.command(help="Explain one row of a sweep file: rebuild stack CONFIG_ID from the stored spec.")(show)
+    add_command(app, sweep, SWEEP_SUMMARY, SWEEP_HELP, [
+        "rfsweep sweep",
+        "rfsweep sweep --depth 1-3 --kernel 3,5 --stride 1,2 --min-rf 9 -o small.parquet",
+        "rfsweep sweep --spec data/vgg_style.toml --dry-run",
+        "rfsweep sweep --spec data/resnet18_space.toml --partitions 4 -o resnet18_space/"])
+    add_command(app, show, "One row of a sweep file, explained as `explain` does.",
+                "The row's stack (or network of blocks) is rebuilt from CONFIG_ID and the spec stored in "
+                "the file, so it works on a front written by `pareto -o` and on `measure` output too.",
+                ["rfsweep show small.parquet 100", "rfsweep show front.parquet 3954 --format json"])

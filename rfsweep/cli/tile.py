@@ -7,20 +7,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import Format, _fail, stdout
+from .app import Format, _fail, add_command, stdout
 
-TILE_HELP = ("Plan exact tiled inference: cut an N x N input into tiles of about T x T so that running the network "
-             "on each tile and stitching the kept parts equals running it on the whole image.\n\n"
-             "Prints the alignment every tile origin and size follows (multiple), the halo of input pixels added "
+TILE_SUMMARY = "Tiles and halo that make tiled inference equal the whole image."
+TILE_HELP = ("Cuts an N x N input into tiles of about T x T so that running the network "
+             "on each tile and stitching the kept parts equals running it on the whole image. Prints the alignment every tile origin and size follows (multiple), the halo of input pixels added "
              "around each tile (the smallest that is sufficient and aligned) and, per tile, the input rows/cols to "
              "read, the rows/cols of its output to keep and where they go in the whole output (half-open ranges). "
-             "With --max-memory the tile is the largest whose peak activation memory (batch 1, at --dtype) fits.\n\n"
-             "Example: rfsweep tile --arch unet_same --input-size 512 --tile 256")
+             "With --max-memory the tile is the largest whose peak activation memory (batch 1, at --dtype) fits.")
 
 
 def tile(
     stack: Annotated[Optional[str], typer.Argument(
-        help="compact string or a JSON stack/graph file", show_default=False)] = None,
+        metavar="STACK", help="compact string or a JSON stack/graph file", show_default=False)] = None,
     tile_size: Annotated[Optional[int], typer.Option("--tile", help="tile size T in input pixels (about; rounded "
                                                      "to the network's multiple)")] = None,
     input_size: Annotated[Optional[int], typer.Option(help="input height = width N [default: the network's]")] = None,
@@ -49,7 +48,7 @@ def tile(
         try:
             import torch  # noqa: F401 - only to say how to get it
         except ImportError:
-            _fail('--torch needs PyTorch: pip install "rfsweep[torch]" (from a checkout: pip install -e ".[torch]")')
+            _fail('--torch needs PyTorch: pip install -e ".[torch]"')
         from ..torch_import import from_torch, load_target
         source = load_graph(from_torch(load_target(torch_target), input_size=input_size or 224,
                                        in_channels=in_channels or 3))
@@ -94,4 +93,7 @@ def plan_lines(plan: dict) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     """Add `tile` to `app`."""
-    app.command(help=TILE_HELP)(tile)
+    add_command(app, tile, TILE_SUMMARY, TILE_HELP, [
+        "rfsweep tile --arch unet_same --input-size 512 --tile 256",
+        "rfsweep tile --torch examples/unet.py:unet --input-size 1024 --in-channels 1 --tile 512",
+        "rfsweep tile --arch unet --max-memory 8GB --dtype float16 --format json"])

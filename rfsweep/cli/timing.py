@@ -27,17 +27,17 @@ TIMING_NOTE = (
     "(one batch); GMAC/s = MACs per image x batch (x3 with --backward) / median. Needs PyTorch: "
     "pip install -e \".[torch]\".")
 
+BENCH_SUMMARY = "Measured time of stacks and networks, next to their MACs."
 BENCH_HELP = (
-    "Time stacks and networks on this machine and put the measured time next to the exact MACs.\n\n"
     "STACK is a compact string (c3x64,c3x64,c3x64), a JSON stack file or a graph JSON file; --arch NAME adds a "
     "known network (resnet18, mobilenet_v2, ...: `rfsweep archs`) after them. Ratios are against the first one "
     "(\"0.55x MACs, 0.81x time\"); a graph's MACs are those of every node, head included. The output names "
     "the device, torch/cuDNN versions, threads and load. "
     + TIMING_NOTE)
 
+MEASURE_SUMMARY = "Measured time of a sweep's rows, written as new columns."
 MEASURE_HELP = (
-    "Time rows of a sweep file, a front (pareto -o) or a directory of parts, and write them with latency columns.\n\n"
-    "Takes the first --top rows in file order, or the --top smallest by --sort-by (--descending: largest); each "
+    "SWEEP is a sweep file, a front (pareto -o) or a directory of parts. Takes the first --top rows in file order, or the --top smallest by --sort-by (--descending: largest); each "
     "row's stack, or a block space's network of blocks, is rebuilt from the spec stored in the file (or a "
     "'stack' column). -o gets the same rows and "
     "columns plus latency_ms, latency_iqr_ms, gmacs_per_s and the setup in the metadata, so `rfsweep pareto OUT "
@@ -127,19 +127,18 @@ def bench(
     if format == "json":
         print(json.dumps(result.as_dict()))
         return
-    from rich.table import Table
+    from .tables import Column, fit_table
 
-    table = Table(title=f"measured on {setup_line(result.environment)}", title_justify="left")
-    for name in ("network", "depth", "params", "MACs/image", "median ms", "IQR ms", "GMAC/s", "x MACs", "x time"):
-        table.add_column(name, justify="left" if name == "network" else "right")
-    for row in result.rows:
-        table.add_row(row["stack"], str(row["depth"]), cli._fmt(row["params"]), cli._fmt(row["macs"]),
-                      f"{row['latency_ms']:.3f}", f"{row['latency_iqr_ms']:.3f}", f"{row['gmacs_per_s']:.1f}",
-                      f"{row['macs_ratio']:.2f}", f"{row['time_ratio']:.2f}")
-    table.caption = (f"x MACs / x time: against {result.rows[0]['stack']}; median and IQR of one step over "
-                     f"{min(r['steps'] for r in result.rows)}+ steps per network. MACs count one multiply-"
-                     "accumulate as 1 (bias adds not counted).")
-    table.caption_justify = "left"
+    columns = [Column("network", text=True), Column("depth", 1), Column("params", 4), Column("MACs/image"),
+               Column("median ms"), Column("IQR ms", 2), Column("GMAC/s", 3), Column("x MACs"), Column("x time")]
+    table = fit_table(
+        f"measured on {setup_line(result.environment)}", columns,
+        [[row["stack"], str(row["depth"]), cli._fmt(row["params"]), cli._fmt(row["macs"]), f"{row['latency_ms']:.3f}",
+          f"{row['latency_iqr_ms']:.3f}", f"{row['gmacs_per_s']:.1f}", f"{row['macs_ratio']:.2f}",
+          f"{row['time_ratio']:.2f}"] for row in result.rows],
+        f"x MACs / x time: against {result.rows[0]['stack']}; median and IQR of one step over "
+        f"{min(r['steps'] for r in result.rows)}+ steps per network. MACs count one multiply-"
+        "accumulate as 1 (bias adds not counted).")
     cli.stdout.print(table)
     for row in result.rows[1:]:
         cli.stdout.print(f"{row['stack']}: {ratio_text(row)} against {result.rows[0]['stack']}", markup=False)
@@ -194,18 +193,18 @@ def measure_compare(rows: list[dict], input_size: int, in_channels: int, device=
 
 def print_compare_timing(rows: list[dict], env: dict) -> None:
     """The measured companion of compare's table: time next to MACs, both against the single conv."""
-    from rich.table import Table
+    from .tables import Column, fit_table
 
-    table = Table(title=f"measured on {setup_line(env)}", title_justify="left")
-    for name in ("", "stack", "MACs", "x MACs", "median ms", "IQR ms", "GMAC/s", "x time"):
-        table.add_column(name, justify="left" if name in ("", "stack") else "right")
+    columns = [Column("", text=True), Column("stack", text=True), Column("MACs", 3), Column("x MACs"),
+               Column("median ms"), Column("IQR ms", 1), Column("GMAC/s", 2), Column("x time")]
+    table_rows = []
     for row in rows:
         mark = "best" if row.get("best") else "single" if row.get("single") else ""
-        table.add_row(mark, row["stack"], cli._fmt(row["macs"]), f"{row['macs_ratio']:.3f}",
-                      f"{row['latency_ms']:.3f}", f"{row['latency_iqr_ms']:.3f}", f"{row['gmacs_per_s']:.1f}",
-                      f"{row['time_ratio']:.3f}")
-    table.caption = "x MACs / x time: against the single conv; median and IQR of one step (one batch)."
-    table.caption_justify = "left"
+        table_rows.append([mark, row["stack"], cli._fmt(row["macs"]), f"{row['macs_ratio']:.3f}",
+                           f"{row['latency_ms']:.3f}", f"{row['latency_iqr_ms']:.3f}", f"{row['gmacs_per_s']:.1f}",
+                           f"{row['time_ratio']:.3f}"])
+    table = fit_table(f"measured on {setup_line(env)}", columns, table_rows,
+                      "x MACs / x time: against the single conv; median and IQR of one step (one batch).")
     cli.stdout.print(table)
     single = next((row for row in rows if row.get("single")), rows[0])
     for row in rows:
@@ -216,5 +215,10 @@ def print_compare_timing(rows: list[dict], env: dict) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add `bench` and `measure` to the rfsweep Typer app."""
-    app.command(help=BENCH_HELP)(bench)
-    app.command(help=MEASURE_HELP)(measure)
+    cli.add_command(app, bench, BENCH_SUMMARY, BENCH_HELP, [
+        "rfsweep bench c7x32 c3x32,c3x32,c3x32 --input-size 56",
+        "rfsweep bench --arch resnet18 --arch mobilenet_v2 --threads 1",
+        "rfsweep bench c3x64,c3x64 --device cuda --dtype float16 --batch 32"])
+    cli.add_command(app, measure, MEASURE_SUMMARY, MEASURE_HELP, [
+        "rfsweep measure front.parquet --top 10 -o timed.parquet",
+        "rfsweep measure sweep.parquet --top 50 --sort-by macs --batch 8 -o timed.parquet"])

@@ -14,8 +14,9 @@ import typer
 
 ModeChoice = Literal["auto", "grid", "schematic"]
 
+DRAW_SUMMARY = "A picture of how one unit's receptive field grows, layer by layer."
 DRAW_HELP = (
-    "Draw how one unit's receptive field grows: every feature map as a grid of cells (input at the "
+    "Every feature map as a grid of cells (input at the "
     "bottom, padding cells shaded), one unit of the top map highlighted and its footprint traced down "
     "to the input, window by window, with stride and dilation gaps.\n\n"
     "OUT is .png, .svg or .gif (the .gif steps layer by layer). Small inputs (every map with its "
@@ -23,15 +24,16 @@ DRAW_HELP = (
     "networks as a schematic: one row per layer on the input-pixel axis, the RF of a traced unit as "
     "a bar and the layer's unit centres as ticks spaced by its jump. Multi-path networks (a JSON graph "
     "with \"nodes\") are drawn as a schematic with one row per node that --end-point reads from. "
-    "Needs rfsweep[plot].")
+    "Needs the plot extra: pip install -e \".[plot]\".")
 
+REPORT_SUMMARY = "One offline HTML page about a sweep: fronts, histograms, top rows."
 REPORT_HELP = (
-    "Write one self-contained HTML page about a sweep file (or directory): counts and spec, the "
+    "SWEEP is a sweep file or a directory of parts. The page has counts and spec, the "
     "exact Pareto fronts of params and of MACs against RF (hover: the stack; click: its explain "
     "table), RF and params distributions by depth, stack-vs-large-kernel comparisons for RFs in "
     "the sweep, and the top rows as a sortable table.\n\n"
     "Everything (plotly.js included) is inlined: the page opens offline. Background clouds are "
-    "sampled; fronts and distributions are exact. Needs rfsweep[plot]. MACs count one "
+    "sampled; fronts and distributions are exact. Needs the plot extra: pip install -e \".[plot]\". MACs count one "
     "multiply-accumulate as 1 (bias adds not counted); FLOPs = 2*MACs.")
 
 
@@ -39,12 +41,12 @@ def draw(
     output: Annotated[Path, typer.Option("-o", "--output", help="image to write: .png, .svg or .gif",
                                          show_default=False)],
     stack: Annotated[Optional[str], typer.Argument(
-        help="compact string (e.g. c3x8,c3x8,c3x8), a JSON stack file or a JSON graph file",
+        metavar="STACK", help="compact string (e.g. c3x8,c3x8,c3x8), a JSON stack file or a JSON graph file",
         show_default=False)] = None,
     arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
     torch_target: Annotated[Optional[str], typer.Option(
         "--torch", help="your PyTorch model instead of STACK: package.module:callable or path/to/file.py:callable "
-                        "(the callable returns an nn.Module; needs rfsweep[torch])")] = None,
+                        "(the callable returns an nn.Module; needs the torch extra)")] = None,
     input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     unit: Annotated[Optional[str], typer.Option(help="row,column of the traced unit in the top map, 0-based "
@@ -86,5 +88,10 @@ def report(
 
 def register(app: typer.Typer) -> None:
     """Add `draw` and `report` to the rfsweep Typer app."""
-    app.command(help=DRAW_HELP)(draw)
-    app.command(help=REPORT_HELP)(report)
+    from .app import add_command
+
+    add_command(app, draw, DRAW_SUMMARY, DRAW_HELP, [
+        "rfsweep draw c3x8,c3x8,c3x8 --input-size 7 -o rf.png",
+        "rfsweep draw c3d2x8,c3d2x8 --input-size 9 -o dilated.gif",
+        "rfsweep draw --arch resnet18 -o resnet18.svg"])
+    add_command(app, report, REPORT_SUMMARY, REPORT_HELP, ["rfsweep report sweep.parquet -o report.html"])

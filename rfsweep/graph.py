@@ -958,8 +958,8 @@ def phase_keys(f: Facts) -> dict:
     """Past a decoder node: the exact jump, the period and each phase's start and size (per axis)."""
     if f.fields is None:
         return {}
-    phases = tuple(tuple({"start": field.start(r), "size": field.sizes[r]} for r in range(field.period))
-                   for field in f.fields)
+    phases = tuple(tuple({"start": field.start(r), "size": size} for r, size in enumerate(field.sizes))
+                   for field in f.fields)  # sizes once per field: it is a tuple over every phase
     return {"jump_fraction": axis_value(tuple(str(field.jump) for field in f.fields)),
             "period": axis_value(tuple(field.period for field in f.fields)),
             "phases": list(phases[0]) if all(p == phases[0] for p in phases) else [list(p) for p in phases],

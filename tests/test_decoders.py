@@ -132,7 +132,19 @@ def _paths(graph):
     return chains
 
 
-@pytest.mark.parametrize("seed", SEEDS[:10])
+def _every_phase_fits_the_window(seed) -> bool:
+    """Every path's period is at most 6, so check_window's 12 units hold all its phases."""
+    _, graph = draw(seed)
+    return all(2 * per_axis(analyze(chain)["total"].get("period", 1), axis) <= 12
+               for chain in _paths(graph) for axis in range(2))
+
+
+# the first 10 seeds whose paths the window covers whole (long align_corners periods are left to
+# test_random_decoders_against_gradient_support, which checks their units without the maximum)
+RF_MIN_SEEDS = [seed for seed in range(60) if _every_phase_fits_the_window(seed)][:10]
+
+
+@pytest.mark.parametrize("seed", RF_MIN_SEEDS)
 def test_rf_min_is_the_narrowest_path(seed):
     rng, graph = draw(seed)
     total = analyze(graph)["total"]
@@ -141,11 +153,12 @@ def test_rf_min_is_the_narrowest_path(seed):
         widths = []
         for chain in paths:
             chain_total = analyze(chain)["total"]
-            period = per_axis(chain_total.get("period", 1), axis)
-            if 2 * period > 12:
-                pytest.skip("align_corners period too long for a full window")
             widths.append(check_window(chain, chain_total, GraphNet(chain, seed=seed), chain["in_channels"])[axis])
         assert per_axis(total["rf_min"], axis) == min(widths)
+
+
+def test_rf_min_seeds_are_ten():
+    assert len(RF_MIN_SEEDS) == 10
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -81,3 +81,37 @@ def test_graph_has_the_spec_rank():
     result = rfsweep.analyze(graph)
     assert result["total"]["out_size"] == 40 and result["total"]["rf"] == 7
     assert np.isscalar(result["total"]["rf"])
+
+
+# ------------------------------------------------------------ causal blocks: tcn and wavenet
+
+CAUSAL_SPACES = {
+    "rank1": {"stem": "c3x4nb", "rank": 1, "input_size": 60, "in_channels": 2, "stage": [
+        {"block": ["tcn", "wavenet"], "repeats": [1, 3], "kernel": [2, 3], "stride": [1, 2], "dilation": [1, 2],
+         "width": [4, 8], "expansion": [1, 2]},
+        {"block": ["basic", "tcn"], "repeats": [1, 2], "kernel": [3], "stride": [1, 2], "width": [8]},
+        {"block": ["wavenet"], "repeats": [2, 4], "kernel": [2], "width": [8, 12], "expansion": [2, 4],
+         "dilation_cycle": 2}]},
+    "tiny": {"stem": "c5s2x4nb", "rank": 1, "input_size": 10, "in_channels": 1, "stage": [  # unproductive convs
+        {"block": ["tcn", "wavenet"], "repeats": [1, 3], "kernel": [2, 3], "dilation": [1, 3], "width": [4],
+         "stride": [1, 2]},
+        {"block": ["wavenet", "tcn"], "repeats": [1, 2], "kernel": [3], "dilation": [2], "width": [4, 8],
+         "expansion": [1, 2], "dilation_cycle": 1}]},
+    "rank3": {"stem": "", "rank": 3, "input_size": 9, "in_channels": 1, "max_params": 20_000, "stage": [
+        {"block": ["tcn", "wavenet", "bottleneck"], "repeats": [1, 2], "kernel": [3], "stride": [1, 2],
+         "width": [4, 8], "expansion": [1, 2]},
+        {"block": ["wavenet", "tcn"], "repeats": [1, 2], "kernel": [2], "width": [4], "expansion": [1, 2]}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CAUSAL_SPACES))
+def test_causal_blocks_equal_the_graph_path(tmp_path, name):
+    spec = BlockSpec.build(CAUSAL_SPACES[name])
+    rows, counts = naive_sweep(spec)
+    df, meta = sweep_frame(spec, tmp_path, chunk_ids=53)
+    assert_rows_equal(df, rows, spec.stages)
+    assert {k: meta["counts"][k] for k in counts} == counts
+    assert counts["written"] > 0 and counts["invalid"] > 0  # wavenet at stride 2 or an odd split: invalid
+    assert set(df.s1_block.astype(str)) >= {"tcn", "wavenet"}
+    if name == "tiny":
+        assert df.unproductive.max() > 0

@@ -19,6 +19,11 @@ the paths' ERFs with equal weights (variance = mean of the variances, as
 `graph.py` does for aligned inputs). The tests check every column against
 `rfsweep.analyze` of the row's graph.
 
+Causal stages (tcn, wavenet) are evaluated a stage at a time
+(`_causal_stage`): their paths end at the same unit instead of sharing a
+centre, so the state also carries the ERF's mean. The rank enters as
+kernel^rank per choice (the table's kpow) and n^rank per map (`_area`).
+
 `sweep_blocks` splits a range into parts, one `prange` iteration each;
 part p writes its rows from its own offset, so threads never share a row.
 """

@@ -2,8 +2,10 @@
 
 A space is a fixed `stem` (a compact string) followed by stages; each stage
 repeats one block (`conv`, `basic`, `bottleneck`, `dwsep`, `mbconv`, built
-as torchvision builds them, see docs/blocks.md) and every block of a stage
-shares the stage's choices. config_id is a mixed-radix number whose most
+as torchvision builds them, or the causal `tcn` and `wavenet` blocks whose
+dilation doubles block by block, see docs/blocks.md) and every block of a
+stage shares the stage's choices. `rank` (1, 2 or 3) makes every conv
+k^rank; the space is isotropic. config_id is a mixed-radix number whose most
 significant digit is stage 1; within a stage the digit enumerates `block`
 slowest, then repeats, kernel, stride, dilation, width, expansion, and
 groups (or group_width) fastest, each list in the order given.
@@ -65,6 +67,13 @@ CONVENTIONS = {
               "expansion), dwsep = MobileNet v1 depthwise + pointwise, mbconv = MobileNet v2 "
               "InvertedResidual; 1x1 stride-s projection + BN where stride or width change",
 }
+
+CAUSAL_CONVENTION = (
+    "tcn (Bai et al. 2018) and wavenet (van den Oord et al. 2016) blocks: convs with a bias and no BatchNorm, "
+    "causal (padding (k-1)*d on the left only, so a unit's field ends at the unit); block b = 0, 1, ... of a "
+    "stage has dilation d * 2^(b mod dilation_cycle) (default: no repetition for tcn, 10 for wavenet); "
+    "a wavenet stage's output is the sum of its blocks' 1x1 skip convs (width channels; residual and gate "
+    "width / expansion); no head")
 
 
 def _python(func):
@@ -482,8 +491,15 @@ class BlockSpec:
 
     @property
     def conventions(self) -> dict:
-        """What the Parquet metadata says about the columns (writer.sweep_metadata reads it)."""
-        return CONVENTIONS
+        """What the Parquet metadata says about the columns (writer.sweep_metadata reads it); the
+        entries for rank and causal blocks only where they apply (rank-2 centred files unchanged)."""
+        extra = {}
+        if self.rank != 2:
+            extra["rank"] = (f"{self.rank} spatial axes, isotropic: rf, jump, out_size per axis; params count "
+                             "kernel^rank weights per channel pair, macs run over out_size^rank positions")
+        if any(BLOCKS.index(name) in CAUSAL for s in self.stage for name in s["block"]):
+            extra["causal"] = CAUSAL_CONVENTION
+        return {**CONVENTIONS, **extra} if extra else CONVENTIONS
 
     def estimate(self) -> dict:
         """Rough run time (s) and output size (bytes), for --dry-run and the size line."""

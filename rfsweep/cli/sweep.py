@@ -34,7 +34,7 @@ def sweep(
     input_size: Annotated[Optional[str], typer.Option(help="input length on every axis, e.g. 224; a per-axis "
                           "form 64_64_64 sets the rank and must repeat one length [default: 224]")] = None,
     rank: Annotated[Optional[int], typer.Option(help="spatial axes: 1 (sequences), 2 (images) or 3 (volumes, "
-                    "video); chain grids only [default: 2]")] = None,
+                    "video) [default: 2]")] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     no_bias: Annotated[bool, typer.Option("--no-bias", help="convs without bias")] = False,
     min_rf: Annotated[Optional[int], typer.Option(help="keep rf >= this")] = None,

@@ -265,7 +265,8 @@ def _graph_footprint(graph, unit, end_point):
     that sets the RF), sampled evenly down to MAX_ROWS rows. Returns the
     Drawing, the rows' levels and a note saying what was left out ("" if nothing).
     """
-    from .graph import INPUT, PASS_NODES, evaluate, rf_path
+    from .graph import INPUT, PASS_NODES, evaluate
+    from .graph_report import rf_path
 
     end = end_point or graph.output
     names = graph.names

@@ -396,7 +396,7 @@ def test_two_d_only_commands_refuse_other_ranks(tmp_path, capsys):
 
     net = tmp_path / "vol.json"
     net.write_text(json.dumps({"rank": 3, "input_size": 16, "layers": [{"type": "conv", "kernel": 3}]}))
-    for argv in (["draw", str(net), "-o", str(tmp_path / "x.png")], ["tile", str(net), "--tile", "8"]):
+    for argv in (["draw", str(net), "-o", str(tmp_path / "x.png")],):
         code, out, err = run_cli(capsys, *argv)
         assert code == 2 and "rank 3" in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "x.png").exists()

@@ -39,7 +39,8 @@ def explain(
     plot: Annotated[Optional[Path], typer.Option(help="also draw the RF growth to this PNG (needs the plot extra)")] = None,
 ):
     from ..explain import analyze, story
-    from ..graph import graph_story, load_graph
+    from ..graph import load_graph
+    from ..graph_report import graph_story
     from ..layers import parse_size
 
     input_size = parse_size(input_size)

@@ -137,7 +137,8 @@ def show(
                      "explained from the stored spec", markup=False)
     row = {"config_id": config_id, "row": found.in_file, **({} if found.in_file else {"not_a_row": found.why_not})}
     if isinstance(found.network, dict):  # a block space: the row's network as a graph
-        from ..graph import graph_story, load_graph
+        from ..graph import load_graph
+        from ..graph_report import graph_story
         graph = load_graph(found.network)
         result = analyze(graph)
         if format is Format.json:

@@ -175,12 +175,17 @@ def _halo(f_lo, f_hi, period, step, n, out_size, multiple):
 
 @njit(cache=True, nogil=True)
 def _reads(n, out_size, period, step, multiple, tile, before, after):
-    """(smallest, largest) read of tile_plan's tiles along one axis for tiles of about `tile`."""
+    """(smallest, largest) read of tile_plan's tiles along one axis for tiles of about `tile`.
+
+    As `tile._balanced_cores`: ceil(n / core) cores, aligned to the multiple, as equal as alignment allows.
+    """
     core = multiple * max(1, _round_half_even(tile, multiple))
+    blocks = -(-n // multiple)
+    count = min(max(1, -(-n // core)), blocks)
     smallest, largest = BIG, 0
-    c0 = 0
-    while c0 < n:
-        c1 = min(c0 + core, n)
+    for i in range(count):
+        c0 = min(n, multiple * (blocks * i // count))
+        c1 = min(n, multiple * (blocks * (i + 1) // count))
         o0 = c0 * period // step
         o1 = out_size if c1 == n else min(c1 * period // step, out_size)
         if o0 < o1:
@@ -188,7 +193,6 @@ def _reads(n, out_size, period, step, multiple, tile, before, after):
             smallest, largest = min(smallest, read), max(largest, read)
         if o1 >= out_size:
             break
-        c0 += core
     return smallest, largest
 
 

@@ -217,16 +217,24 @@ class UNetSpec:
     # ------------------------------------------------------------ bounds
 
     def bounds(self) -> dict[str, int]:
-        """Python-int upper bounds of the totals (overflow checks, column types)."""
+        """Python-int upper bounds of the totals (overflow checks), level by level.
+
+        Level l's maps are at most ceil(n / 2**l) pixels and its convs (2*convs + 2 of them, the up
+        conv included) have at most 2 * base_width * multiplier**(l+1) channels in and out.
+        """
         a = self.unet
-        width = max(self.in_channels, self.out_channels, 2 * max(a["base_width"]) * max(a["width_multiplier"])
-                    ** max(a["levels"]))
+        w0, mult, depth = max(a["base_width"]), max(a["width_multiplier"]), max(a["levels"])
         k2 = max(max(a["kernel"]), 2) ** 2
-        convs = (2 * max(a["convs"]) + 2) * (max(a["levels"]) + 1) + 1
+        per_level = 2 * max(a["convs"]) + 2
         n = self.input_size
-        macs = convs * k2 * width * width * n * n
-        return {"params": convs * (k2 * width * width + width), "macs": macs,
-                "peak": 8 * convs * width * n * n * BYTES_PER_ELEMENT, "rf": convs * max(a["kernel"]) * 2 ** 10}
+        params = macs = peak = 0
+        for level in range(depth + 1):
+            width = max(self.in_channels, self.out_channels, 2 * w0 * mult ** min(level + 1, depth))
+            size = -(-n // 2 ** level)
+            params += per_level * (k2 * width * width + width)
+            macs += per_level * k2 * width * width * size * size
+            peak += (per_level + 4) * width * size * size * BYTES_PER_ELEMENT
+        return {"params": params, "macs": macs, "peak": peak}
 
     def check_int64(self) -> None:
         if max(self.bounds().values()) > INT64_SAFE:

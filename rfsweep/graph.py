@@ -213,14 +213,6 @@ def _parse_node(raw, position: int, previous: str, seen: set[str]) -> dict:
     return node
 
 
-def require_rank_2(network, what: str) -> None:
-    """Refuse a rank-1 or rank-3 network (a Graph or Stack) where only 2-D work is implemented yet."""
-    rank = len(network.input_size)
-    if rank != 2:
-        raise RfsweepError(f"{what} works on 2-D networks only; this one has rank {rank} "
-                           "(rfsweep explain and rfsweep.analyze work at every rank)")
-
-
 # ------------------------------------------------------------------ arithmetic
 
 @dataclass

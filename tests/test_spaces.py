@@ -55,6 +55,19 @@ EXAMPLES = {
         expansion = [1, 2]
         groups = [1, 2]
     """,
+    "unet": """
+        input_size = 60
+        in_channels = 2
+        tile = 16
+        max_params = 20000
+        [unet]
+        levels = [1, 2]
+        convs = [1, 2]
+        kernel = [3, 5]
+        padding = ["valid", "same"]
+        upsampling = ["transposed", "bilinear"]
+        base_width = [3, 4]
+    """,
 }
 COMPARED = ("rf", "jump", "out_size", "out_channels", "params", "macs", "flops")
 

@@ -107,9 +107,9 @@ def pure_python(spec, lo: int, hi: int) -> int:
             s = int(table["stride"][i][v])
             for _ in range(int(table["repeats"][i][v])):
                 status, n, c, rf, rfmin, jump, p, m, var, _, _ = block(
-                    int(table["block"][i][v]), n, c, rf, rfmin, jump, var, int(table["kernel"][i][v]), s,
-                    int(table["dilation"][i][v]), int(table["width"][i][v]), int(table["expansion"][i][v]),
-                    int(table["groups"][i][v]), spec.input_size)
+                    int(table["block"][i][v]), n, c, rf, rfmin, jump, var, int(table["kernel"][i][v]),
+                    int(table["kpow"][i][v]), s, int(table["dilation"][i][v]), int(table["width"][i][v]),
+                    int(table["expansion"][i][v]), int(table["groups"][i][v]), spec.input_size, spec.rank)
                 params += p
                 macs += m
                 s = 1

@@ -50,7 +50,7 @@ def kernel_only(spec: GridSpec, threads: int, chunk_ids: int = 1 << 20) -> float
         for depth, base, lo, hi in chunks(spec, chunk_ids=chunk_ids):
             sweep_range(depth, spec.radix, len(spec.channels), lo, hi, base, parts, t["type"], t["kernel"],
                         t["stride"], t["dilation"], t["padding"], t["channels"], t["valid"], spec.input_size,
-                        spec.in_channels, spec.bias, evaluator.limits, evaluator.size_never_grows,
+                        spec.in_channels, spec.bias, spec.rank, evaluator.limits, evaluator.size_never_grows,
                         *(out[name] for name in ("config_id", "rf", "jump", "out_size", "out_channels",
                                                  "params", "macs", "flops", "erf_std", "erf_ratio")),
                         *(lay[name] for name in ("type", "kernel", "stride", "dilation", "padding",

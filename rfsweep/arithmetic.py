@@ -94,6 +94,16 @@ def conv_cost(kh, kw, c_in, c_out, groups, bias, n_h, n_w):
 
 
 @kernel_function(cache=True, nogil=True, inline="always")
+def axes_volume(n, rank):
+    """n ** rank in integer multiplies: an isotropic kernel's taps, or an output's units, over 1-3 axes."""
+    if rank == 2:
+        return n * n
+    if rank == 1:
+        return n
+    return n * n * n
+
+
+@kernel_function(cache=True, nogil=True, inline="always")
 def same_tf_padding(n, k, s, d):
     """TensorFlow 'SAME': (before, after) padding of one axis of length n.
 

@@ -15,5 +15,6 @@ DIGIT_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expa
 STAGE_COLUMNS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion")
 STAGE_FIELDS = STAGE_COLUMNS + ("groups",)
 # the choice table T[field, stage, digit] the kernel reads, and each field's index
-TABLE_FIELDS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "valid")
-F_BLOCK, F_REPEATS, F_KERNEL, F_STRIDE, F_DILATION, F_WIDTH, F_EXPANSION, F_GROUPS, F_VALID = range(9)
+# (kpow = kernel^rank: a kxk.. conv's weights per in/out channel pair, precomputed per choice)
+TABLE_FIELDS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "valid", "kpow")
+F_BLOCK, F_REPEATS, F_KERNEL, F_STRIDE, F_DILATION, F_WIDTH, F_EXPANSION, F_GROUPS, F_VALID, F_KPOW = range(10)

@@ -29,7 +29,7 @@ from numba import njit, prange
 from . import arithmetic
 # block codes and the fields of the choice table T[field, stage, digit]
 from .block_fields import (BASIC, BOTTLENECK, CONV, DWSEP, F_BLOCK, F_DILATION, F_EXPANSION,
-                           F_GROUPS, F_KERNEL, F_REPEATS, F_STRIDE, F_VALID, F_WIDTH, MBCONV)
+                           F_GROUPS, F_KERNEL, F_KPOW, F_REPEATS, F_STRIDE, F_VALID, F_WIDTH, MBCONV)
 from .jit import compile_module
 from .odometer import skip_prefix
 
@@ -44,14 +44,27 @@ S_N, S_C, S_RF, S_RFMIN, S_JUMP, S_PARAMS, S_MACS, S_DEPTH, S_UNPROD = range(9)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _conv_bn(k, c_in, c_out, groups, n_out):
-    """(params, MACs) of a bias-free conv followed by BatchNorm (2*c_out params, no MACs)."""
-    weights = conv_weights(k, k, c_in, c_out, groups)
-    return weights + 2 * c_out, weights * n_out * n_out
+def _area(n, rank):
+    """Positions of an isotropic map of n per axis: n^rank (a branch, not a pow, in the hot loop)."""
+    if rank == 2:
+        return n * n
+    if rank == 1:
+        return n
+    return n * n * n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _conv_bn(kk, c_in, c_out, groups, area):
+    """(params, MACs) of a bias-free conv followed by BatchNorm (2*c_out params, no MACs).
+
+    kk = kernel^rank (the table's kpow, 1 for a pointwise conv), area = output positions.
+    """
+    weights = conv_weights(kk, 1, c_in, c_out, groups)
+    return weights + 2 * c_out, weights * area
 
 
 @njit(cache=True, nogil=True)
-def _block(code, n, c, rf, rfmin, jump, var, k, s, d, w, e, g, in_size):
+def _block(code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank):
     """One block on an incoming state.
 
     Returns (status, n, c, rf, rf_min, jump, params, macs, var, depth, unproductive),
@@ -60,16 +73,17 @@ def _block(code, n, c, rf, rfmin, jump, var, k, s, d, w, e, g, in_size):
     n2 = out_size(n, k, s, d * (k - 1) // 2, d * (k - 1) // 2, d, False)
     if n2 < 1:
         return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
+    a2 = _area(n2, rank)
     grow = d * (k - 1) * jump  # the kxk conv's RF growth on this map
     var_k = grow_erf_var(var, jump, k, d)
     if code == CONV:
         if c % g:
             return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
-        params, macs = _conv_bn(k, c, w, g, n2)
+        params, macs = _conv_bn(kk, c, w, g, a2)
         return OK, n2, w, rf + grow, rfmin + grow, jump * s, params, macs, var_k, 1, int(rfmin + grow > in_size)
     if code == DWSEP:
-        p1, m1 = _conv_bn(k, c, c, c, n2)
-        p2, m2 = _conv_bn(1, c, w, 1, n2)
+        p1, m1 = _conv_bn(kk, c, c, c, a2)
+        p2, m2 = _conv_bn(1, c, w, 1, a2)
         return (OK, n2, w, rf + grow, rfmin + grow, jump * s, p1 + p2, m1 + m2, var_k, 2,
                 2 * int(rfmin + grow > in_size))
     if code == MBCONV:
@@ -79,11 +93,11 @@ def _block(code, n, c, rf, rfmin, jump, var, k, s, d, w, e, g, in_size):
         depth = 2
         unprod = 2 * int(rfmin + grow > in_size)
         if e != 1:
-            params, macs = _conv_bn(1, c, hidden, 1, n)
+            params, macs = _conv_bn(1, c, hidden, 1, _area(n, rank))
             depth = 3
             unprod += int(rfmin > in_size)
-        p2, m2 = _conv_bn(k, hidden, hidden, hidden, n2)
-        p3, m3 = _conv_bn(1, hidden, w, 1, n2)
+        p2, m2 = _conv_bn(kk, hidden, hidden, hidden, a2)
+        p3, m3 = _conv_bn(1, hidden, w, 1, a2)
         params += p2 + p3
         macs += m2 + m3
         if s == 1 and c == w:  # residual: rf_min follows the identity path, ERFs mix
@@ -92,8 +106,8 @@ def _block(code, n, c, rf, rfmin, jump, var, k, s, d, w, e, g, in_size):
     if code == BASIC:
         if c % g:
             return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
-        p1, m1 = _conv_bn(k, c, w, g, n2)
-        p2, m2 = _conv_bn(k, w, w, g, n2)
+        p1, m1 = _conv_bn(kk, c, w, g, a2)
+        p2, m2 = _conv_bn(kk, w, w, g, a2)
         params = p1 + p2
         macs = m1 + m2
         grow2 = d * (k - 1) * jump * s  # the second kxk conv runs on the strided map
@@ -103,9 +117,9 @@ def _block(code, n, c, rf, rfmin, jump, var, k, s, d, w, e, g, in_size):
         depth = 2
     else:  # BOTTLENECK (v1.5: the stride on the kxk conv)
         inner = w // e
-        p1, m1 = _conv_bn(1, c, inner, 1, n)
-        p2, m2 = _conv_bn(k, inner, inner, g, n2)
-        p3, m3 = _conv_bn(1, inner, w, 1, n2)
+        p1, m1 = _conv_bn(1, c, inner, 1, _area(n, rank))
+        p2, m2 = _conv_bn(kk, inner, inner, g, a2)
+        p3, m3 = _conv_bn(1, inner, w, 1, a2)
         params = p1 + p2 + p3
         macs = m1 + m2 + m3
         var_main = var_k
@@ -113,7 +127,7 @@ def _block(code, n, c, rf, rfmin, jump, var, k, s, d, w, e, g, in_size):
         unprod = int(rfmin > in_size) + 2 * int(rfmin + grow > in_size)
         depth = 3
     if s != 1 or c != w:  # projection shortcut: 1x1 conv stride s + BN
-        p4, m4 = _conv_bn(1, c, w, 1, n2)
+        p4, m4 = _conv_bn(1, c, w, 1, a2)
         params += p4
         macs += m4
         unprod += int(rfmin > in_size)
@@ -121,13 +135,14 @@ def _block(code, n, c, rf, rfmin, jump, var, k, s, d, w, e, g, in_size):
 
 
 @njit(cache=True, nogil=True)
-def _stage(T, pos, v, st, var_st, in_size):
+def _stage(T, pos, v, st, var_st, in_size, rank):
     """Stage `pos` at choice v on the state st[:, pos]: (status, n, c, rf, rf_min, jump, params,
     macs, var, depth, unproductive) after all of its blocks (totals, not increments)."""
     if not T[F_VALID, pos, v]:
         return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
     code = T[F_BLOCK, pos, v]
     k = T[F_KERNEL, pos, v]
+    kk = T[F_KPOW, pos, v]
     d = T[F_DILATION, pos, v]
     w = T[F_WIDTH, pos, v]
     e = T[F_EXPANSION, pos, v]
@@ -145,7 +160,7 @@ def _stage(T, pos, v, st, var_st, in_size):
     s = T[F_STRIDE, pos, v]
     for _ in range(T[F_REPEATS, pos, v]):
         status, n, c, rf, rfmin, jump, p, m, var, dd, du = _block(
-            code, n, c, rf, rfmin, jump, var, k, s, d, w, e, g, in_size)
+            code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank)
         if status != OK:
             return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
         params += p
@@ -220,7 +235,7 @@ def _carry(digits, pos, radix):
 
 
 @njit(cache=True, nogil=True)
-def _part_range(T, radix, stem, stem_var, in_size, limits, lo, hi, row0,
+def _part_range(T, radix, stem, stem_var, in_size, rank, limits, lo, hi, row0,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
     """Evaluate ids lo..hi-1; write kept rows from row0 on. Returns (kept, invalid, pruned, skipped)."""
@@ -250,7 +265,7 @@ def _part_range(T, radix, stem, stem_var, in_size, limits, lo, hi, row0,
         status = OK
         for pos in range(dirty, last):
             status, n, c, rf, rfmin, jump, params, macs, var, depth, unprod = _stage(
-                T, pos, digits[pos], st, var_st, in_size)
+                T, pos, digits[pos], st, var_st, in_size, rank)
             if status == OK and _over_budget(rf, params, macs, n, limits):
                 status = PRUNED
             if status != OK:
@@ -271,7 +286,7 @@ def _part_range(T, radix, stem, stem_var, in_size, limits, lo, hi, row0,
         block_row = row
         while v < radix[last] and i < hi:
             status, n, c, rf, rfmin, jump, params, macs, var, depth, unprod = _stage(
-                T, last, v, st, var_st, in_size)
+                T, last, v, st, var_st, in_size, rank)
             if status != OK:
                 invalid += 1
             elif _over_budget(rf, params, macs, n, limits) or rf < limits[0]:
@@ -297,7 +312,7 @@ def _part_range(T, radix, stem, stem_var, in_size, limits, lo, hi, row0,
 
 
 @njit(cache=True, nogil=True)
-def _part_ids(T, radix, stem, stem_var, in_size, limits, ids, lo, hi, row0,
+def _part_ids(T, radix, stem, stem_var, in_size, rank, limits, ids, lo, hi, row0,
               o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
               o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
     """Evaluate the sorted ids[lo:hi] (a sample); prefixes shared with the previous id are reused."""
@@ -326,7 +341,7 @@ def _part_ids(T, radix, stem, stem_var, in_size, limits, ids, lo, hi, row0,
         ready = dirty
         for pos in range(dirty, stages):
             status, n, c, rf, rfmin, jump, params, macs, var, depth, unprod = _stage(
-                T, pos, digits[pos], st, var_st, in_size)
+                T, pos, digits[pos], st, var_st, in_size, rank)
             if status == OK and (_over_budget(rf, params, macs, n, limits) or (pos == stages - 1 and rf < limits[0])):
                 status = PRUNED
             if status != OK:
@@ -351,7 +366,7 @@ def _part_ids(T, radix, stem, stem_var, in_size, limits, ids, lo, hi, row0,
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def sweep_blocks(T, radix, stem, stem_var, in_size, limits, ids, use_ids, lo, hi, parts,
+def sweep_blocks(T, radix, stem, stem_var, in_size, rank, limits, ids, use_ids, lo, hi, parts,
                  o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                  o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g, counts):
     """Evaluate ids lo..hi-1 (or ids[lo:hi] when use_ids) in `parts` independent slices.
@@ -365,12 +380,12 @@ def sweep_blocks(T, radix, stem, stem_var, in_size, limits, ids, use_ids, lo, hi
         b = lo + span * (p + 1) // parts
         if use_ids:
             kept, invalid, pruned, skipped = _part_ids(
-                T, radix, stem, stem_var, in_size, limits, ids, a, b, a - lo,
+                T, radix, stem, stem_var, in_size, rank, limits, ids, a, b, a - lo,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
         else:
             kept, invalid, pruned, skipped = _part_range(
-                T, radix, stem, stem_var, in_size, limits, a, b, a - lo,
+                T, radix, stem, stem_var, in_size, rank, limits, a, b, a - lo,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
         counts[p, 0] = kept
@@ -380,18 +395,18 @@ def sweep_blocks(T, radix, stem, stem_var, in_size, limits, ids, use_ids, lo, hi
 
 
 @njit(nogil=True, cache=True)
-def sweep_blocks_serial(T, radix, stem, stem_var, in_size, limits, ids, use_ids, lo, hi, parts,
+def sweep_blocks_serial(T, radix, stem, stem_var, in_size, rank, limits, ids, use_ids, lo, hi, parts,
                         o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                         o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g, counts):
     """`sweep_blocks` on the calling thread as one part (several Python threads may call it at once)."""
     if use_ids:
         kept, invalid, pruned, skipped = _part_ids(
-            T, radix, stem, stem_var, in_size, limits, ids, lo, hi, 0,
+            T, radix, stem, stem_var, in_size, rank, limits, ids, lo, hi, 0,
             o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
             o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
     else:
         kept, invalid, pruned, skipped = _part_range(
-            T, radix, stem, stem_var, in_size, limits, lo, hi, 0,
+            T, radix, stem, stem_var, in_size, rank, limits, lo, hi, 0,
             o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
             o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
     counts[0, 0] = kept

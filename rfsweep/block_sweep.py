@@ -124,7 +124,7 @@ class BlockEvaluator:
             kernel, parts = sweep_blocks_serial, 1
         counts = np.zeros((parts, 4), np.int64)
         out, st = buffers.totals, buffers.stages
-        kernel(self.table, self.radix, self.stem, self.stem_var, self.spec.input_size, self.limits,
+        kernel(self.table, self.radix, self.stem, self.stem_var, self.spec.input_size, self.spec.rank, self.limits,
                self.ids, self.use_ids, lo, hi, parts, *(out[name] for name in TOTALS),
                *(st[name] for name in STAGE_FIELDS), counts)
         span = hi - lo

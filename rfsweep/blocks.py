@@ -33,12 +33,12 @@ from . import arithmetic
 from .block_fields import (BASIC, BLOCKS, BOTTLENECK, CONV, DIGIT_KEYS, DWSEP, EXPANSION_APPLIES,  # noqa: F401
                            GROUPS_APPLY, MBCONV, STAGE_COLUMNS, TABLE_FIELDS)
 from .errors import RfsweepError, read_user_file
-from .layers import MAX_FIELD, load_stack
+from .layers import MAX_FIELD, RANKS, check_rank, load_stack
 from .space import LIMIT_KEYS, limit_or_none, register
 
 STAGE_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "group_width")
 STAGE_DEFAULTS = dict(repeats=[1], kernel=[3], stride=[1], dilation=[1], expansion=[1])
-TOP_DEFAULTS = dict(stem="", stage=None, input_size=224, in_channels=3, min_rf=None, max_rf=None,
+TOP_DEFAULTS = dict(stem="", stage=None, rank=None, input_size=224, in_channels=3, min_rf=None, max_rf=None,
                     max_params=None, max_macs=None, min_out_size=None, sample=None, seed=0)
 MAX_STAGES = 16
 INT64_SAFE = 1 << 62
@@ -130,6 +130,24 @@ def _stage(raw, index: int) -> dict:
     return stage
 
 
+def _rank_and_size(rank, size) -> tuple[int, object]:
+    """(rank, input_size) of a block spec: `rank` (default 2) or the length of an input_size list.
+
+    Block spaces are isotropic: one number is that length on every axis; a
+    list must repeat one length (its length sets the rank when none is given).
+    """
+    if rank is not None:
+        check_rank(rank)
+    if isinstance(size, (list, tuple)):
+        if len(size) not in RANKS or (rank is not None and len(size) != rank and len(set(size)) != 1):
+            raise RfsweepError(f"input_size: {list(size)!r} does not fit rank {rank or 'of 1, 2 or 3 axes'}")
+        if len(set(size)) != 1:
+            raise RfsweepError(f"input_size: block spaces are isotropic, one length on every axis; got {list(size)!r}")
+        rank = rank or len(size)
+        size = size[0]
+    return rank or 2, size
+
+
 @dataclass(frozen=True)
 class StemState:
     """The fixed stem's totals: what every row starts from."""
@@ -165,6 +183,7 @@ class BlockSpec:
     min_out_size: int | None = None
     sample: int | None = None
     seed: int = 0
+    rank: int = 2
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -186,6 +205,7 @@ class BlockSpec:
         if not isinstance(stem, str):
             raise RfsweepError(f"stem: expected a compact string such as 'c7s2p3x64nb,mp3s2p1', got {stem!r}")
         spec = {"stem": stem.replace(" ", ""), "stage": tuple(_stage(raw, i) for i, raw in enumerate(stages, 1))}
+        spec["rank"], merged["input_size"] = _rank_and_size(merged["rank"], merged["input_size"])
         for key in ("input_size", "in_channels"):
             value = merged[key]
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FIELD:
@@ -215,7 +235,7 @@ class BlockSpec:
         """Every key, normalised: what the Parquet metadata stores (and `build` reads back)."""
         return {"stem": self.stem, "stage": [dict(s) for s in self.stage], "input_size": self.input_size,
                 "in_channels": self.in_channels, **{k: getattr(self, k) for k in LIMIT_KEYS},
-                "sample": self.sample, "seed": self.seed}
+                "sample": self.sample, "seed": self.seed, **({"rank": self.rank} if self.rank != 2 else {})}
 
     # ------------------------------------------------------------ sizes
 
@@ -258,11 +278,12 @@ class BlockSpec:
         if not self.stem:
             return None
         try:
-            stack = load_stack(self.stem, self.input_size, self.in_channels)
+            stack = load_stack(self.stem, self.input_size, self.in_channels, self.rank)
         except RfsweepError as exc:
             raise RfsweepError(f"stem: {exc}") from None
         if not stack.is_square:
-            raise RfsweepError("stem: rectangular layers are not supported in block spaces")
+            raise RfsweepError("stem: layers with per-axis values are not supported in block spaces "
+                               "(one number, the same on every axis)")
         return stack
 
     def stem_state(self) -> StemState:
@@ -279,7 +300,8 @@ class BlockSpec:
                 raise RfsweepError(f"stem: layer {index} empties the map ({n} px in, input_size {self.input_size})")
             n, rf, jump = out, rf_out, jump_out
             if layer.is_conv:
-                weights, layer_macs = cost(k, k, c, layer.out_channels, layer.groups, layer.bias, n, n)
+                r = self.rank - 1  # k^rank weights, n^rank positions: (k^(r), k) and (n^(r), n) at rank 2 are (k, k), (n, n)
+                weights, layer_macs = cost(k ** r, k, c, layer.out_channels, layer.groups, layer.bias, n ** r, n)
                 c = layer.out_channels
                 params += weights + 2 * c
                 macs += layer_macs
@@ -306,7 +328,7 @@ class BlockSpec:
                             for w in s["width"]:
                                 for ei, e in enumerate(s["expansion"]):
                                     for gi, gv in enumerate(gvalues):
-                                        rows.append(_resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode))
+                                        rows.append(_resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, self.rank))
         return rows
 
     def choice_table(self) -> dict[str, np.ndarray]:
@@ -417,10 +439,10 @@ class BlockSpec:
         for s in self.stage:
             k_eff = max(s["dilation"]) * (max(s["kernel"]) - 1)
             reps = max(s["repeats"])
-            k2 = max(s["kernel"]) ** 2
+            k2 = max(s["kernel"]) ** self.rank
             per_block = 3 * k2 * (c * e) * (c * e) + 4 * c * e + c * c + 2 * c
             params += reps * per_block
-            macs += reps * per_block * n * n
+            macs += reps * per_block * n ** self.rank
             rf += reps * 3 * k_eff * jump * max(s["stride"])
             jump *= max(s["stride"])
         return {"rf": rf, "jump": jump, "out_size": n, "channels": c, "params": params,
@@ -464,7 +486,7 @@ class BlockSpec:
         return f"block space: {what}{self.grid_total:,} networks ({self.stages} stages, choices {shape})"
 
 
-def _resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode) -> dict:
+def _resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, rank=2) -> dict:
     """One stage choice with ignored fields normalised (expansion/groups 1) and static validity."""
     valid = True
     expansion = e if code in EXPANSION_APPLIES else 1
@@ -484,7 +506,7 @@ def _resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode) -> dict:
     elif gi > 0:
         valid = False  # groups ignored by depthwise blocks: enumerated once
     return {"block": code, "repeats": r, "kernel": k, "stride": st, "dilation": d, "width": w,
-            "expansion": expansion, "groups": groups, "valid": int(valid)}
+            "expansion": expansion, "groups": groups, "valid": int(valid), "kpow": k ** rank}
 
 
 def load_block_spec(values: dict, overrides: dict | None = None, path=None) -> BlockSpec:
@@ -587,5 +609,8 @@ def block_graph(spec: BlockSpec, config_id: int, stages: int | None = None) -> d
             c = row["width"]
     if not nodes:
         nodes.append({"name": "identity", "type": "identity", "inputs": ["input"]})
-    return {"input_size": spec.input_size, "in_channels": spec.in_channels, "nodes": nodes,
-            "output": nodes[-1]["name"]}
+    graph = {"input_size": spec.input_size, "in_channels": spec.in_channels, "nodes": nodes,
+             "output": nodes[-1]["name"]}
+    if spec.rank != 2:  # one number per field = that value on every axis
+        graph["rank"] = spec.rank
+    return graph

@@ -161,7 +161,7 @@ class Evaluator:
         t, out, lay = self.table, buffers.totals, buffers.layers
         kernel(depth, self.spec.radix, len(self.spec.channels), lo, hi, base, parts, t["type"], t["kernel"],
                t["stride"], t["dilation"], t["padding"], t["channels"], t["valid"], self.spec.input_size,
-               self.spec.in_channels, self.spec.bias, self.limits, self.size_never_grows,
+               self.spec.in_channels, self.spec.bias, self.spec.rank, self.limits, self.size_never_grows,
                *(out[name] for name in TOTAL_COLUMNS),
                *(lay[name] for name in ("type", "kernel", "stride", "dilation", "padding", "channels")),
                counts)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 from .errors import RfsweepError
-from .graph import analyze_graph, chain_graph, erf_ratio, evaluate, load_graph
+from .graph import chain_graph, erf_ratio, evaluate, load_graph
+from .graph_report import analyze_graph
 from .layers import Layer, Stack
 
 INT64_SAFE = 1 << 62  # headroom below 2**63 so FLOPs = 2*MACs cannot wrap either

@@ -25,7 +25,7 @@ import numpy as np
 
 from .arithmetic import LAYER_TYPES
 from .errors import RfsweepError
-from .layers import MAX_FIELD, Stack, build_stack
+from .layers import MAX_FIELD, Stack, build_stack, check_rank, input_axes, parse_size
 from .space import LIMIT_KEYS, limit_or_none, load_spec, register, spec_from_dict
 
 __all__ = ["DEFAULTS", "LIST_KEYS", "GridSpec", "load_spec", "parse_int_list", "spec_from_dict"]
@@ -33,7 +33,7 @@ __all__ = ["DEFAULTS", "LIST_KEYS", "GridSpec", "load_spec", "parse_int_list", "
 DEFAULTS = dict(
     depth=[1, 2, 3, 4], types=["conv"], kernel=[1, 3, 5, 7], stride=[1, 2], dilation=[1, 2],
     padding=["same"], channels=[16, 32, 64], input_size=224, in_channels=3, bias=True,
-    min_rf=None, max_rf=None, max_params=None, max_macs=None, min_out_size=None,
+    min_rf=None, max_rf=None, max_params=None, max_macs=None, min_out_size=None, rank=2,
 )
 LIST_KEYS = ("depth", "types", "kernel", "stride", "dilation", "padding", "channels")
 INT_KEYS = ("input_size", "in_channels")
@@ -54,6 +54,14 @@ CONVENTIONS = {
                  "types, kernel, stride, dilation, padding, channels (fastest)",
     "pools": "l{i}_dilation is 1 and l{i}_channels the incoming channels for pools",
 }
+AXES = {1: "length", 3: "depth, height and width"}
+
+
+def rank_convention(rank: int) -> str:
+    """What the columns mean at rank 1 or 3 (rank 2 stores no such key: its metadata is unchanged)."""
+    return (f"{rank}-D ({AXES[rank]}): the input and every layer are the same on each axis, so rf, jump, "
+            f"out_size, erf_std and l{{i}}_kernel/stride/dilation/padding are per axis (one number for "
+            f"every axis); params use kernel**{rank}, MACs out_size**{rank}")
 
 
 def parse_int_list(text, key: str) -> list[int]:
@@ -117,6 +125,26 @@ def _parse_types(value) -> list[str]:
     return out
 
 
+def _rank_and_size(rank, size):
+    """(rank, one input length) of a chain grid: a per-axis size sets the rank and must be isotropic.
+
+    The grid's layers are the same on every axis, and so must its input be: the
+    kernel follows one length, which stands for every axis.
+    """
+    if rank is not None:
+        if isinstance(rank, str) and _ascii_int(rank):
+            rank = int(rank)
+        check_rank(rank)
+    size = parse_size(size)
+    if not isinstance(size, (list, tuple)):
+        return (2 if rank is None else rank), size
+    axes = input_axes(list(size), rank)
+    if len(set(axes)) > 1:
+        raise RfsweepError(f"input_size: a chain grid has the same length on every axis (its layers are "
+                           f"isotropic), got {list(axes)}; give one number")
+    return len(axes), axes[0]
+
+
 def _ranges(values: list[int]) -> str:
     """[1, 2, 3, 4] -> '1-4'; anything else (or short) as a comma list."""
     return ",".join(map(str, values)) if len(values) < 4 or values != list(range(values[0], values[-1] + 1)) \
@@ -147,6 +175,7 @@ class GridSpec:
     max_params: int | None = None
     max_macs: int | None = None
     min_out_size: int | None = None
+    rank: int = 2
 
     @classmethod
     def build(cls, values: dict) -> "GridSpec":
@@ -176,6 +205,7 @@ class GridSpec:
         for key, items in (("types", spec["types"]), ("padding", spec["padding"])):
             if not items or len(set(map(str, items))) != len(items):
                 raise RfsweepError(f"{key}: needs distinct values, got {items}")
+        spec["rank"], merged["input_size"] = _rank_and_size(values.get("rank"), merged["input_size"])
         for key in INT_KEYS:
             value = merged[key]
             if isinstance(value, str) and _ascii_int(value):
@@ -207,8 +237,12 @@ class GridSpec:
         return cls.build(values)
 
     def to_dict(self) -> dict:
-        """Every key, normalised: what the Parquet metadata stores."""
-        return asdict(self)
+        """Every key, normalised: what the Parquet metadata stores (`rank` only when not 2,
+        so that rank-2 files stay byte-identical to those written before ranks existed)."""
+        values = asdict(self)
+        if values["rank"] == 2:
+            del values["rank"]
+        return values
 
     # ------------------------------------------------------------ the Space interface
 
@@ -220,7 +254,7 @@ class GridSpec:
     @property
     def conventions(self) -> dict:
         """What the Parquet metadata says about the columns."""
-        return CONVENTIONS
+        return CONVENTIONS if self.rank == 2 else {**CONVENTIONS, "rank": rank_convention(self.rank)}
 
     def evaluator(self, threads: int | None = None):
         """The chain kernel over id ranges (chain_sweep.Evaluator), for engines.write_range."""
@@ -234,11 +268,12 @@ class GridSpec:
 
     def summary(self) -> str:
         """One line for --dry-run and the run's header."""
-        return f"grid: {self.total:,} stacks (depths {_ranges(self.depth)}, {self.radix} choices per layer)"
+        rank = "" if self.rank == 2 else f", rank {self.rank}"
+        return f"grid: {self.total:,} stacks (depths {_ranges(self.depth)}, {self.radix} choices per layer{rank})"
 
     def network(self, config_id: int) -> Stack:
         """The stack of one config_id (for show, measure, report)."""
-        return build_stack(self.layers_of(config_id), self.input_size, self.in_channels)
+        return build_stack(self.layers_of(config_id), self.input_size, self.in_channels, rank=self.rank)
 
     def describe(self, config_id: int) -> str:
         """The compact string of one row's stack."""
@@ -276,7 +311,7 @@ class GridSpec:
     def bounds(self) -> dict[str, int]:
         """Exact Python-int upper bounds of every total, for overflow checks and column types.
 
-        Output sizes never exceed n + 2p, so k*k*c*c*(n+2p)^2 bounds a layer's MACs.
+        Output sizes never exceed n + 2p, so k^r*c*c*(n+2p)^r bounds a layer's MACs at rank r.
         """
         conv = "conv" in self.types
         pad = max(self.padding_value(p, k, d) for p in self.padding for k in self.kernel for d in self.dilation)
@@ -287,8 +322,8 @@ class GridSpec:
         for _ in range(max(self.depth)):
             n += 2 * pad
             if conv:
-                macs += k_max * k_max * c_max * c_max * n * n
-                params += k_max * k_max * c_max * c_max + c_max
+                macs += k_max ** self.rank * c_max * c_max * n ** self.rank
+                params += k_max ** self.rank * c_max * c_max + c_max
             rf += k_eff * jump
             jump *= max(self.stride)
         return {"rf": rf, "jump": jump, "out_size": n, "channels": c_max,

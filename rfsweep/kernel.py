@@ -14,6 +14,11 @@ constraint rejects it there.
 part writes its kept rows contiguously from its own offset, so no two
 threads ever touch the same row and the result does not depend on the
 thread count. All layer arithmetic comes from `arithmetic.py`.
+
+The rank (1, 2 or 3 spatial axes) is a runtime argument, not a compiled
+constant: the grid's layers and input are the same on every axis, so the
+geometry is one axis's and only the costs change (k^rank taps over n^rank
+units); one compilation serves every rank.
 """
 
 import numpy as np
@@ -24,7 +29,7 @@ from .jit import compile_module
 from .odometer import skip_prefix
 
 compile_module(arithmetic)  # the one arithmetic, compiled: kernels below inline it
-from .arithmetic import CONV, axis_step, conv_cost, erf_ratio  # noqa: E402
+from .arithmetic import CONV, axes_volume, axis_step, conv_cost, erf_ratio  # noqa: E402
 
 OK = 0
 INVALID = 1
@@ -38,25 +43,28 @@ def _geometry(v, n_in, rf_in, jump_in, var_in, t_k, t_s, t_d, t_p):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _cost(v, n, c_in, params_in, macs_in, t_type, t_k, t_c, bias):
-    """Channels, params and MACs after layer choice v on an n x n output."""
+def _cost(v, units, c_in, params_in, macs_in, t_type, t_k, t_c, bias, rank):
+    """Channels, params and MACs after layer choice v on an output of `units` = n^rank units.
+
+    The grid is isotropic: a k^rank kernel over n^rank units, i.e. conv_cost with one folded axis.
+    """
     if t_type[v] != CONV:
         return c_in, params_in, macs_in
     c = t_c[v]
-    params, macs = conv_cost(t_k[v], t_k[v], c_in, c, 1, bias, n, n)
+    params, macs = conv_cost(axes_volume(t_k[v], rank), 1, c_in, c, 1, bias, units, 1)
     return c, params_in + params, macs_in + macs
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _step(v, n_in, rf_in, jump_in, c_in, params_in, macs_in, var_in,
-          t_type, t_k, t_s, t_d, t_p, t_c, t_ok, bias):
+          t_type, t_k, t_s, t_d, t_p, t_c, t_ok, bias, rank):
     """One layer (choice row v) on an incoming state; returns (status, new state...)."""
     if not t_ok[v]:
         return INVALID, 0, 0, 0, 0, 0, 0, 0.0
     n, rf, jump, var = _geometry(v, n_in, rf_in, jump_in, var_in, t_k, t_s, t_d, t_p)
     if n < 1:
         return INVALID, 0, 0, 0, 0, 0, 0, 0.0
-    c, params, macs = _cost(v, n, c_in, params_in, macs_in, t_type, t_k, t_c, bias)
+    c, params, macs = _cost(v, axes_volume(n, rank), c_in, params_in, macs_in, t_type, t_k, t_c, bias, rank)
     return OK, n, rf, jump, c, params, macs, var
 
 
@@ -80,12 +88,13 @@ def _carry(digits, pos, radix):
 
 @njit(cache=True, nogil=True)
 def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
-                in_size, in_c, bias, limits, size_never_grows, row0,
+                in_size, in_c, bias, rank, limits, size_never_grows, row0,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 l_type, l_k, l_s, l_d, l_p, l_c):
     """Evaluate ids lo..hi-1 (all of one depth); write kept rows from row0 on.
 
-    limits = [min_rf, max_rf, max_params, max_macs, min_out_size].
+    limits = [min_rf, max_rf, max_params, max_macs, min_out_size]; rank = spatial axes (1-3), each
+    the same: rf, jump and n are per axis, params and MACs count k^rank taps over n^rank units.
     Returns (kept, invalid, pruned, skipped); skipped counts the invalid or
     pruned ids that a block skip accounted for without visiting them.
     """
@@ -123,7 +132,7 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
         for pos in range(dirty, last):
             status, n, rf, jump, c, params, macs, var = _step(
                 digits[pos], st_n[pos], st_rf[pos], st_jump[pos], st_c[pos], st_params[pos],
-                st_macs[pos], st_var[pos], t_type, t_k, t_s, t_d, t_p, t_c, t_ok, bias)
+                st_macs[pos], st_var[pos], t_type, t_k, t_s, t_d, t_p, t_c, t_ok, bias, rank)
             if status == OK and _over_budget(rf, params, macs, n, limits, size_never_grows):
                 status = PRUNED
             if status != OK:
@@ -159,7 +168,7 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
         block_row = row
         # channels are the fastest digit: geometry is shared by n_channels consecutive ids
         channel = v % n_channels
-        n = rf = jump = 0
+        n = rf = jump = units = 0
         std = ratio = 0.0
         fresh = True
         while v < radix and i < hi:
@@ -167,11 +176,12 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
                 n, rf, jump, var = _geometry(v, n_in, rf_in, jump_in, var_in, t_k, t_s, t_d, t_p)
                 std = np.sqrt(var)
                 ratio = erf_ratio(std, rf)
+                units = axes_volume(n, rank)
                 fresh = False
             if n < 1 or not t_ok[v]:
                 invalid += 1
             else:
-                c, params, macs = _cost(v, n, c_in, params_in, macs_in, t_type, t_k, t_c, bias)
+                c, params, macs = _cost(v, units, c_in, params_in, macs_in, t_type, t_k, t_c, bias, rank)
                 if _over_budget(rf, params, macs, n, limits, False) or rf < limits[0] or n < limits[4]:
                     pruned += 1
                 else:
@@ -218,7 +228,7 @@ def _sweep_part(depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d
 
 @njit(parallel=True, nogil=True, cache=True)
 def sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
-                in_size, in_c, bias, limits, size_never_grows,
+                in_size, in_c, bias, rank, limits, size_never_grows,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 l_type, l_k, l_s, l_d, l_p, l_c, counts):
     """Evaluate ids lo..hi-1 of one depth in `parts` independent slices.
@@ -232,7 +242,7 @@ def sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t
         b = lo + span * (p + 1) // parts
         kept, invalid, pruned, skipped = _sweep_part(
             depth, radix, n_channels, a, b, id_base, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
-            in_size, in_c, bias, limits, size_never_grows, a - lo,
+            in_size, in_c, bias, rank, limits, size_never_grows, a - lo,
             o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
             l_type, l_k, l_s, l_d, l_p, l_c)
         counts[p, 0] = kept
@@ -243,7 +253,7 @@ def sweep_range(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t
 
 @njit(nogil=True, cache=True)
 def sweep_range_serial(depth, radix, n_channels, lo, hi, id_base, parts, t_type, t_k, t_s, t_d, t_p, t_c,
-                       t_ok, in_size, in_c, bias, limits, size_never_grows,
+                       t_ok, in_size, in_c, bias, rank, limits, size_never_grows,
                        o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                        l_type, l_k, l_s, l_d, l_p, l_c, counts):
     """`sweep_range` on one thread as a single part (counts has one row; `parts` is ignored).
@@ -255,7 +265,7 @@ def sweep_range_serial(depth, radix, n_channels, lo, hi, id_base, parts, t_type,
     """
     kept, invalid, pruned, skipped = _sweep_part(
         depth, radix, n_channels, lo, hi, id_base, t_type, t_k, t_s, t_d, t_p, t_c, t_ok,
-        in_size, in_c, bias, limits, size_never_grows, 0,
+        in_size, in_c, bias, rank, limits, size_never_grows, 0,
         o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
         l_type, l_k, l_s, l_d, l_p, l_c)
     counts[0, 0] = kept

@@ -20,14 +20,16 @@ whole map (global pooling, gates, heads before the end-point).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from fractions import Fraction
 
 from .errors import RfsweepError
-from .graph import INPUT, Graph, ancestors, axis_value, evaluate, load_graph, node_reads, require_rank_2
+from .graph import INPUT, Graph, ancestors, axis_value, evaluate, load_graph, node_reads, size_text
 
 GLOBAL_NODES = ("global", "global_pool", "flatten", "linear")
+AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 DTYPE_BYTES = {"float16": 2, "half": 2, "bfloat16": 2, "float32": 4, "float": 4, "float64": 8, "double": 8,
                "int8": 1, "uint8": 1}
 _UNITS = {"": 1, "b": 1, "kb": 10 ** 3, "mb": 10 ** 6, "gb": 10 ** 9, "tb": 10 ** 12,
@@ -76,11 +78,23 @@ def _pads_signature(graph: Graph, facts: dict) -> dict:
     return {name: f.pads for name, f in facts.items() if f.depends_on_input}
 
 
-def _axis_cores(n: int, m_out: int, ratio: Fraction, core: int):
+def _balanced_cores(n: int, core: int, multiple: int) -> list[tuple[int, int]]:
+    """ceil(n / core) input cores [c0, c1) covering [0, n), aligned to `multiple`, as equal as alignment allows.
+
+    Cutting n = 1000 into 256-pixel cores gives 256+256+256+232 rather than leaving a thin last core:
+    the tiles' work stays even, and no tile is so small that its halo dominates.
+    """
+    count = max(1, -(-n // core))
+    blocks = -(-n // multiple)  # aligned blocks of input; the last may be partial
+    count = min(count, blocks)
+    edges = [min(n, multiple * (blocks * i // count)) for i in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _axis_cores(n: int, m_out: int, ratio: Fraction, core: int, multiple: int):
     """The output blocks [o0, o1) that partition the output, one per core [c0, c1) of the input."""
     blocks = []
-    for c0 in range(0, n, core):
-        c1 = min(c0 + core, n)
+    for c0, c1 in _balanced_cores(n, core, multiple):
         o0 = int(c0 * ratio)
         o1 = m_out if c1 == n else min(int(c1 * ratio), m_out)
         if o0 < o1:
@@ -145,7 +159,7 @@ def _input(graph: Graph, size):
 
 
 def _axis_plan(field, n: int, m_out: int, multiple: int, tile: int, name: str, halo=None, setter=None):
-    """Per axis: (lower bounds of the halo from the fields, core size, output blocks)."""
+    """Per axis: (lower bounds of the halo from the fields, the largest core, output blocks)."""
     if tile < multiple:
         raise RfsweepError(f"node {setter!r}: its units step {multiple} input pixels, so tile sizes must be "
                            f"multiples of {multiple}; tile {tile} is smaller ({name} axis)")
@@ -161,7 +175,8 @@ def _axis_plan(field, n: int, m_out: int, multiple: int, tile: int, name: str, h
     bottom += (n - bottom) % multiple  # read sizes stay = n (mod multiple)
     if halo is not None:
         top, bottom = halo
-    return [top, bottom], core, _axis_cores(n, m_out, ratio, core), ratio
+    blocks = _axis_cores(n, m_out, ratio, core, multiple)
+    return [top, bottom], max(c1 - c0 for c0, c1, _, _ in blocks), blocks, ratio
 
 
 def _axis_tiles(n, halo, blocks, ratio):
@@ -205,10 +220,10 @@ def _check_tile_sizes(graph: Graph, end: str, whole_facts: dict, reads: set) -> 
         try:
             facts = evaluate(Graph(graph.nodes, size, graph.in_channels, graph.output), end)
         except RfsweepError as exc:
-            raise RfsweepError(f"a {size[0]}x{size[1]} tile does not run: {exc}") from None
+            raise RfsweepError(f"a {size_text(size)} tile does not run: {exc}") from None
         for name, pads in _pads_signature(graph, facts).items():
             if pads != signature.get(name):
-                raise RfsweepError(f"node {name!r}: TF 'SAME' padding splits differently on a {size[0]}x{size[1]} "
+                raise RfsweepError(f"node {name!r}: TF 'SAME' padding splits differently on a {size_text(size)} "
                                    f"tile ({pads}) than on the whole image ({signature.get(name)}); "
                                    "this network cannot be tiled exactly")
         outputs[size] = facts[end].n
@@ -228,12 +243,12 @@ def peak_bytes(graph: Graph, end: str, size, bytes_per_element: int) -> int:
         for item in node["inputs"]:
             last[item] = i
     last[end] = len(order)
-    elements = {INPUT: graph.in_channels * size[0] * size[1]}
+    elements = {INPUT: graph.in_channels * math.prod(size)}
     live = {INPUT: elements[INPUT]}
     peak = sum(live.values())
     for i, node in enumerate(order):
         f = facts[node["name"]]
-        elements[node["name"]] = f.channels * f.n[0] * f.n[1]
+        elements[node["name"]] = f.channels * math.prod(f.n)
         live[node["name"]] = elements[node["name"]]
         peak = max(peak, sum(live.values()))
         for item in list(live):
@@ -244,18 +259,20 @@ def peak_bytes(graph: Graph, end: str, size, bytes_per_element: int) -> int:
 
 def tile_plan(source, tile=None, input_size=None, in_channels=None, end_point=None, max_memory=None,
               dtype="float32", halo=None) -> dict:
-    """The plan for cutting the input into tiles of about `tile` x `tile` pixels (contract section 8).
+    """The plan for cutting the input into tiles of about `tile` pixels per axis (contract section 8).
 
-    `source`: a stack, graph (dict, file, Graph) or torch.nn.Module. Returns
-    {"input_size", "output_size", "scale", "scale_fraction", "rf", "multiple",
-    "halo", "tile", "tiles": [{"read", "keep", "into"}, ...]} (half-open
-    [[rows], [cols]] ranges; `into` partitions the output). With `max_memory`
-    (bytes or '8GB') the tile is the largest whose peak activation memory at
-    `dtype` fits, reported as "peak_bytes". `halo` forces [[top, bottom],
-    [left, right]] (to see that a smaller one breaks exactness).
+    `source`: a stack, graph (dict, file, Graph) or torch.nn.Module, of any
+    rank. Returns {"input_size", "output_size", "scale", "scale_fraction",
+    "rf", "multiple", "halo", "tile", "tiles": [{"read", "keep", "into"}, ...]}
+    (half-open ranges, one [start, end) per axis: [[rows], [cols]] in 2-D;
+    `into` partitions the output). With `max_memory` (bytes or '8GB') the
+    tile is the largest whose peak activation memory at `dtype` fits,
+    reported as "peak_bytes". `halo` forces [[before, after], ...] per axis
+    ([[top, bottom], [left, right]] in 2-D), to see that a smaller one breaks
+    exactness.
     """
     graph = _graph_of(source, input_size, in_channels)
-    require_rank_2(graph, "tile")
+    rank = len(graph.input_size)
     end = end_point or graph.output
     if end not in graph.names:
         raise RfsweepError(f"unknown end-point {end!r}")
@@ -264,10 +281,10 @@ def tile_plan(source, tile=None, input_size=None, in_channels=None, end_point=No
     f_end = facts[end]
     if not f_end.spatial:
         raise RfsweepError(f"node {end!r}: the end-point is not a feature map; tiling needs a spatial output")
-    fields = [f_end.field(a) for a in range(2)]
-    multiple = [math.lcm(*(f.field(a).step for f in facts.values() if f.spatial) or [1]) for a in range(2)]
+    fields = [f_end.field(a) for a in range(rank)]
+    multiple = [math.lcm(*(f.field(a).step for f in facts.values() if f.spatial) or [1]) for a in range(rank)]
     setters = [next((name for name, f in facts.items() if f.spatial and f.field(a).step == multiple[a]), INPUT)
-               for a in range(2)]
+               for a in range(rank)]
     n = tuple(graph.input_size)
     if dtype not in DTYPE_BYTES:
         raise RfsweepError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPE_BYTES)})")
@@ -282,9 +299,9 @@ def tile_plan(source, tile=None, input_size=None, in_channels=None, end_point=No
     def plan_for(t):
         """Per axis (halo, core, pieces) for a tile of about t = (th, tw)."""
         axes = []
-        for a in range(2):
+        for a in range(rank):
             halo_a, core, blocks, ratio = _axis_plan(fields[a], n[a], f_end.n[a], multiple[a], int(t[a]),
-                                                     ("height", "width")[a], None if halos is None else halos[a],
+                                                     AXIS_NAMES[rank][a], None if halos is None else halos[a],
                                                      setters[a])
             if halos is None:
                 halo_a = _grow_halo(exactness, n, a, n[a], halo_a, blocks, ratio, multiple[a], False)
@@ -299,64 +316,63 @@ def tile_plan(source, tile=None, input_size=None, in_channels=None, end_point=No
         while lo <= hi:  # the peak grows with the tile: binary search the largest that fits
             mid = (lo + hi) // 2
             t = mid * unit
-            axes = plan_for((t, t))
-            read = tuple(max(p[0][1] - p[0][0] for p in axes[a][2]) for a in range(2))
+            axes = plan_for((t,) * rank)
+            read = tuple(max(p[0][1] - p[0][0] for p in axes[a][2]) for a in range(rank))
             value = peak_bytes(graph, end, read, width)
             if value <= budget:
-                best, peak = (t, t), value
+                best, peak = (t,) * rank, value
                 lo = mid + 1
             else:
                 hi = mid - 1
         if best is None:
             raise RfsweepError(f"even the smallest tile ({unit} px plus its halo) needs more than "
                                f"{budget:,} bytes of activations at {dtype}")
-        tile = best if tile is None else tuple(min(a, b) for a, b in zip(best, _pair(tile)))
-    axes = plan_for(_pair(tile))
-    tiles = [{"read": [list(r0), list(r1)], "keep": [list(k0), list(k1)], "into": [list(i0), list(i1)]}
-             for r0, k0, i0 in axes[0][2] for r1, k1, i1 in axes[1][2]]
+        tile = best if tile is None else tuple(min(a, b) for a, b in zip(best, _per_axis(tile, rank)))
+    axes = plan_for(_per_axis(tile, rank))
+    tiles = [{key: [list(piece[i]) for piece in pieces] for i, key in enumerate(("read", "keep", "into"))}
+             for pieces in itertools.product(*(axis[2] for axis in axes))]
     if halos is None:
-        reads = {(t["read"][0][1] - t["read"][0][0], t["read"][1][1] - t["read"][1][0]) for t in tiles}
+        reads = {tuple(y1 - y0 for y0, y1 in t["read"]) for t in tiles}
         _check_tile_sizes(graph, end, facts, reads)
-    scale = [Fraction(fields[a].period, fields[a].step) for a in range(2)]
+    scale = [Fraction(fields[a].period, fields[a].step) for a in range(rank)]
     plan = {"input_size": axis_value(n), "output_size": axis_value(f_end.n), "end_point": end,
             "scale": axis_value(tuple(int(s) if s.denominator == 1 else float(s) for s in scale)),
             "scale_fraction": axis_value(tuple(str(s) for s in scale)),
             "rf": axis_value(tuple(f.rf for f in fields)), "multiple": list(multiple),
-            "halo": [list(axes[0][0]), list(axes[1][0])], "tile": [axes[0][1], axes[1][1]], "tiles": tiles}
+            "halo": [list(axis[0]) for axis in axes], "tile": [axis[1] for axis in axes], "tiles": tiles}
     if budget is not None:
         plan.update(dtype=dtype, max_memory=budget, peak_bytes=peak)
     return plan
 
 
-def _pair(value):
+def _per_axis(value, rank: int) -> tuple:
+    """One tile size for every axis, or one per axis."""
     if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise RfsweepError(f"tile must be one size or [h, w], got {value!r}")
+        if len(value) != rank:
+            raise RfsweepError(f"tile must be one size or {rank} sizes (one per axis), got {value!r}")
         return tuple(value)
-    return value, value
+    return (value,) * rank
 
 
 def tiled_predict(module, x, plan: dict):
     """Run `module` tile by tile as `plan` says and stitch the kept parts: equals module(x) exactly.
 
-    x: a (batch, channels, H, W) tensor of the plan's input size.
+    x: a (batch, channels, *spatial) tensor of the plan's input size, at the plan's rank
+    ((B, C, H, W) in 2-D, (B, C, L) in 1-D, (B, C, D, H, W) in 3-D).
     """
-    size = plan["input_size"]
-    size = tuple(size) if isinstance(size, list) else (size, size)
-    if tuple(x.shape[-2:]) != size:
-        raise RfsweepError(f"the plan is for a {size[0]}x{size[1]} input, got {tuple(x.shape[-2:])}")
-    out_size = plan["output_size"]
-    out_size = tuple(out_size) if isinstance(out_size, list) else (out_size, out_size)
+    rank = len(plan["halo"])
+    size = _per_axis(plan["input_size"], rank)
+    if tuple(x.shape[-rank:]) != size or x.dim() != rank + 2:
+        raise RfsweepError(f"the plan is for a (batch, channels, {', '.join(map(str, size))}) input, "
+                           f"got {tuple(x.shape)}")
+    out_size = _per_axis(plan["output_size"], rank)
     out = None
     for t in plan["tiles"]:
-        (y0, y1), (x0, x1) = t["read"]
-        (a0, a1), (b0, b1) = t["keep"]
-        (o0, o1), (p0, p1) = t["into"]
-        y = module(x[..., y0:y1, x0:x1])
-        if y.shape[-2] < a1 or y.shape[-1] < b1:
-            raise RfsweepError(f"tile {t['read']} gave a {tuple(y.shape[-2:])} output, smaller than its keep "
+        y = module(x[(..., *(slice(*r) for r in t["read"]))])
+        if any(have < k1 for have, (_, k1) in zip(y.shape[-rank:], t["keep"])):
+            raise RfsweepError(f"tile {t['read']} gave a {tuple(y.shape[-rank:])} output, smaller than its keep "
                                f"region {t['keep']}")
         if out is None:
-            out = y.new_zeros(*y.shape[:-2], *out_size)
-        out[..., o0:o1, p0:p1] = y[..., a0:a1, b0:b1]
+            out = y.new_zeros(*y.shape[:-rank], *out_size)
+        out[(..., *(slice(*r) for r in t["into"]))] = y[(..., *(slice(*r) for r in t["keep"]))]
     return out

@@ -192,7 +192,7 @@ def test_transposed_conv_phases_by_hand():
 
 
 def test_explain_tells_the_phases_in_words():
-    from rfsweep.graph import graph_story
+    from rfsweep.graph_report import graph_story
 
     # 3x3 conv (rf 3), up2 nearest, 3x3 conv: unit 2m reads conv units m-1, m (4 px), 2m+1 reads m, m+1
     graph = {"input_size": 32, "in_channels": 1, "nodes": [

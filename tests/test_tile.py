@@ -175,7 +175,11 @@ def test_max_memory_picks_the_largest_tile_that_fits():
     plan = tile_plan(graph, max_memory=16 * 68 * 68, dtype="float16")
     assert plan["halo"] == [[2, 2], [2, 2]]
     assert plan["tile"] == [64, 64] and plan["peak_bytes"] == 16 * 68 * 68
-    assert tile_plan(graph, max_memory=16 * 68 * 68 - 1, dtype="float16")["tile"] == [63, 63]
+    # one byte less: 64 no longer fits, so 256 needs 5 tiles per axis, cut evenly (51+51+51+51+52),
+    # never four of 63 and a thin last one of 4; the largest read is an inner 51 + 2 + 2
+    smaller = tile_plan(graph, max_memory=16 * 68 * 68 - 1, dtype="float16")
+    assert smaller["tile"] == [52, 52] and smaller["peak_bytes"] == 16 * 55 * 55 and len(smaller["tiles"]) == 25
+    assert sorted({t["into"][0][1] - t["into"][0][0] for t in smaller["tiles"]}) == [51, 52]
     assert parse_bytes("8GB") == 8 * 10 ** 9 and parse_bytes("1GiB") == 2 ** 30
 
 

@@ -31,7 +31,10 @@ def sweep(
     dilation: Annotated[Optional[str], typer.Option(help="dilations, convs only [default: 1,2]")] = None,
     padding: Annotated[Optional[str], typer.Option(help="same, valid or integers [default: same]")] = None,
     channels: Annotated[Optional[str], typer.Option(help="conv out channels [default: 16,32,64]")] = None,
-    input_size: Annotated[Optional[int], typer.Option(help="input height = width [default: 224]")] = None,
+    input_size: Annotated[Optional[str], typer.Option(help="input length on every axis, e.g. 224; a per-axis "
+                          "form 64_64_64 sets the rank and must repeat one length [default: 224]")] = None,
+    rank: Annotated[Optional[int], typer.Option(help="spatial axes: 1 (sequences), 2 (images) or 3 (volumes, "
+                    "video) [default: 2]")] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     no_bias: Annotated[bool, typer.Option("--no-bias", help="convs without bias")] = False,
     min_rf: Annotated[Optional[int], typer.Option(help="keep rf >= this")] = None,
@@ -59,13 +62,14 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar, no summary")] = False,
 ):
     from ..distributed import parse_shard
+    from ..layers import parse_size
     from ..space import load_spec
     from ..sweep import estimate, resolve_output, run_sweep
 
     overrides = dict(depth=depth, types=types, kernel=kernel, stride=stride, dilation=dilation,
-                     padding=padding, channels=channels, input_size=input_size, in_channels=in_channels,
+                     padding=padding, channels=channels, input_size=parse_size(input_size), in_channels=in_channels,
                      bias=False if no_bias else None, min_rf=min_rf, max_rf=max_rf, max_params=max_params,
-                     max_macs=max_macs, min_out_size=min_out_size, sample=sample, seed=seed)
+                     max_macs=max_macs, min_out_size=min_out_size, sample=sample, seed=seed, rank=rank)
     spec = load_spec(spec_file, overrides)  # the file's marker key picks the space ([[stage]]: blocks)
     guess = estimate(spec)
     size_line = f"{spec.summary()}; {_estimate_text(guess['seconds'], guess['bytes'])}"
@@ -137,7 +141,8 @@ def show(
                      "explained from the stored spec", markup=False)
     row = {"config_id": config_id, "row": found.in_file, **({} if found.in_file else {"not_a_row": found.why_not})}
     if isinstance(found.network, dict):  # a block space: the row's network as a graph
-        from ..graph import graph_story, load_graph
+        from ..graph import load_graph
+        from ..graph_report import graph_story
         graph = load_graph(found.network)
         result = analyze(graph)
         if format is Format.json:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import Format, _fail, add_command, stdout
+from .app import Format, _fail, add_command, network_source, stdout
 
 TILE_SUMMARY = "Tiles and halo that make tiled inference equal the whole image."
 TILE_HELP = ("Cuts an N x N input into tiles of about T x T so that running the network "
@@ -22,7 +22,12 @@ def tile(
         metavar="STACK", help="compact string or a JSON stack/graph file", show_default=False)] = None,
     tile_size: Annotated[Optional[int], typer.Option("--tile", help="tile size T in input pixels (about; rounded "
                                                      "to the network's multiple)")] = None,
-    input_size: Annotated[Optional[int], typer.Option(help="input height = width N [default: the network's]")] = None,
+    input_size: Annotated[Optional[str], typer.Option(
+        help="input size N: one number for every axis, or one per axis (64_128_128, which sets the rank) "
+             "[default: the network's]", show_default=False)] = None,
+    rank: Annotated[Optional[int], typer.Option(
+        help="spatial axes: 1 (audio, time series), 2 (images), 3 (volumes, video) [default: the file's, else 2]",
+        show_default=False)] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: the network's]")] = None,
     arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
     torch_target: Annotated[Optional[str], typer.Option(
@@ -35,25 +40,15 @@ def tile(
     format: Annotated[Format, typer.Option("--format", help="table for people, json for scripts")] = Format.table,
 ):
     from ..graph import load_graph
+    from ..layers import parse_size
     from ..tile import tile_plan
 
-    if sum(item is not None for item in (stack, arch, torch_target)) != 1:
-        _fail("give exactly one of STACK, --arch NAME or --torch TARGET")
     if tile_size is None and max_memory is None:
         _fail("give --tile T (and/or --max-memory)")
-    if arch is not None:
-        from ..architectures import arch_path
-        stack = str(arch_path(arch))
-    if torch_target is not None:
-        try:
-            import torch  # noqa: F401 - only to say how to get it
-        except ImportError:
-            _fail('--torch needs PyTorch: pip install -e ".[torch]"')
-        from ..torch_import import from_torch, load_target
-        source = load_graph(from_torch(load_target(torch_target), input_size=input_size or 224,
-                                       in_channels=in_channels or 3))
-    else:
-        source = load_graph(stack, input_size, in_channels)
+    input_size = parse_size(input_size)
+    source, _ = network_source(stack, arch, torch_target, input_size, in_channels)
+    source = (load_graph(source, rank=rank) if torch_target is not None
+              else load_graph(source, input_size, in_channels, rank))
     plan = tile_plan(source, tile=tile_size, end_point=end_point, max_memory=max_memory, dtype=dtype)
     if format is Format.json:
         print(json.dumps(plan))
@@ -62,25 +57,28 @@ def tile(
         stdout.print(line, markup=False)
 
 
-def _axes(value) -> str:
-    return "x".join(map(str, value)) if isinstance(value, list) else f"{value}x{value}"
+def _axes(value, rank: int) -> str:
+    return "x".join(map(str, value)) if isinstance(value, list) else "x".join([str(value)] * rank)
 
 
 def plan_lines(plan: dict) -> list[str]:
     """The plan in a few lines and a short table of its tiles."""
-    (top, bottom), (left, right) = plan["halo"]
+    halo = plan["halo"]
+    names = {1: ("left", "right"), 2: ("top", "bottom", "left", "right"),
+             3: ("front", "back", "top", "bottom", "left", "right")}[len(halo)]
+    sides = ", ".join(f"{name} {value}" for name, value in zip(names, (v for pair in halo for v in pair)))
     tiles = plan["tiles"]
-    lines = [f"input {_axes(plan['input_size'])} -> output {_axes(plan['output_size'])} "
-             f"(scale {_axes(plan['scale_fraction'])}, rf {_axes(plan['rf'])})",
-             f"multiple {_axes(plan['multiple'])}: tile origins and sizes are multiples of it",
-             f"halo: top {top}, bottom {bottom}, left {left}, right {right} input pixels around each "
-             f"{_axes(plan['tile'])} tile",
+    rank = len(halo)
+    lines = [f"input {_axes(plan['input_size'], rank)} -> output {_axes(plan['output_size'], rank)} "
+             f"(scale {_axes(plan['scale_fraction'], rank)}, rf {_axes(plan['rf'], rank)})",
+             f"multiple {_axes(plan['multiple'], rank)}: tile origins and sizes are multiples of it",
+             f"halo: {sides} input pixels around each {_axes(plan['tile'], rank)} tile",
              f"{len(tiles)} tiles; stitched, they equal the whole-image output exactly"]
     if "peak_bytes" in plan:
         lines.append(f"peak activation memory per tile: {plan['peak_bytes']:,} bytes at {plan['dtype']} "
                      f"(budget {plan['max_memory']:,})")
-    lines.append(f"{'read rows':>14} {'read cols':>14} {'keep rows':>14} {'keep cols':>14} "
-                 f"{'into rows':>14} {'into cols':>14}")
+    axes = {1: ("",), 2: (" rows", " cols"), 3: (" depth", " rows", " cols")}[rank]
+    lines.append(" ".join(f"{key + axis:>14}" for key in ("read", "keep", "into") for axis in axes))
     shown = tiles if len(tiles) <= 12 else tiles[:6] + [None] + tiles[-5:]
     for t in shown:
         if t is None:

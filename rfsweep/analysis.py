@@ -834,10 +834,9 @@ def write_front(df, out_path, metadata: dict | None = None):
 def _sweep_schema_of(meta: dict | None):
     if not meta or not isinstance(meta.get("spec"), dict):
         return None
-    from .grid import GridSpec
-    from .writer import sweep_schema
+    from .space import spec_from_dict
 
-    try:
-        return sweep_schema(GridSpec.build(meta["spec"]))
-    except RfsweepError:
+    try:  # whatever space wrote the file: the registry picks it by the spec's marker key
+        return spec_from_dict(meta["spec"]).schema()
+    except (RfsweepError, TypeError, KeyError, ValueError):
         return None

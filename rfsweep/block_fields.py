@@ -5,9 +5,10 @@ kernel (`block_kernel.py`), which otherwise never import each other upward.
 Plain constants, no imports: cheap to load anywhere.
 """
 
-BLOCKS = ("conv", "basic", "bottleneck", "dwsep", "mbconv")
-CONV, BASIC, BOTTLENECK, DWSEP, MBCONV = range(5)  # codes: positions in BLOCKS
-EXPANSION_APPLIES = (BOTTLENECK, MBCONV)
+BLOCKS = ("conv", "basic", "bottleneck", "dwsep", "mbconv", "tcn", "wavenet")
+CONV, BASIC, BOTTLENECK, DWSEP, MBCONV, TCN, WAVENET = range(7)  # codes: positions in BLOCKS
+CAUSAL = (TCN, WAVENET)  # left padding only, dilation doubling block by block; the others are centred
+EXPANSION_APPLIES = (BOTTLENECK, MBCONV, WAVENET)
 GROUPS_APPLY = (CONV, BASIC, BOTTLENECK)
 # one stage's digit: block slowest ... groups (or group_width) fastest
 DIGIT_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups")
@@ -15,6 +16,9 @@ DIGIT_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expa
 STAGE_COLUMNS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion")
 STAGE_FIELDS = STAGE_COLUMNS + ("groups",)
 # the choice table T[field, stage, digit] the kernel reads, and each field's index
-# (kpow = kernel^rank: a kxk.. conv's weights per in/out channel pair, precomputed per choice)
-TABLE_FIELDS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "valid", "kpow")
-F_BLOCK, F_REPEATS, F_KERNEL, F_STRIDE, F_DILATION, F_WIDTH, F_EXPANSION, F_GROUPS, F_VALID, F_KPOW = range(10)
+# (kpow = kernel^rank: a kxk.. conv's weights per in/out channel pair, precomputed per choice;
+# cycle: causal blocks' dilation is dilation * 2^(b mod cycle) for block b = 0, 1, ... of a stage)
+TABLE_FIELDS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "valid", "kpow",
+                "cycle")
+(F_BLOCK, F_REPEATS, F_KERNEL, F_STRIDE, F_DILATION, F_WIDTH, F_EXPANSION, F_GROUPS, F_VALID, F_KPOW,
+ F_CYCLE) = range(11)

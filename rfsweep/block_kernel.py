@@ -19,6 +19,11 @@ the paths' ERFs with equal weights (variance = mean of the variances, as
 `graph.py` does for aligned inputs). The tests check every column against
 `rfsweep.analyze` of the row's graph.
 
+Causal stages (tcn, wavenet) are evaluated a stage at a time
+(`_causal_stage`): their paths end at the same unit instead of sharing a
+centre, so the state also carries the ERF's mean. The rank enters as
+kernel^rank per choice (the table's kpow) and n^rank per map (`_area`).
+
 `sweep_blocks` splits a range into parts, one `prange` iteration each;
 part p writes its rows from its own offset, so threads never share a row.
 """
@@ -29,7 +34,7 @@ from numba import njit, prange
 from . import arithmetic
 # block codes and the fields of the choice table T[field, stage, digit]
 from .block_fields import (BASIC, BOTTLENECK, CONV, DWSEP, F_BLOCK, F_DILATION, F_EXPANSION,
-                           F_GROUPS, F_KERNEL, F_KPOW, F_REPEATS, F_STRIDE, F_VALID, F_WIDTH, MBCONV)
+                           F_CYCLE, F_GROUPS, F_KERNEL, F_KPOW, F_REPEATS, F_STRIDE, F_VALID, F_WIDTH, MBCONV, TCN)
 from .jit import compile_module
 from .odometer import skip_prefix
 
@@ -39,7 +44,8 @@ from .arithmetic import conv_weights, erf_ratio, grow_erf_var, out_size  # noqa:
 OK = 0
 INVALID = 1
 PRUNED = 2
-# the state after a stage, S[field, stage]: ints; the ERF variance lives in a float array
+# the state after a stage, S[field, stage]: ints; the ERF variance and mean live in a float array
+# F[0 (variance) or 1 (mean, relative to the stem's), stage]
 S_N, S_C, S_RF, S_RFMIN, S_JUMP, S_PARAMS, S_MACS, S_DEPTH, S_UNPROD = range(9)
 
 
@@ -135,11 +141,82 @@ def _block(code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank
 
 
 @njit(cache=True, nogil=True)
-def _stage(T, pos, v, st, var_st, in_size, rank):
-    """Stage `pos` at choice v on the state st[:, pos]: (status, n, c, rf, rf_min, jump, params,
-    macs, var, depth, unproductive) after all of its blocks (totals, not increments)."""
+def _causal_stage(code, reps, k, kk, s, d, cycle, w, e, n, c, rf, rfmin, jump, var, mean, in_size, rank):
+    """A stage of tcn or wavenet blocks (block b has dilation d * 2^(b mod cycle)): the increments
+    (status, n, c, rf, rf_min, jump, params, macs, var, mean, depth, unproductive), RF/ERF as totals.
+
+    Causal convs (left padding (k-1)*d) keep every path's field ending at the unit itself, so the
+    fields of a block's paths are nested: rf is the widest path's, rf_min the narrowest's. Their
+    ERFs are not centred on one point: an add mixes (variance, mean) pairs with equal weights, the
+    variance gaining the spread of the means, as graph.py does. Convs have a bias and no BatchNorm.
+    """
+    params = 0
+    macs = 0
+    unprod = 0
+    if code == TCN:
+        for b in range(reps):
+            db = d << (b % cycle)
+            n2 = out_size(n, k, s, (k - 1) * db, 0, db, False)
+            if n2 < 1:
+                return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
+            a2 = _area(n2, rank)
+            grow1 = (k - 1) * db * jump
+            grow2 = grow1 * s  # the second conv runs on the strided map
+            w1 = conv_weights(kk, 1, c, w, 1)
+            w2 = conv_weights(kk, 1, w, w, 1)
+            params += w1 + w2 + 2 * w
+            macs += (w1 + w2) * a2
+            unprod += int(rfmin + grow1 > in_size) + int(rfmin + grow1 + grow2 > in_size)
+            if s != 1 or c != w:  # 1x1 conv (stride s) on the residual
+                params += c * w + w
+                macs += c * w * a2
+                unprod += int(rfmin > in_size)
+            var_main = grow_erf_var(grow_erf_var(var, jump, k, db), jump * s, k, db)
+            shift = (grow1 + grow2) / 2.0  # the main path's ERF mean moves left by this much
+            var = (var_main + var) / 2.0 + shift * shift / 4.0
+            mean -= shift / 2.0
+            rf += grow1 + grow2
+            n = n2
+            c = w
+            jump *= s
+            s = 1
+        return OK, n, c, rf, rfmin, jump, params, macs, var, mean, 2 * reps, unprod
+    # WAVENET (stride 1: the table marks other strides invalid); the stage's output is the skip sum
+    inner = w // e
+    a = _area(n, rank)
+    first = 0.0  # sums over the skips of their ERF mean (relative to the stage input's) and 2nd moment
+    second = 0.0
+    rel = 0.0  # the residual stream's ERF mean relative to the stage input's
+    for b in range(reps):
+        db = d << (b % cycle)
+        grow = (k - 1) * db * jump
+        var_g = grow_erf_var(var, jump, k, db)  # filter, gate, their product, the 1x1 convs after it
+        mean_g = rel - grow / 2.0
+        wf = conv_weights(kk, 1, c, inner, 1)
+        params += 2 * (wf + inner) + inner * inner + inner + inner * w + w
+        macs += (2 * wf + inner * inner + inner * w) * a
+        unprod += 4 * int(rfmin + grow > in_size)
+        if c != inner:  # 1x1 conv to the residual width
+            params += c * inner + inner
+            macs += c * inner * a
+            unprod += int(rfmin > in_size)
+        first += mean_g
+        second += var_g + mean_g * mean_g
+        var = (var_g + var) / 2.0 + grow * grow / 16.0  # residual + input: means grow/2 apart
+        rel -= grow / 4.0
+        rf += grow
+        c = inner
+    m = first / reps
+    return (OK, n, w, rf, rfmin + (k - 1) * d * jump, jump, params, macs, second / reps - m * m, mean + m,
+            2 * reps, unprod)
+
+
+@njit(cache=True, nogil=True)
+def _stage(T, pos, v, st, fl, in_size, rank):
+    """Stage `pos` at choice v on the state st[:, pos], fl[:, pos]: (status, n, c, rf, rf_min, jump,
+    params, macs, var, mean, depth, unproductive) after all of its blocks (totals, not increments)."""
     if not T[F_VALID, pos, v]:
-        return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
+        return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
     code = T[F_BLOCK, pos, v]
     k = T[F_KERNEL, pos, v]
     kk = T[F_KPOW, pos, v]
@@ -156,19 +233,25 @@ def _stage(T, pos, v, st, var_st, in_size, rank):
     macs = st[S_MACS, pos]
     depth = st[S_DEPTH, pos]
     unprod = st[S_UNPROD, pos]
-    var = var_st[pos]
+    var = fl[0, pos]
+    mean = fl[1, pos]
     s = T[F_STRIDE, pos, v]
+    if code >= TCN:
+        status, n, c, rf, rfmin, jump, p, m, var, mean, dd, du = _causal_stage(
+            code, T[F_REPEATS, pos, v], k, kk, s, d, T[F_CYCLE, pos, v], w, e, n, c, rf, rfmin, jump, var, mean,
+            in_size, rank)
+        return status, n, c, rf, rfmin, jump, params + p, macs + m, var, mean, depth + dd, unprod + du
     for _ in range(T[F_REPEATS, pos, v]):
         status, n, c, rf, rfmin, jump, p, m, var, dd, du = _block(
             code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank)
         if status != OK:
-            return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
+            return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
         params += p
         macs += m
         depth += dd
         unprod += du
         s = 1
-    return OK, n, c, rf, rfmin, jump, params, macs, var, depth, unprod
+    return OK, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -178,7 +261,7 @@ def _over_budget(rf, params, macs, n, limits):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _store(st, var_st, pos, n, c, rf, rfmin, jump, params, macs, var, depth, unprod):
+def _store(st, fl, pos, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod):
     st[S_N, pos] = n
     st[S_C, pos] = c
     st[S_RF, pos] = rf
@@ -188,7 +271,8 @@ def _store(st, var_st, pos, n, c, rf, rfmin, jump, params, macs, var, depth, unp
     st[S_MACS, pos] = macs
     st[S_DEPTH, pos] = depth
     st[S_UNPROD, pos] = unprod
-    var_st[pos] = var
+    fl[0, pos] = var
+    fl[1, pos] = mean
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -250,9 +334,9 @@ def _part_range(T, radix, stem, stem_var, in_size, rank, limits, lo, hi, row0,
     for pos in range(last - 1, -1, -1):
         block[pos] = block[pos + 1] * radix[pos + 1]
     st = np.zeros((9, stages + 1), np.int64)
-    var_st = np.zeros(stages + 1, np.float64)
+    fl = np.zeros((2, stages + 1), np.float64)
     st[:, 0] = stem
-    var_st[0] = stem_var
+    fl[0, 0] = stem_var
     kept = 0
     invalid = 0
     pruned = 0
@@ -264,14 +348,14 @@ def _part_range(T, radix, stem, stem_var, in_size, rank, limits, lo, hi, row0,
         failed = -1
         status = OK
         for pos in range(dirty, last):
-            status, n, c, rf, rfmin, jump, params, macs, var, depth, unprod = _stage(
-                T, pos, digits[pos], st, var_st, in_size, rank)
+            status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
+                T, pos, digits[pos], st, fl, in_size, rank)
             if status == OK and _over_budget(rf, params, macs, n, limits):
                 status = PRUNED
             if status != OK:
                 failed = pos
                 break
-            _store(st, var_st, pos + 1, n, c, rf, rfmin, jump, params, macs, var, depth, unprod)
+            _store(st, fl, pos + 1, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod)
         if failed >= 0:
             skip = skip_prefix(digits, failed, block, hi - i)
             if status == INVALID:
@@ -285,8 +369,8 @@ def _part_range(T, radix, stem, stem_var, in_size, rank, limits, lo, hi, row0,
         v = digits[last]
         block_row = row
         while v < radix[last] and i < hi:
-            status, n, c, rf, rfmin, jump, params, macs, var, depth, unprod = _stage(
-                T, last, v, st, var_st, in_size, rank)
+            status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
+                T, last, v, st, fl, in_size, rank)
             if status != OK:
                 invalid += 1
             elif _over_budget(rf, params, macs, n, limits) or rf < limits[0]:
@@ -320,9 +404,9 @@ def _part_ids(T, radix, stem, stem_var, in_size, rank, limits, ids, lo, hi, row0
     digits = np.zeros(stages, np.int64)
     prev = np.full(stages, -1, np.int64)
     st = np.zeros((9, stages + 1), np.int64)
-    var_st = np.zeros(stages + 1, np.float64)
+    fl = np.zeros((2, stages + 1), np.float64)
     st[:, 0] = stem
-    var_st[0] = stem_var
+    fl[0, 0] = stem_var
     ready = 0  # states st[:, 1..ready] hold for the digits in prev
     kept = 0
     invalid = 0
@@ -340,13 +424,13 @@ def _part_ids(T, radix, stem, stem_var, in_size, rank, limits, ids, lo, hi, row0
         status = OK
         ready = dirty
         for pos in range(dirty, stages):
-            status, n, c, rf, rfmin, jump, params, macs, var, depth, unprod = _stage(
-                T, pos, digits[pos], st, var_st, in_size, rank)
+            status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
+                T, pos, digits[pos], st, fl, in_size, rank)
             if status == OK and (_over_budget(rf, params, macs, n, limits) or (pos == stages - 1 and rf < limits[0])):
                 status = PRUNED
             if status != OK:
                 break
-            _store(st, var_st, pos + 1, n, c, rf, rfmin, jump, params, macs, var, depth, unprod)
+            _store(st, fl, pos + 1, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod)
             ready = pos + 1
         if status == INVALID:
             invalid += 1
@@ -355,7 +439,7 @@ def _part_ids(T, radix, stem, stem_var, in_size, rank, limits, ids, lo, hi, row0
         else:
             f = stages
             _write_row(row, ids[j], st[S_N, f], st[S_C, f], st[S_RF, f], st[S_JUMP, f], st[S_PARAMS, f],
-                       st[S_MACS, f], var_st[f], st[S_DEPTH, f], st[S_UNPROD, f],
+                       st[S_MACS, f], fl[0, f], st[S_DEPTH, f], st[S_UNPROD, f],
                        o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                        o_depth, o_unprod)
             for pos in range(stages):

@@ -30,7 +30,14 @@ from .space import PARALLEL_MIN_IDS, Counts
 INT64_MAX = np.iinfo(np.int64).max
 TOTALS = ("config_id", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops",
           "erf_std", "erf_ratio", "depth", "unproductive")
-BLOCK_DICTIONARY = pa.array(BLOCKS, pa.string())
+CENTRED_BLOCKS = 5  # conv .. mbconv: the dictionary files of centred-block spaces have always had
+
+
+def block_dictionary(spec) -> pa.Array:
+    """The s{i}_block dictionary: block names up to the last code the spec lists (codes index it),
+    at least the centred five, so that files of the spaces before tcn/wavenet stay byte-identical."""
+    last = max(BLOCKS.index(name) for stage in spec.stage for name in stage["block"])
+    return pa.array(BLOCKS[:max(CENTRED_BLOCKS, last + 1)], pa.string())
 
 
 def column_dtypes(spec) -> dict[str, np.dtype]:
@@ -106,6 +113,7 @@ class BlockEvaluator:
         self.ids = (np.zeros(1, np.int64) if sample is None else sample.astype(np.int64))
         self.use_ids = sample is not None
         self.fields = stage_fields(spec)
+        self.dictionary = block_dictionary(spec)
 
     def warm_up(self, parallel: bool = True) -> None:
         """Nothing: the block kernel loads (or compiles) on the first chunk."""
@@ -139,5 +147,5 @@ class BlockEvaluator:
         for i in range(self.spec.stages):
             for name in self.fields:
                 values = pa.array(buffers.stages[name][i, start:end])
-                arrays.append(pa.DictionaryArray.from_arrays(values, BLOCK_DICTIONARY) if name == "block" else values)
+                arrays.append(pa.DictionaryArray.from_arrays(values, self.dictionary) if name == "block" else values)
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)

@@ -2,8 +2,10 @@
 
 A space is a fixed `stem` (a compact string) followed by stages; each stage
 repeats one block (`conv`, `basic`, `bottleneck`, `dwsep`, `mbconv`, built
-as torchvision builds them, see docs/blocks.md) and every block of a stage
-shares the stage's choices. config_id is a mixed-radix number whose most
+as torchvision builds them, or the causal `tcn` and `wavenet` blocks whose
+dilation doubles block by block, see docs/blocks.md) and every block of a
+stage shares the stage's choices. `rank` (1, 2 or 3) makes every conv
+k^rank; the space is isotropic. config_id is a mixed-radix number whose most
 significant digit is stage 1; within a stage the digit enumerates `block`
 slowest, then repeats, kernel, stride, dilation, width, expansion, and
 groups (or group_width) fastest, each list in the order given.
@@ -30,13 +32,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import arithmetic
-from .block_fields import (BASIC, BLOCKS, BOTTLENECK, CONV, DIGIT_KEYS, DWSEP, EXPANSION_APPLIES,  # noqa: F401
-                           GROUPS_APPLY, MBCONV, STAGE_COLUMNS, TABLE_FIELDS)
+from .block_fields import (BASIC, BLOCKS, BOTTLENECK, CAUSAL, CONV, DIGIT_KEYS, DWSEP,  # noqa: F401
+                           EXPANSION_APPLIES, GROUPS_APPLY, MBCONV, STAGE_COLUMNS, TABLE_FIELDS, TCN, WAVENET)
 from .errors import RfsweepError, read_user_file
 from .layers import MAX_FIELD, RANKS, check_rank, load_stack
 from .space import LIMIT_KEYS, limit_or_none, register
 
-STAGE_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "group_width")
+STAGE_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "group_width",
+              "dilation_cycle")
+WAVENET_CYCLE = 10  # van den Oord et al. 2016, Sec. 2.1: dilations 1, 2, ..., 512, then repeated
 STAGE_DEFAULTS = dict(repeats=[1], kernel=[3], stride=[1], dilation=[1], expansion=[1])
 TOP_DEFAULTS = dict(stem="", stage=None, rank=None, input_size=224, in_channels=3, min_rf=None, max_rf=None,
                     max_params=None, max_macs=None, min_out_size=None, sample=None, seed=0)
@@ -63,6 +67,13 @@ CONVENTIONS = {
               "expansion), dwsep = MobileNet v1 depthwise + pointwise, mbconv = MobileNet v2 "
               "InvertedResidual; 1x1 stride-s projection + BN where stride or width change",
 }
+
+CAUSAL_CONVENTION = (
+    "tcn (Bai et al. 2018) and wavenet (van den Oord et al. 2016) blocks: convs with a bias and no BatchNorm, "
+    "causal (padding (k-1)*d on the left only, so a unit's field ends at the unit); block b = 0, 1, ... of a "
+    "stage has dilation d * 2^(b mod dilation_cycle) (default: no repetition for tcn, 10 for wavenet); "
+    "a wavenet stage's output is the sum of its blocks' 1x1 skip convs (width channels; residual and gate "
+    "width / expansion); no head")
 
 
 def _python(func):
@@ -114,10 +125,20 @@ def _stage(raw, index: int) -> dict:
     stage = {"block": list(blocks)}
     for key in ("repeats", "kernel", "stride", "dilation", "width", "expansion"):
         stage[key] = _int_list(raw.get(key, STAGE_DEFAULTS.get(key)), where, key)
+    causal = [BLOCKS.index(name) in CAUSAL for name in blocks]
     even = [k for k in stage["kernel"] if k % 2 == 0]
-    if even:
+    if even and not all(causal):
         raise RfsweepError(f"{where}: kernel: {even[0]} is even (blocks use odd kernels with 'same' padding, "
-                           "so that the shortcut and the main path stay aligned)")
+                           "so that the shortcut and the main path stay aligned; only the causal tcn and "
+                           "wavenet blocks take even kernels)")
+    if "dilation_cycle" in raw:
+        if not any(causal):
+            raise RfsweepError(f"{where}: dilation_cycle applies to tcn and wavenet blocks only")
+        cycle = raw["dilation_cycle"]
+        if isinstance(cycle, bool) or not isinstance(cycle, int) or not 1 <= cycle <= 62:
+            raise RfsweepError(f"{where}: dilation_cycle: expected one integer in 1..62 (dilations "
+                               f"d, 2d, ..., 2^(cycle-1) d, then again), got {cycle!r}")
+        stage["dilation_cycle"] = cycle
     if "groups" in raw and "group_width" in raw:
         raise RfsweepError(f"{where}: groups: give groups or group_width, not both")
     stage["groups"] = _int_list(raw["groups"], where, "groups") if "groups" in raw else None
@@ -328,7 +349,8 @@ class BlockSpec:
                             for w in s["width"]:
                                 for ei, e in enumerate(s["expansion"]):
                                     for gi, gv in enumerate(gvalues):
-                                        rows.append(_resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, self.rank))
+                                        rows.append(_resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, self.rank,
+                                                                 s.get("dilation_cycle")))
         return rows
 
     def choice_table(self) -> dict[str, np.ndarray]:
@@ -437,8 +459,10 @@ class BlockSpec:
         e = max([1] + [x for s in self.stage for x in s["expansion"]])
         params, macs = st.params, st.macs
         for s in self.stage:
-            k_eff = max(s["dilation"]) * (max(s["kernel"]) - 1)
             reps = max(s["repeats"])
+            causal = any(BLOCKS.index(name) in CAUSAL for name in s["block"])
+            doubling = 2 ** (min(reps, s.get("dilation_cycle") or reps) - 1) if causal else 1  # largest dilation
+            k_eff = max(s["dilation"]) * (max(s["kernel"]) - 1) * doubling
             k2 = max(s["kernel"]) ** self.rank
             per_block = 3 * k2 * (c * e) * (c * e) + 4 * c * e + c * c + 2 * c
             params += reps * per_block
@@ -467,8 +491,15 @@ class BlockSpec:
 
     @property
     def conventions(self) -> dict:
-        """What the Parquet metadata says about the columns (writer.sweep_metadata reads it)."""
-        return CONVENTIONS
+        """What the Parquet metadata says about the columns (writer.sweep_metadata reads it); the
+        entries for rank and causal blocks only where they apply (rank-2 centred files unchanged)."""
+        extra = {}
+        if self.rank != 2:
+            extra["rank"] = (f"{self.rank} spatial axes, isotropic: rf, jump, out_size per axis; params count "
+                             "kernel^rank weights per channel pair, macs run over out_size^rank positions")
+        if any(BLOCKS.index(name) in CAUSAL for s in self.stage for name in s["block"]):
+            extra["causal"] = CAUSAL_CONVENTION
+        return {**CONVENTIONS, **extra} if extra else CONVENTIONS
 
     def estimate(self) -> dict:
         """Rough run time (s) and output size (bytes), for --dry-run and the size line."""
@@ -486,7 +517,7 @@ class BlockSpec:
         return f"block space: {what}{self.grid_total:,} networks ({self.stages} stages, choices {shape})"
 
 
-def _resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, rank=2) -> dict:
+def _resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, rank=2, dilation_cycle=None) -> dict:
     """One stage choice with ignored fields normalised (expansion/groups 1) and static validity."""
     valid = True
     expansion = e if code in EXPANSION_APPLIES else 1
@@ -504,9 +535,12 @@ def _resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, rank=2) -> dict:
         if groups < 1 or grouped_width % max(groups, 1):
             valid, groups = False, max(groups, 1)
     elif gi > 0:
-        valid = False  # groups ignored by depthwise blocks: enumerated once
+        valid = False  # groups ignored by depthwise and causal blocks: enumerated once
+    if code == WAVENET and (st != 1 or w % e):
+        valid = False  # a wavenet stage keeps its length; its residual width is width / expansion
+    cycle = dilation_cycle or (WAVENET_CYCLE if code == WAVENET else max(r, 1))
     return {"block": code, "repeats": r, "kernel": k, "stride": st, "dilation": d, "width": w,
-            "expansion": expansion, "groups": groups, "valid": int(valid), "kpow": k ** rank}
+            "expansion": expansion, "groups": groups, "valid": int(valid), "kpow": k ** rank, "cycle": cycle}
 
 
 def load_block_spec(values: dict, overrides: dict | None = None, path=None) -> BlockSpec:
@@ -538,6 +572,61 @@ def _conv(nodes, name, src, k, s, d, c_out, groups=1, bias=False):
                   "bias": bias})
     nodes.append({"name": f"{name}.bn", "type": "bn", "inputs": [name]})
     return f"{name}.bn"
+
+
+def _causal_conv(nodes, name, src, k, s, d, c_out, rank):
+    """A conv with bias, padded (k-1)*d on the left of every axis only: unit i sees inputs up to i*s."""
+    nodes.append({"name": name, "type": "conv", "inputs": [src], "kernel": k, "stride": s,
+                  "padding": [[d * (k - 1), 0]] * rank, "dilation": d, "out_channels": c_out, "bias": True})
+    return name
+
+
+def _tcn_nodes(nodes, prefix, src, c_in, k, s, d, w, rank):
+    """Bai et al. 2018's TemporalBlock (locuslab/TCN): two causal dilated convs (ReLU, dropout and
+    weight norm not written), a 1x1 conv on the residual when the stride or the channels change."""
+    x = _causal_conv(nodes, f"{prefix}.conv1", src, k, s, d, w, rank)
+    x = _causal_conv(nodes, f"{prefix}.conv2", x, k, 1, d, w, rank)
+    short = src
+    if s != 1 or c_in != w:
+        short = _causal_conv(nodes, f"{prefix}.downsample", src, 1, s, 1, w, rank)
+    nodes.append({"name": f"{prefix}.add", "type": "add", "inputs": [x, short]})
+    return f"{prefix}.add"
+
+
+def _wavenet_nodes(nodes, prefix, src, c_in, k, d, inner, w, rank):
+    """van den Oord et al. 2016, Fig. 4: tanh(filter) * sigmoid(gate), both causal dilated convs
+    (the activations not written: the gate is a mul node), then a 1x1 residual conv added to the
+    input (through a 1x1 conv when the channels differ) and a 1x1 skip conv. Returns (residual, skip)."""
+    f = _causal_conv(nodes, f"{prefix}.filter", src, k, 1, d, inner, rank)
+    g = _causal_conv(nodes, f"{prefix}.gate", src, k, 1, d, inner, rank)
+    nodes.append({"name": f"{prefix}.gated", "type": "mul", "inputs": [f, g]})
+    skip = _causal_conv(nodes, f"{prefix}.skip", f"{prefix}.gated", 1, 1, 1, w, rank)
+    x = _causal_conv(nodes, f"{prefix}.residual", f"{prefix}.gated", 1, 1, 1, inner, rank)
+    short = src if c_in == inner else _causal_conv(nodes, f"{prefix}.project", src, 1, 1, 1, inner, rank)
+    nodes.append({"name": f"{prefix}.add", "type": "add", "inputs": [x, short]})
+    return f"{prefix}.add", skip
+
+
+def _causal_stage(nodes, i, src, c, row, rank):
+    """A stage of tcn or wavenet blocks: block b (0-based) has dilation d * 2^(b mod cycle); a wavenet
+    stage's output is the sum of its blocks' skip outputs. Returns (output node, channels)."""
+    skips = []
+    for b in range(row["repeats"]):
+        d = row["dilation"] << (b % row["cycle"])
+        prefix = f"s{i}.{b + 1}"
+        if row["block"] == TCN:
+            src = _tcn_nodes(nodes, prefix, src, c, row["kernel"], row["stride"] if b == 0 else 1, d,
+                             row["width"], rank)
+            c = row["width"]
+        else:
+            inner = row["width"] // row["expansion"]
+            src, skip = _wavenet_nodes(nodes, prefix, src, c, row["kernel"], d, inner, row["width"], rank)
+            skips.append(skip)
+            c = inner
+    if skips:
+        nodes.append({"name": f"s{i}.skips", "type": "add", "inputs": skips})
+        return f"s{i}.skips", row["width"]
+    return src, c
 
 
 def _block_nodes(nodes, prefix, src, code, c_in, k, s, d, w, e, g):
@@ -602,6 +691,9 @@ def block_graph(spec: BlockSpec, config_id: int, stages: int | None = None) -> d
         if not row["valid"]:
             raise RfsweepError(f"config_id {config_id}: stage {i} is at an ignored-choice position "
                                "(expansion or groups that its block does not use): an invalid row")
+        if row["block"] in CAUSAL:
+            src, c = _causal_stage(nodes, i, src, c, row, spec.rank)
+            continue
         for b in range(1, row["repeats"] + 1):
             src = _block_nodes(nodes, f"s{i}.{b}", src, row["block"], c, row["kernel"],
                                row["stride"] if b == 1 else 1, row["dilation"], row["width"],

@@ -70,6 +70,7 @@ class Drawing:
     figure: object = None
     path: Path | None = None
     names: list[str] | None = None
+    axis: str = "height"  # the network's axis drawn as rows ("length" in 1-D; a 3-D plane's first axis)
 
     @property
     def cells(self) -> list[set[tuple[int, int]]]:
@@ -136,23 +137,21 @@ def _window_extent(layer, size_in: int, size_out: int, axis: int) -> tuple[int, 
 
 
 def parse_unit(text: str | None) -> tuple[int, int] | None:
-    """'I,J' (0-based row, column of the top map) -> (I, J); None stays None."""
+    """'I,J' (0-based row, column of the top map) -> (I, J); 'I' -> (I,) for a 1-D network; None stays None."""
     if text is None:
         return None
     parts = [part.strip() for part in str(text).split(",")]
-    if len(parts) != 2 or not all(part.lstrip("-").isdigit() and len(part) < 12 for part in parts):
-        raise RfsweepError(f"--unit must be I,J (row, column of the top map, 0-based), got {text!r}")
-    return int(parts[0]), int(parts[1])
+    if len(parts) not in (1, 2) or not all(part.lstrip("-").isdigit() and len(part) < 12 for part in parts):
+        raise RfsweepError(f"--unit must be I,J (row, column of the top map, 0-based; one index I for a 1-D "
+                           f"network), got {text!r}")
+    return tuple(int(part) for part in parts)
 
 
 def _resolve(stack, input_size, in_channels):
     from .explain import analyze
     from .layers import load_stack
 
-    from .graph import require_rank_2
-
     resolved = load_stack(stack, input_size, in_channels)
-    require_rank_2(resolved, "draw")
     result = analyze(resolved)
     h0, w0 = resolved.input_size
     sizes = [(h0, w0)]
@@ -193,9 +192,6 @@ def _graph_of(stack, input_size, in_channels):
     except ImportError:  # an rfsweep without multi-path networks
         return None
     graph = load_graph(stack, input_size, in_channels)
-    from .graph import require_rank_2
-
-    require_rank_2(graph, "draw")
     return graph if graph.chain is None else None
 
 
@@ -405,8 +401,25 @@ def _refuse_grid(stack, resolved, sizes, in_channels, gif: bool) -> None:
                        "or use --mode schematic (auto picks it)")
 
 
+def _on_a_plane(stack, input_size, in_channels, rank, plane):
+    """(network, input_size, in_channels, words, axis): a 1-D or 3-D network as the 2-D network drawn
+    (plane.py); axis names the network's axis the schematic's rows run along."""
+    from .graph import evaluate, load_graph
+    from .plane import plane_network
+
+    if rank == 2 and plane is None:
+        return stack, input_size, in_channels, "", "height"
+    loaded = load_graph(stack, input_size, in_channels, rank)
+    if loaded.rank == 2 and plane is None:
+        return stack, input_size, in_channels, "", "height"  # as given: a chain stays a chain
+    evaluate(loaded)  # the axes the picture leaves out must be valid too (a map that empties there)
+    network, words, axis = plane_network(loaded, plane)
+    return network, None, None, words, axis
+
+
 def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: str = "auto",
-         dpi: int = 100, end_point: str | None = None, name: str | None = None) -> Drawing:
+         dpi: int = 100, end_point: str | None = None, name: str | None = None, rank: int | None = None,
+         plane: str | None = None) -> Drawing:
     """Draw the footprint of one top unit of `stack`; write it to `out` (.png, .svg, .gif) if given.
 
     `stack` is anything `rfsweep.analyze` takes; `unit` is (row, col) of the
@@ -418,14 +431,22 @@ def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: st
     networks (a graph with "nodes") are drawn as a schematic with one row per
     node that the end-point (default: the graph's output) reads from, or, past
     MAX_ROWS rows, the widest path sampled evenly. `name` titles the picture
-    (default: the network's own name). Returns a Drawing with the traced index
-    sets and the figure.
+    (default: the network's own name). A 1-D network is drawn as an L x 1
+    strip and a 3-D one as the `plane` ("height,width", "depth,height" or
+    "depth,width") through the traced unit: fields are per axis, so both are
+    exact. Returns a Drawing with the traced index sets and the figure.
     """
     if mode not in ("auto", "grid", "schematic"):
         raise RfsweepError(f"mode must be auto, grid or schematic, got {mode!r}")
     kind = None
     if out is not None:
         out, kind = _check_output(out)
+    stack, input_size, in_channels, words, axis = _on_a_plane(stack, input_size, in_channels, rank, plane)
+    if unit is not None and len(unit) == 1:
+        if not words.startswith("1-D"):
+            raise RfsweepError(f"--unit must be I,J (row, column of the top map) for a 2-D or 3-D network; "
+                               f"{unit[0]} names one axis")
+        unit = (unit[0], 0)
     graph = _graph_of(stack, input_size, in_channels)
     if graph is not None:
         if mode == "grid":
@@ -433,7 +454,9 @@ def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: st
         Figure, Canvas = _matplotlib()
         drawing, levels, note = _graph_footprint(graph, unit, end_point)
         drawing.mode = "schematic"
+        drawing.axis = axis
         title = name or graph.name or "network"
+        title += f" ({words})" if words else ""
         picked = list(range(len(levels)))
 
         def render(figure, shown):
@@ -444,12 +467,14 @@ def draw(stack, out=None, unit=None, input_size=None, in_channels=None, mode: st
         resolved, result, sizes = _resolve(stack, input_size, in_channels)
         drawing = _footprint(resolved, sizes, unit)
         drawing.mode = _choose_mode(resolved, sizes, mode)
+        drawing.axis = axis
         if drawing.mode == "grid" and not _grid_fits(resolved, sizes, kind == "gif"):
             if mode == "grid":
                 _refuse_grid(stack, resolved, sizes, in_channels, kind == "gif")
             drawing.mode = "schematic"  # auto: too many cells for a grid
         Figure, Canvas = _matplotlib()
         title = name or resolved.name or resolved.compact()
+        title += f" ({words})" if words else ""
         picked = _pick_rows(len(sizes))
         every = _chain_levels(resolved, result)
         levels = [every[level] for level in picked]
@@ -717,11 +742,12 @@ def _render_schematic(figure, title: str, levels: list[dict], picked: list[int],
                   fontsize=8 if len(picked) <= 20 else 6.5)
     ax.set_ylim(-0.7, len(picked) - 0.3)
     ax.set_xlim(left, right)
-    ax.set_xlabel("input pixel (height axis, 0-indexed centres; shaded: the input, outside it padding)", fontsize=8)
+    ax.set_xlabel(f"input pixel ({drawing.axis} axis, 0-indexed centres; shaded: the input, outside it padding)",
+                  fontsize=8)
     r_in = drawing.inside(0)[0]
     end = drawing.names[-1] if drawing.names else f"layer {len(sizes) - 1}"
     lines = [title if len(title) <= 100 else title[:99] + "…",
-             f"unit ({i_top}, {drawing.unit[1]}) of {end}: RF {top['rf']:,} on the height axis, input rows "
+             f"unit ({i_top}, {drawing.unit[1]}) of {end}: RF {top['rf']:,} on the {drawing.axis} axis, input rows "
              f"{r_in[0] if r_in else '-'}..{r_in[-1] if r_in else '-'}" + (f"; rows: {note}" if note else "")]
     figure.suptitle("\n".join(lines), fontsize=9, y=1 - 0.08 / height, va="top")
     handles = [Line2D([], [], color="0.45", marker="|", linestyle="none", markersize=8, label="unit centres (jump apart)"),

@@ -30,9 +30,9 @@ from pathlib import Path
 
 from . import arithmetic, periodic
 from .errors import RfsweepError, read_user_json
-from .layers import (DEFAULT_IN_CHANNELS, DEFAULT_INPUT_SIZE, Layer, Stack, _as_axes, _check_int, explicit_rank,
-                     input_axes,
-                     _looks_like_path, load_stack, parse_json, resolve_layer)
+from .layers import (DEFAULT_IN_CHANNELS, DEFAULT_INPUT_SIZE, Layer, Stack, _as_axes, _check_int, decoder_token,
+                     explicit_rank, has_decoder_tokens, input_axes, _looks_like_path, load_stack,
+                     parse_compact_layers, parse_json, resolve_layer)
 
 
 def _python(func):
@@ -125,7 +125,28 @@ def load_graph(source, input_size=None, in_channels=None, rank=None) -> Graph:
             return chain_graph(parse_json(data, input_size, in_channels, name, rank))
     if isinstance(data, dict) and "nodes" in data:
         return parse_graph(data, input_size, in_channels, name, rank)
+    if has_decoder_tokens(source):
+        return parse_graph({"nodes": compact_nodes(source)}, input_size, in_channels, None, rank)
     return chain_graph(load_stack(source, input_size, in_channels, rank))
+
+
+def compact_nodes(text: str) -> list[dict]:
+    """A compact string with decoder tokens as graph nodes named 1, 2, ... (a chain of nodes).
+
+    Chain layers keep the chain grammar (parse_compact_layers names a bad token
+    with its position); decoder tokens become conv_transpose, upsample,
+    pixel_shuffle / pixel_unshuffle and crop nodes.
+    """
+    nodes = []
+    for index, token in enumerate(text.split(","), start=1):
+        node = decoder_token(token)
+        if node is None:
+            try:
+                (node,) = parse_compact_layers(token)
+            except RfsweepError as exc:
+                raise RfsweepError(str(exc).replace("layer 1:", f"layer {index}:", 1)) from None
+        nodes.append({"name": str(index), "inputs": [INPUT if index == 1 else str(index - 1)], **node})
+    return nodes
 
 
 def chain_graph(stack: Stack) -> Graph:
@@ -211,14 +232,6 @@ def _parse_node(raw, position: int, previous: str, seen: set[str]) -> dict:
     node = {key: value for key, value in raw.items() if key != "note"}
     node["inputs"] = list(inputs)
     return node
-
-
-def require_rank_2(network, what: str) -> None:
-    """Refuse a rank-1 or rank-3 network (a Graph or Stack) where only 2-D work is implemented yet."""
-    rank = len(network.input_size)
-    if rank != 2:
-        raise RfsweepError(f"{what} works on 2-D networks only; this one has rank {rank} "
-                           "(rfsweep explain and rfsweep.analyze work at every rank)")
 
 
 # ------------------------------------------------------------------ arithmetic

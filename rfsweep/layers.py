@@ -28,16 +28,29 @@ Compact stack grammar: layers separated by commas, each one of
   dw<K>[s<S>][p<P>][d<D>][x<C>][nb]        depthwise conv (groups = in channels)
   mp<K>[s<S>][p<P>][ceil]                  max pool (stride defaults to K)
   ap<K>[s<S>][p<P>][ceil]                  avg pool
+Decoders (the string is then read as a graph):
+  t<K>[s<S>][p<P>][o<O>][d<D>][x<C>][g<G>][nb]
+                                           transposed conv, output padding O
+                                           (stride defaults to K, padding to 0)
+  up<S>[bl|bc][ac]                         upsample xS: nearest, bilinear (bl),
+                                           bicubic (bc); ac = align_corners
+  ps<R> / pu<R>                            pixel shuffle / unshuffle by R
+  cr<P>                                    crop P on every side
 Numbers may be H_W pairs for rectangular layers: c1_7p0_3x192; at rank 3
 one value per axis D_H_W (c1_3_3x32, mp1_2_2); one number = every axis.
 Defaults follow PyTorch: conv padding d*(K-1)//2, channels unchanged.
-Example: c7s2p3x64,mp3s2p1,c3x64,c3x64"""
+Example: c7s2p3x64,mp3s2p1,c3x64,c3x64 or c3x16,mp2,c3x32,t2x16,c3x16"""
 
 _NUM = r"[0-9]{1,30}(?:_[0-9]{1,30}){0,2}"  # ASCII only, short enough for int()
 _TOKEN = re.compile(rf"^(c|dw|mp|ap)({_NUM})((?:[spdxg]{_NUM})*)((?:nb|ceil)*)$")
 _OPTION = re.compile(rf"([spdxg])({_NUM})")
 _PREFIX_TYPE = {"c": "conv", "dw": "conv", "mp": "maxpool", "ap": "avgpool"}
 _OPTION_FIELD = {"s": "stride", "p": "padding", "d": "dilation", "x": "out_channels", "g": "groups"}
+# decoder tokens (graph nodes, not chain layers): transposed conv, upsample, pixel (un)shuffle, crop
+_DECODER_TOKEN = re.compile(rf"^(?:t({_NUM})((?:[spodxg]{_NUM})*)(nb)?|up({_NUM})(bl|bc)?(ac)?|(ps|pu)([0-9]{{1,30}})"
+                            rf"|cr({_NUM}))$")
+_DECODER_OPTION = re.compile(rf"([spodxg])({_NUM})")
+_DECODER_FIELD = {**_OPTION_FIELD, "o": "output_padding"}
 _LAYER_FIELDS = {"type", "kernel", "stride", "padding", "dilation", "out_channels",
                  "groups", "bias", "ceil_mode"}
 _STACK_KEYS = {"input_size", "in_channels", "layers", "rank"}
@@ -264,7 +277,7 @@ def parse_compact_layers(text: str) -> list[dict]:
         match = _TOKEN.match(token)
         if not match:
             raise RfsweepError(f"layer {index}: cannot parse {token!r} "
-                               "(expected e.g. c3x64, c7s2p3x64, dw3, mp3s2p1; see --help)")
+                               "(expected e.g. c3x64, c7s2p3x64, dw3, mp3s2p1, t2x64, up2bl; see --help)")
         prefix, kernel, options, flags = match.groups()
         raw: dict = {"type": _PREFIX_TYPE[prefix], "kernel": _number(kernel)}
         for letter, value in _OPTION.findall(options):
@@ -283,6 +296,39 @@ def parse_compact_layers(text: str) -> list[dict]:
             raw["groups"] = "depthwise"
         raws.append(raw)
     return raws
+
+
+def decoder_token(token: str) -> dict | None:
+    """A decoder token as a graph node's fields (no name, no inputs); None when it is not one."""
+    match = _DECODER_TOKEN.match(token.strip())
+    if not match:
+        return None
+    t_kernel, t_options, t_nb, up_scale, up_mode, up_ac, shuffle, factor, crop = match.groups()
+    if t_kernel is not None:
+        node = {"type": "conv_transpose", "kernel": _number(t_kernel)}
+        for letter, value in _DECODER_OPTION.findall(t_options):
+            name = _DECODER_FIELD[letter]
+            if name in node:
+                raise RfsweepError(f"{token!r} gives {name} twice")
+            node[name] = _number(value)
+        node.setdefault("stride", node["kernel"])
+        if t_nb:
+            node["bias"] = False
+        return node
+    if up_scale is not None:
+        node = {"type": "upsample", "scale": _number(up_scale),
+                "mode": {None: "nearest", "bl": "bilinear", "bc": "bicubic"}[up_mode]}
+        if up_ac:
+            node["align_corners"] = True
+        return node
+    if shuffle is not None:
+        return {"type": "pixel_shuffle" if shuffle == "ps" else "pixel_unshuffle", "factor": int(factor)}
+    return {"type": "crop", "crop": _number(crop)}
+
+
+def has_decoder_tokens(text) -> bool:
+    """Whether a compact string names a decoder layer (then it is read as a graph, not a chain)."""
+    return isinstance(text, str) and any(decoder_token(token) is not None for token in text.split(","))
 
 
 def _resolve_depthwise(raws: list[dict], in_channels: int) -> list[dict]:

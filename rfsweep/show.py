@@ -55,7 +55,9 @@ def find_row(path: Path | str, config_id: int) -> ShownRow:
                                "the metadata does not match the rows") from None
         raise RfsweepError(f"config_id {config_id} is not a row of {path}: it is invalid ({exc})") from None
     if rows:
-        (_check_chain_row if isinstance(network, Stack) else _check_block_row)(path, spec, config_id, rows[0])
+        check = (_check_chain_row if isinstance(network, Stack) else _check_columns if hasattr(spec, "row_values")
+                 else _check_block_row)
+        check(path, spec, config_id, rows[0])
         return ShownRow(config_id, spec, network, True, None)
     return ShownRow(config_id, spec, network, False, _why_not(spec, network, metadata))
 
@@ -101,6 +103,13 @@ def _check_block_row(path, spec, config_id: int, row: dict) -> None:
             expected = BLOCKS[value] if field == "block" else value
             if not _same(row[column], expected):
                 raise _mismatch(path, config_id, column, row[column], expected)
+
+
+def _check_columns(path, spec, config_id: int, row: dict) -> None:
+    """Every configuration column the space names (`row_values`: U-Net axes) equals the row's."""
+    for column, expected in spec.row_values(config_id).items():
+        if column in row and row[column] is not None and not _same(row[column], expected):
+            raise _mismatch(path, config_id, column, row[column], expected)
 
 
 def _why_not(spec, network, metadata: dict | None) -> str:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # annotations only
 
 # The built-in spaces, imported on first lookup (each registers itself where it is defined).
 # A new space type: one module with a @register'ed class, and its name here.
-SPACE_MODULES = ("rfsweep.grid", "rfsweep.blocks")
+SPACE_MODULES = ("rfsweep.grid", "rfsweep.blocks", "rfsweep.unet_space")
 # Shared by every space: inclusive constraints that prune rows (contract section 4).
 LIMIT_KEYS = ("min_rf", "max_rf", "max_params", "max_macs", "min_out_size")
 # Evaluators launch their parallel kernel only from this many ids on: below, a launch costs more than it saves.

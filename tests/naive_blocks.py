@@ -29,7 +29,7 @@ def stage_choices(stage: dict) -> list[dict]:
     for values in itertools.product(*[list(enumerate(v)) for v in lists], list(enumerate(glist))):
         choice = {key: v for key, (_, v) in zip(ORDER, values)}
         (e_index, _), (g_index, g) = values[6], values[7]
-        uses_expansion = choice["block"] in ("bottleneck", "mbconv")
+        uses_expansion = choice["block"] in ("bottleneck", "mbconv", "wavenet")
         uses_groups = choice["block"] in ("conv", "basic", "bottleneck")
         choice["ignored"] = (e_index > 0 and not uses_expansion) or (g_index > 0 and not uses_groups)
         if not uses_expansion:
@@ -73,7 +73,9 @@ def naive_row(spec, config_id: int, choices: list[dict]):
     for i, choice in enumerate(choices, start=1):
         if choice["ignored"] or choice["groups"] is None:
             return "invalid", None
-        if choice["block"] == "bottleneck" and choice["width"] % choice["expansion"]:
+        if choice["block"] in ("bottleneck", "wavenet") and choice["width"] % choice["expansion"]:
+            return "invalid", None
+        if choice["block"] == "wavenet" and choice["stride"] != 1:  # a wavenet stage keeps its length
             return "invalid", None
         try:  # block_graph refuses a row its own tables call invalid; analyze finds the rest
             graph = block_graph(spec, config_id, stages=i)

@@ -391,17 +391,6 @@ def test_readme_rank_examples(capsys):
     assert "x".join(map(str, rf if isinstance(rf, list) else [rf] * 3)) in readme
 
 
-def test_two_d_only_commands_refuse_other_ranks(tmp_path, capsys):
-    from cli_helpers import run_cli
-
-    net = tmp_path / "vol.json"
-    net.write_text(json.dumps({"rank": 3, "input_size": 16, "layers": [{"type": "conv", "kernel": 3}]}))
-    for argv in (["draw", str(net), "-o", str(tmp_path / "x.png")],):
-        code, out, err = run_cli(capsys, *argv)
-        assert code == 2 and "rank 3" in err and "Traceback" not in err, (argv, err)
-    assert not (tmp_path / "x.png").exists()
-
-
 def test_torch_import_causal_padding_both_ways():
     """Causal Conv1d stacks as TCNs write them: F.pad on the left, or padding then a slice (Chomp1d).
     The importer reads 1-D models as (1, L) maps: the field is 1 x (1 + 2*2 + 2*4), ending at the unit."""

@@ -4,6 +4,7 @@ Each file is a section-6 graph (`nodes`, `output`) plus `name`, `title`,
 `source`, `notes`, `input_size`, `in_channels` and `published` (figures from
 the literature that a test holds our arithmetic to). The files are generated
 by tools/make_catalog.py; docs/catalog.md lists them and how end-points are named.
+_summary.json (not a network) holds the `rfsweep archs` rows (arch_summary.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ALIASES = {
 
 def list_archs() -> list[str]:
     """Names of the known networks, sorted (aliases not included)."""
-    return sorted(path.stem for path in _HERE.glob("*.json"))
+    return sorted(path.stem for path in _HERE.glob("*.json") if not path.stem.startswith("_"))
 
 
 def resolve_name(name: str) -> str:
@@ -39,7 +40,7 @@ def arch_path(name: str) -> Path:
     """The JSON file of a known network; RfsweepError listing the names if unknown."""
     key = resolve_name(name)
     path = _HERE / f"{key}.json"
-    if "/" in key or "\\" in key or not path.is_file():
+    if "/" in key or "\\" in key or key.startswith("_") or not path.is_file():
         raise RfsweepError(f"unknown architecture {name!r} (known: {', '.join(list_archs())})")
     return path
 

@@ -71,16 +71,9 @@ def explain(
 def archs(
     format: Annotated[Format, typer.Option("--format", help="table or json")] = Format.table,
 ):
-    from ..architectures import arch_info, arch_path, list_archs
-    from ..explain import analyze
+    from ..arch_summary import summary_rows
 
-    rows = []
-    for name in list_archs():
-        info = arch_info(name)
-        total = analyze(arch_path(name))["total"]
-        rows.append({"name": name, "title": info.get("title", name), **{
-            key: total[key] for key in ("rf", "jump", "eff_padding", "params", "macs")},
-            "source": info.get("source", "")})
+    rows = summary_rows()
     if format is Format.json:
         print(json.dumps(rows))
         return

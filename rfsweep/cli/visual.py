@@ -47,7 +47,15 @@ def draw(
     torch_target: Annotated[Optional[str], typer.Option(
         "--torch", help="your PyTorch model instead of STACK: package.module:callable or path/to/file.py:callable "
                         "(the callable returns an nn.Module; needs the torch extra)")] = None,
-    input_size: Annotated[Optional[int], typer.Option(help="input height = width in pixels [default: 224]")] = None,
+    input_size: Annotated[Optional[str], typer.Option(
+        help="input size in pixels: one number for every axis, or one per axis (64_128_128, which sets the rank) "
+             "[default: 224]", show_default=False)] = None,
+    rank: Annotated[Optional[int], typer.Option(
+        help="spatial axes: 1 (drawn as an L x 1 strip), 2, or 3 (drawn as one plane through the unit) "
+             "[default: the file's, else 2]", show_default=False)] = None,
+    plane: Annotated[Optional[str], typer.Option(
+        help="3-D networks: the plane drawn, height,width | depth,height | depth,width [default: height,width]",
+        show_default=False)] = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     unit: Annotated[Optional[str], typer.Option(help="row,column of the traced unit in the top map, 0-based "
                                                      "[default: the centre]")] = None,
@@ -56,13 +64,16 @@ def draw(
         help="multi-path networks: trace a unit of this node [default: the network's output]")] = None,
 ):
     from ..draw import draw as draw_picture, parse_unit
+    from ..layers import parse_size
     from .app import network_source
 
+    input_size = parse_size(input_size)
     source, name = network_source(stack, arch, torch_target, input_size, in_channels)
     if torch_target is not None:  # traced at that size already
         input_size = in_channels = None
     drawing = draw_picture(source, output, unit=parse_unit(unit), input_size=input_size,
-                           in_channels=in_channels, mode=mode, end_point=end_point, name=name)
+                           in_channels=in_channels, mode=mode, end_point=end_point, name=name, rank=rank,
+                           plane=plane)
     rows, cols = drawing.inside(0)
     seen = (f"input rows {rows[0]}..{rows[-1]}, cols {cols[0]}..{cols[-1]}" if rows and cols
             else "only padding")
@@ -93,5 +104,6 @@ def register(app: typer.Typer) -> None:
     add_command(app, draw, DRAW_SUMMARY, DRAW_HELP, [
         "rfsweep draw c3x8,c3x8,c3x8 --input-size 7 -o rf.png",
         "rfsweep draw c3d2x8,c3d2x8 --input-size 9 -o dilated.gif",
-        "rfsweep draw --arch resnet18 -o resnet18.svg"])
+        "rfsweep draw --arch resnet18 -o resnet18.svg",
+        "rfsweep draw --arch unet3d --plane depth,height -o unet3d.png"])
     add_command(app, report, REPORT_SUMMARY, REPORT_HELP, ["rfsweep report sweep.parquet -o report.html"])

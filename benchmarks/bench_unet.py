@@ -35,14 +35,20 @@ SPEC = {"input_size": 256, "in_channels": 1, "out_channels": 2, "tile": 128,
                  "base_width": "1-4096"}}
 
 
-def best(rounds, func):
+CPU = {}  # measurement -> process CPU seconds (all threads) of its fastest round
+
+
+def best(rounds, func, name=None):
+    """(wall seconds, result) of the fastest of `rounds` calls; its CPU seconds go to CPU[name]."""
     times = []
     result = None
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = func()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
+    wall, cpu = min(times)
+    CPU[name] = cpu
+    return wall, result
 
 
 def kernel_alone(spec, threads):
@@ -79,28 +85,34 @@ def main():
     spec.evaluator(args.threads).warm_up()
     kernel_alone(spec, args.threads)  # load the parallel kernel and touch the buffers once
     rows = []
-    seconds, written = best(args.rounds, lambda: kernel_alone(spec, args.threads))
+    seconds, written = best(args.rounds, lambda: kernel_alone(spec, args.threads), "kernel alone")
     rows.append(("kernel alone", total, seconds, written))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "unet.parquet"
-        seconds, counts = best(args.rounds, lambda: write_range(spec, out, threads=args.threads))
+        seconds, counts = best(args.rounds, lambda: write_range(spec, out, threads=args.threads),
+                               "end to end, one Parquet file")
         rows.append(("end to end, one Parquet file", total, seconds, counts.written))
         size = out.stat().st_size
         fresh = iter(range(args.rounds))  # a new directory each round: a complete one would be reused
         seconds, counts = best(args.rounds, lambda: run_local_parts(spec, Path(tmp) / f"parts{next(fresh)}", 4,
-                                                                    workers=args.threads))
+                                                                    workers=args.threads),
+                               "end to end, directory of 4 parts")
         rows.append(("end to end, directory of 4 parts", total, seconds, counts.written))
     rng = np.random.default_rng(0)
     ids = sorted(int(i) for i in rng.choice(total, args.baseline_ids, replace=False))
-    seconds, _ = best(1, lambda: graph_path(spec, ids))  # seconds per network: one round is plenty
-    rows.append(("graph path (analyze + tile_plan + peak_bytes)", len(ids), seconds, None))
+    name = "graph path (analyze + tile_plan + peak_bytes)"
+    seconds, _ = best(1, lambda: graph_path(spec, ids), name)  # seconds per network: one round is plenty
+    rows.append((name, len(ids), seconds, None))
     base_rate = len(ids) / seconds
-    print(f"| measurement | networks | seconds | networks/s | rows written/s | vs graph path |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| measurement | networks | seconds | networks/s | rows written/s | CPU s | networks per CPU s "
+          "| vs graph path |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, count, seconds, kept in rows:
         rate = count / seconds
         kept_rate = f"{kept / seconds / 1e6:.1f}M" if kept is not None else ""
-        print(f"| {name} | {count:,} | {seconds:.3f} | {rate / 1e6:.2f}M | {kept_rate} | {rate / base_rate:,.0f}x |")
+        cpu = CPU[name]
+        print(f"| {name} | {count:,} | {seconds:.3f} | {rate / 1e6:.2f}M | {kept_rate} | {cpu:.3f} "
+              f"| {count / cpu / 1e6:.2f}M | {rate / base_rate:,.0f}x |")
     print(f"file size: {size / 1e6:.1f} MB for {rows[1][3]:,} rows ({size / max(rows[1][3], 1):.2f} B/row); "
           f"load average after: {os.getloadavg()[0]:.2f}")
 

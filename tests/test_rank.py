@@ -393,7 +393,8 @@ def test_readme_rank_examples(capsys):
 
 def test_torch_import_causal_padding_both_ways():
     """Causal Conv1d stacks as TCNs write them: F.pad on the left, or padding then a slice (Chomp1d).
-    The importer reads 1-D models as (1, L) maps: the field is 1 x (1 + 2*2 + 2*4), ending at the unit."""
+    The importer reads 1-D models as rank-1 graphs (it once read them as (1, L) images, before rank 1
+    existed): the field is 1 + 2*2 + 2*4 samples, ending at the unit."""
     nn = torch.nn
 
     class Chomp(nn.Module):
@@ -416,8 +417,10 @@ def test_torch_import_causal_padding_both_ways():
                             nn.Conv1d(8, 8, 3, padding=8, dilation=4), Chomp(8))
     padded = nn.Sequential(LeftPad(4), nn.Conv1d(1, 8, 3, dilation=2), LeftPad(8), nn.Conv1d(8, 8, 3, dilation=4))
     for model in (chomped, padded):
-        total = rfsweep.analyze(rfsweep.from_torch(model, input_size=100, in_channels=1))["total"]
-        assert total["rf"] == [1, 13] and total["start"] == [0.0, -6.0] and total["out_size"] == [1, 100]
+        graph = rfsweep.from_torch(model, input_size=100, in_channels=1)
+        total = rfsweep.analyze(graph)["total"]
+        assert graph["rank"] == 1 and graph["input_size"] == [100]
+        assert total["rf"] == 13 and total["start"] == -6.0 and total["out_size"] == 100
         assert total["params"] == sum(p.numel() for p in model.parameters())
         # the oracle: unit 50's gradient support is inputs 38..50
         x = torch.zeros((1, 1, 100), requires_grad=True)

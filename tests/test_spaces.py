@@ -154,3 +154,23 @@ def test_a_directory_of_parts_equals_one_file(kind, tmp_path):
     pd.testing.assert_frame_equal(frame(tmp_path / "one.parquet"), frame(tmp_path / "parts"))
     assert type(spec_of_output(tmp_path / "parts")) is type(spec)
     assert totals.enumerated == spec.total
+
+
+@pytest.mark.parametrize("kind", sorted(EXAMPLES))
+def test_a_written_front_keeps_the_sweep_columns_and_shows_its_rows(kind, tmp_path, capsys):
+    """pareto -> write_front: the front file gets the space's exact column types back (pandas turns
+    nullable integers into floats), so `rfsweep show FRONT ID` rebuilds a front row."""
+    from cli_helpers import run_cli
+    from rfsweep.analysis import pareto_file, write_front
+
+    spec = spaces()[kind].build(example(kind))
+    out = tmp_path / "all.parquet"
+    write_range(spec, out, chunk_ids=64)
+    front = pareto_file(out)
+    assert len(front) > 0
+    path = write_front(front, tmp_path / "front.parquet")
+    assert pq.read_schema(path).remove_metadata() == spec.schema().remove_metadata()
+    config_id = int(front.config_id.iloc[0])
+    code, shown, err = run_cli(capsys, "show", str(path), str(config_id), "--format", "json")
+    assert code == 0, err
+    assert json.loads(shown)["config_id"] == config_id

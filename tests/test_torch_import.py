@@ -36,7 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # ------------------------------------------------------------------ the gradient oracle
 
 _ACT = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardtanh, nn.Sigmoid, nn.LeakyReLU, nn.Tanh)
-_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.Dropout, nn.Dropout2d)
+_NORM = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.Dropout, nn.Dropout2d, nn.Dropout3d)
+_MAX_POOLS = {nn.MaxPool1d: nn.AvgPool1d, nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d}
+_ADAPTIVE_MAX = {nn.AdaptiveMaxPool1d: nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool2d: nn.AdaptiveAvgPool2d,
+                 nn.AdaptiveMaxPool3d: nn.AdaptiveAvgPool3d}
 
 
 def _linearised(model: nn.Module) -> nn.Module:
@@ -47,12 +50,11 @@ def _linearised(model: nn.Module) -> nn.Module:
 
     def swap(parent):
         for name, child in parent.named_children():
-            if type(child) is nn.MaxPool2d:  # a subclass (MaxPool2dSame) pads in forward: _Linearise
-                setattr(parent, name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding, child.ceil_mode))
-            elif type(child) is nn.MaxPool1d:
-                setattr(parent, name, nn.AvgPool1d(child.kernel_size, child.stride, child.padding, child.ceil_mode))
-            elif isinstance(child, nn.AdaptiveMaxPool2d):
-                setattr(parent, name, nn.AdaptiveAvgPool2d(child.output_size))
+            if type(child) in _MAX_POOLS:  # a subclass (MaxPool2dSame) pads in forward: _Linearise
+                avg = _MAX_POOLS[type(child)]
+                setattr(parent, name, avg(child.kernel_size, child.stride, child.padding, child.ceil_mode))
+            elif type(child) in _ADAPTIVE_MAX:
+                setattr(parent, name, _ADAPTIVE_MAX[type(child)](child.output_size))
             elif isinstance(child, _ACT + _NORM):
                 setattr(parent, name, nn.Identity())
             else:
@@ -74,16 +76,17 @@ class _Linearise(TorchFunctionMode):
         name = getattr(func, "__name__", "")
         if name == "pad" and kwargs.get("value") == -float("inf"):  # a SAME max pool's padding
             return func(*args, **{**kwargs, "value": 0.0})
-        if name in ("max_pool2d", "max_pool1d"):
-            pool = F.avg_pool2d if name == "max_pool2d" else F.avg_pool1d
+        if name in ("max_pool1d", "max_pool2d", "max_pool3d"):
+            pool = getattr(F, name.replace("max", "avg"))
             a = list(args) + [None] * 6
             k, s, p = a[1], a[2] if a[2] is not None else kwargs.get("stride"), a[3] or kwargs.get("padding", 0)
             ceil = a[5] if a[5] is not None else kwargs.get("ceil_mode", False)
             return pool(args[0], k, s, p, ceil)
-        if name == "adaptive_max_pool2d":
-            return F.adaptive_avg_pool2d(args[0], args[1] if len(args) > 1 else kwargs["output_size"])
+        if name in ("adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"):
+            pool = getattr(F, name.replace("max", "avg"))
+            return pool(args[0], args[1] if len(args) > 1 else kwargs["output_size"])
         if name in ("relu", "relu_", "relu6", "hardtanh", "gelu", "silu", "sigmoid", "layer_norm", "group_norm",
-                    "batch_norm"):
+                    "batch_norm", "instance_norm"):
             return args[0]
         return func(*args, **kwargs)
 
@@ -359,20 +362,21 @@ def test_rectangular_input_and_kernels():
 
 
 def test_one_dimensional_model():
+    """A Conv1d model imports as a rank-1 graph (issue 19): one length per axis, fields as plain numbers.
+    (Before rank 1 existed it came out as a 1 x L image; the oracle's H axis is a dummy of one row.)"""
     model = N.Audio1d()
     graph = from_torch(model, 200, in_channels=1)
     result = rfsweep.analyze(graph)
-    assert graph["input_size"] == [1, 200]
+    assert graph["rank"] == 1 and graph["input_size"] == [200]
     with torch.no_grad():
         x = torch.randn(1, 1, 200)
         ref = model.pool(F.relu(model.conv1(x)))
-    assert _axes(result["total"]["out_size"]) == [1, ref.shape[-1]]
+    assert result["total"]["out_size"] == ref.shape[-1]
     facts = gradient_oracle(model, "conv3", in_channels=1, size=(1, 200), one_d=True)
     # the end-point is the add after conv3: same window as conv3's path union with the pool output;
     # compare against conv3's own node and the add through the oracle of the add itself below
     conv3 = _node(result, "conv3")
-    assert _axes(conv3["rf"])[1] == facts["rf"][1] and _axes(conv3["jump"])[1] == facts["jump"][1]
-    assert _axes(conv3["start"])[1] == facts["start"][1]
+    assert [conv3["rf"], conv3["jump"], conv3["start"]] == [facts["rf"][1], facts["jump"][1], facts["start"][1]]
     assert result["total"]["params"] == sum(p.numel() for p in model.parameters())
 
 

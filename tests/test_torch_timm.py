@@ -9,6 +9,7 @@ matter (no weight init: fast); the gradient checks build small real ones.
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 from pathlib import Path
@@ -99,6 +100,90 @@ def test_field_of_a_middle_unit_equals_the_gradient_support(name):
         centre = start + unit[a] * jump
         lo, hi = max(0, math.ceil(centre - (rf - 1) / 2)), min(size - 1, math.floor(centre + (rf - 1) / 2))
         assert support[a] == (lo, hi), (name, a)
+
+
+class _ConstantGate(torch.nn.Module):
+    """A squeeze-excite gate fixed at 1: x * gate is x, and no gradient flows through the gate."""
+
+    def forward(self, x):
+        return torch.ones_like(x)
+
+
+class _UnitGate(torch.nn.Module):
+    """A gate whose value is 1 but whose gradient is the gate's own, relative: the gradient still
+    reaches every pixel the gate reads, and no product of positive gates overflows float64 (in the
+    positive copy a sigmoid is the identity, so x * gate squares the scale at every SE block)."""
+
+    def forward(self, x):
+        return x / x.detach()
+
+
+def _set_gates(model, gate):
+    for m in model.modules():
+        if hasattr(m, "gate") and hasattr(m, "conv_expand" if hasattr(m, "conv_expand") else "fc2"):
+            m.gate = gate()
+    return model
+
+
+def _without_gates(graph):
+    """The graph with every squeeze-excite product reading its map only (the gate cut off): the field
+    of the conv paths, which the constant-gate copy's gradient measures."""
+    facts = rfsweep.analyze(graph)["nodes"]
+    gates = {node["name"] for node in facts if not node.get("spatial", True)}
+    cut = {**graph, "nodes": [dict(node) for node in graph["nodes"]]}
+    for node in cut["nodes"]:
+        if node["type"] == "mul" and gates & set(node["inputs"]):
+            node["inputs"] = [name for name in node["inputs"] if name not in gates]
+            node["type"] = "mul" if len(node["inputs"]) > 1 else "identity"
+    return cut
+
+
+def _support_at(model, module, size):
+    """(output shape, middle unit, per-axis support) of the output of submodule `module`."""
+    lin = _linearised(model)
+    box = {}
+    lin.get_submodule(module).register_forward_hook(lambda m, a, o: box.setdefault("out", o))
+    x = torch.ones((1, 3, size, size), dtype=torch.float64, requires_grad=True)
+    with _Linearise():
+        lin.forward_features(x)
+    out = box["out"]
+    assert torch.isfinite(out).all()
+    i, j = out.shape[2] // 2, out.shape[3] // 2
+    (g,) = torch.autograd.grad(out[0, :, i, j].sum(), x)
+    g = g[0].sum(0)
+    return out.shape[2:], (i, j), (_support(g, 0), _support(g, 1))
+
+
+@pytest.mark.parametrize("name, module, size", [
+    ("efficientnet_b0", "blocks.2", 112), ("tf_efficientnet_b0", "blocks.2", 115),
+    ("mixnet_s", "blocks.2", 176), ("rexnet_100", "features.5", 112)])
+def test_squeeze_excite_networks_against_the_gradient_support(name, module, size):
+    """EfficientNet-family fields (issue 17). With the SE gates held at 1 the gradient of a middle
+    unit reaches exactly the conv paths' field (the graph with the gates cut off). With the gates
+    live (value 1, gradient kept) it reaches every input pixel: the gate's global pool makes the
+    field global, and the graph's field (which includes the pool's whole map) covers the input."""
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=10)
+    graph = from_torch(model, size)
+    cut = rfsweep.analyze(_without_gates(graph), end_point=module)["total"]
+    full = rfsweep.analyze(graph, end_point=module)["total"]
+    assert _axes(full["rf"])[0] > _axes(cut["rf"])[0]  # some SE gate lies before the end-point
+    shape, unit, support = _support_at(_set_gates(copy.deepcopy(model), _ConstantGate), module, size)
+    assert _axes(cut["out_size"]) == list(shape)
+    for a in range(2):
+        rf, jump, start = (_axes(cut[key])[a] for key in ("rf", "jump", "start"))
+        centre = start + unit[a] * jump
+        window = (max(0, math.ceil(centre - (rf - 1) / 2)), min(size - 1, math.floor(centre + (rf - 1) / 2)))
+        assert support[a] == window != (0, size - 1), (name, a)
+    _, _, support = _support_at(_set_gates(copy.deepcopy(model), _UnitGate), module, size)
+    assert support == ((0, size - 1), (0, size - 1))
+    for a in range(2):  # unit 0's field as the graph gives it (a gated field does not move with the unit)
+        rf, start = _axes(full["rf"])[a], _axes(full["start"])[a]
+        assert start - (rf - 1) / 2 <= 0 and start + (rf - 1) / 2 >= size - 1
+
+
+def _axes(value):
+    return list(value) if isinstance(value, list) else [value, value]
 
 
 @pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "coatnet_nano_rw_224"])

@@ -12,25 +12,34 @@ from ..graph import evaluate, parse_graph
 from .fx import _fx_record
 from .meta import _hook_record
 from .params import ParamUse
+from .recorder import _torch_rank
 from .targets import _one_line
 from .values import BATCH, Builder, Unsupported, _field
 
 
+_SPATIAL_MODULES = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+                    nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
+
+
+def _first_spatial(module):
+    """(qualified name, module) of the first convolution or pool, or None."""
+    return next(((name, m) for name, m in module.named_modules() if isinstance(m, _SPATIAL_MODULES)), None)
+
+
 def _input_rank(module) -> int:
-    """3 (N, C, L) when the model's first convolution or pool is 1-D, else 4 (N, C, H, W)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d)) and not isinstance(m, nn.ConvTranspose1d):
-            return 3
-        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.Conv3d)):
-            return 4
-    return 4
+    """The spatial rank of the model's input: that of its first convolution or pool (Conv1d: 1,
+    Conv3d: 3), 2 when it has none (a functional model)."""
+    first = _first_spatial(module)
+    return (_torch_rank(type(first[1])) or 2) if first else 2
 
 
 def from_torch(module, input_size=224, in_channels: int = 3) -> dict:
     """The graph (contract section 6) of a torch.nn.Module: one node per mapped op.
 
-    input_size: an int or (h, w); for a 1-D model (its first conv or pool is
-    1-D) the length. Node names are qualified module names (`layer1.0.conv1`)
+    input_size: an int (that length on every axis) or one length per axis. The
+    graph's rank (1, 2 or 3 spatial axes) is that of the model's first
+    convolution or pool: a Conv1d model reads a signal, a Conv3d model a volume.
+    Node names are qualified module names (`layer1.0.conv1`)
     and, for functions, the calling module's name plus the op (`layer1.0.add`).
     "output" is the last node whose output is still a spatial feature map; the
     head after it (global pooling, flatten, linear) stays in the graph so its
@@ -49,29 +58,30 @@ def from_torch(module, input_size=224, in_channels: int = 3) -> dict:
         raise RfsweepError(f"in_channels must be a positive integer, got {in_channels!r}")
     rank = _input_rank(module)
     if isinstance(input_size, (list, tuple)):
-        if len(input_size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                                           for v in input_size):
-            raise RfsweepError(f"input_size must be a positive int or (h, w), got {input_size!r}")
-        h, w = input_size
+        if len(input_size) != rank or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                              for v in input_size):
+            what = {1: "[length]", 2: "(h, w)", 3: "(d, h, w)"}[rank]
+            first = _first_spatial(module)
+            first = f"{first[0]} ({type(first[1]).__name__})" if first else "none"
+            raise RfsweepError(f"input_size must be a positive int or {what} for this {rank}-D model "
+                               f"(its first layer: {first}), got {input_size!r}")
+        size = tuple(input_size)
     elif isinstance(input_size, int) and not isinstance(input_size, bool) and input_size >= 1:
-        h, w = (1, input_size) if rank == 3 else (input_size, input_size)
+        size = (input_size,) * rank
     else:
-        raise RfsweepError(f"input_size must be a positive int or (h, w), got {input_size!r}")
-    if rank == 3 and h != 1:
-        raise RfsweepError(f"this model is 1-D (its first layer is {_first_layer(module)}); give the "
-                           "signal length as input_size")
-    shape = (BATCH, in_channels, w) if rank == 3 else (BATCH, in_channels, h, w)
+        raise RfsweepError(f"input_size must be a positive int or one length per axis, got {input_size!r}")
+    shape = (BATCH, in_channels, *size)
     qualnames = {id(m): name for name, m in module.named_modules() if name}
     modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
-        return _trace(module, shape, _field((h, w)), in_channels, qualnames)
+        return _trace(module, shape, _field(size) if rank == 2 else list(size), in_channels, qualnames, rank)
     finally:
         for m, training in modes:
             m.training = training
 
 
-def _trace(module, shape, size, in_channels, qualnames) -> dict:
+def _trace(module, shape, size, in_channels, qualnames, rank) -> dict:
     errors = []
     for record in (_fx_record, _hook_record):
         builder = Builder(size, in_channels)
@@ -88,19 +98,12 @@ def _trace(module, shape, size, in_channels, qualnames) -> dict:
         except Exception as exc:  # fx could not trace it (or the meta forward failed): try the next
             errors.append(f"{type(exc).__name__}: {_one_line(exc)}")
             continue
-        return _finish(builder)
+        return _finish(builder, rank)
     raise RfsweepError(f"cannot trace {type(module).__name__}: torch.fx failed ({errors[0]}); "
                        f"a meta-device forward failed too ({errors[-1]})")
 
 
-def _first_layer(module) -> str:
-    for name, m in module.named_modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.MaxPool1d, nn.AvgPool1d, nn.MaxPool2d, nn.AvgPool2d)):
-            return f"{name} ({type(m).__name__})"
-    return "?"
-
-
-def _finish(b: Builder) -> dict:
+def _finish(b: Builder, rank: int) -> dict:
     if not b.nodes:
         raise RfsweepError("the model has no layers that rfsweep can see (its output does not depend on "
                            "its input through mapped ops)")
@@ -108,6 +111,8 @@ def _finish(b: Builder) -> dict:
     if not spatial:
         raise RfsweepError("the model has no spatial feature map (no convolution or pooling on the input)")
     graph = {"input_size": b.input_size, "in_channels": b.in_channels, "nodes": b.nodes, "output": spatial[-1]}
+    if rank != 2:
+        graph = {"rank": rank, **graph}
     if b.params.consumed:
         try:
             facts = evaluate(parse_graph(graph))

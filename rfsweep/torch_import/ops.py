@@ -11,8 +11,8 @@ from dataclasses import replace
 import torch
 
 from . import tokens
-from .values import (BATCH, Val, _bind, _check_std, _dims, _fail, _field, _hw, _new,
-                     _padding_field, _val_of)
+from .values import (BATCH, Val, _axes, _bind, _check_std, _dims, _fail, _field, _new, _padding_field,
+                     _val_of)
 
 
 def op_conv(b, name, args, kwargs, out, note):
@@ -23,12 +23,13 @@ def op_conv(b, name, args, kwargs, out, note):
     weight = a["weight"]
     if isinstance(weight, Val):
         raise _fail(note, name, "weights computed from the input (dynamic convolution) are not supported")
-    one_d = weight.dim() == 3
-    if weight.dim() not in (3, 4):
-        raise _fail(note, name, f"only 1-D and 2-D convolutions are supported (weight {tuple(weight.shape)})")
-    kernel = (1, weight.shape[2]) if one_d else (weight.shape[2], weight.shape[3])
-    stride = _hw(a["stride"], one_d, 1)
-    dilation = _hw(a["dilation"], one_d, 1)
+    rank = weight.dim() - 2
+    if rank not in (1, 2, 3) or x.meta.dim() != rank + 2:
+        raise _fail(note, name, f"a convolution with weight {tuple(weight.shape)} on input {tuple(x.meta.shape)} "
+                                "(supported: 1-D, 2-D and 3-D convolutions of a batched map)")
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    stride = _axes(a["stride"], rank)
+    dilation = _axes(a["dilation"], rank)
     padding = a["padding"]
     if isinstance(padding, str):
         if padding == "valid":
@@ -42,8 +43,7 @@ def op_conv(b, name, args, kwargs, out, note):
         else:
             raise _fail(note, name, f"unknown padding {padding!r}")
     else:
-        p = _hw(padding, one_d, 0)
-        pads = ((p[0], p[0]), (p[1], p[1]))
+        pads = tuple((p, p) for p in _axes(padding, rank))
     bias = a["bias"] is not None
     fields = {"kernel": _field(kernel), "stride": _field(stride), "padding": _padding_field(pads),
               "dilation": _field(dilation), "groups": int(a["groups"]), "out_channels": int(weight.shape[0]),
@@ -55,23 +55,29 @@ def op_conv(b, name, args, kwargs, out, note):
 
 
 def op_conv_transpose(b, name, args, kwargs, out, note):
-    """F.conv_transpose2d / nn.ConvTranspose2d: a conv_transpose node (weight: in, out/groups, kh, kw)."""
+    """F.conv_transpose{1,2,3}d / nn.ConvTranspose{1,2,3}d: a conv_transpose node (weight: in, out/groups,
+    kernel per axis)."""
     a = _bind(args, kwargs, ("input", "weight", "bias", "stride", "padding", "output_padding", "groups",
                              "dilation"), {"bias": None, "stride": 1, "padding": 0, "output_padding": 0,
                                            "groups": 1, "dilation": 1})
     x = _val_of(a["input"], note, name)
     _check_std(x, note, name)
     weight = a["weight"]
-    if isinstance(weight, Val) or weight.dim() != 4:
-        raise _fail(note, name, "only 2-D transposed convolutions with fixed weights are supported")
+    rank = x.meta.dim() - 2
+    if isinstance(weight, Val) or weight.dim() != rank + 2:
+        raise _fail(note, name, "only transposed convolutions with fixed weights of the input's rank are "
+                                "supported")
     groups = int(a["groups"])
-    fields = {"kernel": _field((weight.shape[2], weight.shape[3])), "stride": _field(_hw(a["stride"], False, 1)),
-              "padding": _field(_hw(a["padding"], False, 0)),
-              "output_padding": _field(_hw(a["output_padding"], False, 0)),
-              "dilation": _field(_hw(a["dilation"], False, 1)), "groups": groups,
+    fields = {"kernel": _field(int(k) for k in weight.shape[2:]), "stride": _field(_axes(a["stride"], rank)),
+              "padding": _field(_axes(a["padding"], rank)),
+              "output_padding": _field(_axes(a["output_padding"], rank)),
+              "dilation": _field(_axes(a["dilation"], rank)), "groups": groups,
               "out_channels": int(weight.shape[1]) * groups, "bias": a["bias"] is not None}
     node = b.emit(name, "conv_transpose", [x.node], x.spatial, note, **fields)
     return _new(b, node, out, x.spatial)
+
+
+_UPSAMPLE_MODES = {1: ("nearest", "linear"), 2: ("nearest", "bilinear", "bicubic"), 3: ("nearest", "trilinear")}
 
 
 def op_interpolate(b, name, args, kwargs, out, note):
@@ -83,9 +89,10 @@ def op_interpolate(b, name, args, kwargs, out, note):
     x = _val_of(a["input"], note, name)
     _check_std(x, note, name)
     mode = a["mode"]
-    if x.meta.dim() != 4 or mode not in ("nearest", "bilinear", "bicubic"):
-        raise _fail(note, name, f"mode {mode!r} on a {x.meta.dim() - 2}-D map (supported: 2-D nearest, "
-                                "bilinear, bicubic)")
+    rank = x.meta.dim() - 2
+    modes = _UPSAMPLE_MODES.get(rank, ())
+    if mode not in modes:
+        raise _fail(note, name, f"mode {mode!r} on a {rank}-D map (supported there: {', '.join(modes)})")
     if a["antialias"]:
         raise _fail(note, name, "antialias=True is not supported")
     factors = a["scale_factor"]
@@ -94,7 +101,7 @@ def op_interpolate(b, name, args, kwargs, out, note):
             if float(f) != int(f) or f < 1:
                 raise _fail(note, name, f"scale_factor {factors!r} is not an integer >= 1 (no exact per-unit field)")
     scale = []
-    for d in (2, 3):
+    for d in range(2, x.meta.dim()):
         n_in, n_out = x.meta.shape[d], out.shape[d]
         if n_out % n_in:
             raise _fail(note, name, f"output size {tuple(out.shape[2:])} is not an integer multiple of the "
@@ -111,6 +118,9 @@ def _shuffle(kind):
     def op(b, name, args, kwargs, out, note):
         x = _val_of(args[0] if args else kwargs.get("input"), note, name)
         _check_std(x, note, name)
+        if x.meta.dim() != 4:
+            raise _fail(note, name, f"{kind} of a {x.meta.dim() - 2}-D map (PyTorch's shuffles rearrange the "
+                                    "last two dims: 2-D maps only)")
         factor = args[1] if len(args) > 1 else kwargs.get("upscale_factor", kwargs.get("downscale_factor"))
         node = b.emit(name, kind, [x.node], x.spatial, note, factor=int(factor))
         return _new(b, node, out, x.spatial)
@@ -127,14 +137,14 @@ def _pool(kind):
         _check_std(x, note, name)
         if a.get("return_indices"):
             raise _fail(note, name, "return_indices=True (unpooling) is not supported")
-        one_d = x.meta.dim() == 3
-        kernel = _hw(a["kernel_size"], one_d, 1)
+        rank = x.meta.dim() - 2
+        kernel = _axes(a["kernel_size"], rank)
         stride = a["stride"]
         stride = kernel if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
-            else _hw(stride, one_d, 1)
-        if _hw(a["dilation"], one_d, 1) != (1, 1):
+            else _axes(stride, rank)
+        if _axes(a["dilation"], rank) != (1,) * rank:
             raise _fail(note, name, "pools with dilation > 1 are not supported")
-        p = _hw(a["padding"], one_d, 0)
+        p = _axes(a["padding"], rank)
         fields = {"kernel": _field(kernel), "stride": _field(stride), "padding": _field(p)}
         if a["ceil_mode"]:
             fields["ceil_mode"] = True
@@ -159,9 +169,9 @@ def _adaptive(kind):
         if not x.spatial:
             return Val(x.node, out, None, tuple(range(1, out.dim())))
         _check_std(x, note, name)
-        n_in = [1 if d is None else x.meta.shape[d] for d in x.hw]
-        n_out = [1 if d is None else out.shape[d] for d in x.hw]
-        if n_out == [1, 1]:
+        n_in = [int(x.meta.shape[d]) for d in x.hw]
+        n_out = [int(out.shape[d]) for d in x.hw]
+        if n_out == [1] * len(n_out):
             return _global(b, name, x, out, note)
         if n_out == n_in:
             node = b.emit(name, "identity", [x.node], True, note)
@@ -171,8 +181,9 @@ def _adaptive(kind):
             node = b.emit(name, kind, [x.node], True, note, kernel=_field(kernel), stride=_field(kernel),
                           padding=0)
             return _new(b, node, out, True)
-        raise _fail(note, name, f"adaptive pooling from {n_in[0]}x{n_in[1]} to {n_out[0]}x{n_out[1]} "
-                                "has overlapping windows of different sizes")
+        size = "x".join  # 56x56, 16x56x56
+        raise _fail(note, name, f"adaptive pooling from {size(map(str, n_in))} to {size(map(str, n_out))} has "
+                                "overlapping windows of different sizes")
     return op
 
 
@@ -188,8 +199,8 @@ def _reduce(b, name, args, kwargs, out, note):
     dims = set(_dims(a["dim"], x.meta.dim()))
     if x.unusual:
         return tokens.reduce(b, name, x, dims, out, note)
-    spatial_dims = {d for d in x.hw if d is not None}
-    if dims == spatial_dims or (dims >= spatial_dims and dims <= spatial_dims | {d for d in x.hw if d is None}):
+    spatial_dims = set(x.hw)
+    if dims == spatial_dims:
         return _global(b, name, x, out, note)
     if dims <= set(x.chans):  # ResNeSt's sum over its radix dim: per position, fewer channels
         return tokens.reduce(b, name, x, dims, out, note)
@@ -202,6 +213,8 @@ def _raise(exc):
 
 
 def op_norm(b, name, x, affine: bool, note):
+    """A bn node (2C parameters) when it has both a weight and a bias; else an identity node, to which
+    the recorder charges the parameters it does use (a bias-free LayerNorm's C weights)."""
     kind = "bn" if affine else "identity"
     if x.pending is not None:
         raise _fail(note, name, "normalising attention scores")
@@ -210,11 +223,11 @@ def op_norm(b, name, x, affine: bool, note):
 
 
 def _per_channel_norm(params: tuple):
-    """F.batch_norm / group_norm / instance_norm: a bn node when affine, else identity."""
+    """F.batch_norm / group_norm / instance_norm: per position, a bn node when affine, else identity."""
     def op(b, name, args, kwargs, out, note):
-        a = _bind(args, kwargs, params, {"weight": None})
+        a = _bind(args, kwargs, params, {"weight": None, "bias": None})
         x = _val_of(a["input"], note, name)
-        return op_norm(b, name, x, a["weight"] is not None, note)
+        return op_norm(b, name, x, a["weight"] is not None and a["bias"] is not None, note)
     return op
 
 
@@ -224,7 +237,7 @@ op_instance_norm = _per_channel_norm(("input", "running_mean", "running_var", "w
 
 
 def op_layer_norm(b, name, args, kwargs, out, note):
-    a = _bind(args, kwargs, ("input", "normalized_shape", "weight", "bias"), {"weight": None})
+    a = _bind(args, kwargs, ("input", "normalized_shape", "weight", "bias"), {"weight": None, "bias": None})
     x = _val_of(a["input"], note, name)
     shape = a["normalized_shape"]
     count = 1 if isinstance(shape, int) else len(shape)
@@ -232,7 +245,7 @@ def op_layer_norm(b, name, args, kwargs, out, note):
     if x.spatial and not dims <= set(x.chans):
         raise _fail(note, name, "LayerNorm over spatial dims (only over channels, as LayerNorm2d or "
                                 "channels-last, is supported)")
-    return op_norm(b, name, x, a["weight"] is not None, note)
+    return op_norm(b, name, x, a["weight"] is not None and a["bias"] is not None, note)
 
 
 def op_pass(kind):
@@ -416,11 +429,11 @@ def op_getitem(b, name, args, kwargs, out, note):
             cur_val = replace(x, node=node, meta=out)
             continue
         if x.hw is not None and dim in x.hw and isinstance(item, slice) and item.step in (None, 1) \
-                and x.meta.dim() in (3, 4):  # a spatial slice (a 1-D chomp too): a crop
+                and x.meta.dim() in (3, 4, 5):  # a spatial slice (a causal 1-D chomp too): a crop
             start, stop = item.indices(size)[:2]
             if stop <= start:
                 raise _fail("indexing", name, "an empty spatial slice")
-            sides = [[0, 0], [0, 0]]
+            sides = [[0, 0] for _ in x.hw]
             sides[x.hw.index(dim)] = [start, size - stop]
             node = b.emit(name, "crop", [cur_val.node], True, "spatial slice", crop=sides)
             cur_val = Val(node, out, x.hw, x.chans)
@@ -428,7 +441,7 @@ def op_getitem(b, name, args, kwargs, out, note):
         if x.hw is not None and dim in x.hw and isinstance(item, slice) and item.start in (None, 0) \
                 and item.stop is None and (item.step or 1) > 1:
             step = item.step
-            stride = (step, 1) if dim == x.hw[0] else (1, step)
+            stride = tuple(step if d == dim else 1 for d in x.hw)
             node = b.emit(name, "avgpool", [cur_val.node], True, "strided slice", kernel=1,
                           stride=_field(stride), padding=0)
             cur_val = replace(x, node=node, meta=out)
@@ -462,7 +475,7 @@ def _reshaped(b, name, x: Val, out, note):
         raise _fail(note, name, f"reshape {s} -> {t} mixes the batch dim")
     if t == s:
         return replace(x, meta=out)
-    hw_sizes = [1 if d is None else s[d] for d in x.hw]
+    hw_sizes = [s[d] for d in x.hw]
     stride_in = _strides(s)
     stride_out = _strides(t)
 
@@ -474,14 +487,13 @@ def _reshaped(b, name, x: Val, out, note):
         return None
 
     batch_ok = len(t) >= 1 and t[0] == s[0] and stride_out[0] == stride_in[0]
-    new_hw = tuple(None if d is None else find(d) for d in x.hw)
-    keeps = batch_ok and all((d is None) == (j is None) for d, j in zip(x.hw, new_hw)) and \
-        all(s[d] > 1 for d in x.hw if d is not None)
+    new_hw = tuple(find(d) for d in x.hw)
+    keeps = batch_ok and None not in new_hw and all(s[d] > 1 for d in x.hw)
     if keeps:
         chans = tuple(j for j in range(1, len(t)) if j not in new_hw)
         return Val(x.node, out, new_hw, chans, x.plain and len(chans) == 1 and len(x.chans) == 1)
-    if hw_sizes == [1, 1] and batch_ok and len(t) >= 2 and t[-2:] == (1, 1) and len(t) in (3, 4):
-        return Val(x.node, out, (None, len(t) - 1) if len(t) == 3 else (len(t) - 2, len(t) - 1), (1,))
+    if set(hw_sizes) == {1} and batch_ok and len(t) == len(x.hw) + 2 and set(t[2:]) == {1}:  # a 1x1 map
+        return Val(x.node, out, tuple(range(2, len(t))), (1,))
     if batch_ok and len(t) == 2:  # the map becomes a vector: a flatten head
         node = b.emit(name, "flatten", [x.node], False, note)
         return Val(node, out, None, (1,))
@@ -514,7 +526,7 @@ def op_permute(b, name, args, kwargs, out, note):
     where_now = {old: new for new, old in enumerate(perm)}
     if x.hw is None:
         return Val(x.node, out, None, tuple(range(1, nd)))
-    hw = tuple(None if d is None else where_now[d] for d in x.hw)
+    hw = tuple(where_now[d] for d in x.hw)
     chans = tuple(sorted(where_now[d] for d in x.chans))
     return Val(x.node, out, hw, chans, x.plain and len(chans) == 1)
 
@@ -526,21 +538,19 @@ def op_pad(b, name, args, kwargs, out, note):
     nd = x.meta.dim()
     if x.unusual:
         raise _fail(note, name, "padding a token layout (reshape it back to a map first)")
-    if not x.spatial or x.hw[-1] != nd - 1 or (x.hw[0] is not None and x.hw[0] != nd - 2):
+    rank = 0 if x.hw is None else len(x.hw)
+    if not x.spatial or x.hw != tuple(range(nd - rank, nd)):
         raise _fail(note, name, "padding a map that is not in NCHW layout")
-    sides = [(0, 0), (0, 0)]
-    sides[1] = (pad[0], pad[1])
-    if len(pad) >= 4:
-        if x.hw[0] is None and any(pad[2:]):
-            raise _fail(note, name, "padding channels")
-        if x.hw[0] is not None:
-            sides[0] = (pad[2], pad[3])
-    if any(pad[4:]) or (x.hw[0] is None and any(pad[2:])):
+    if any(pad[2 * rank:]):
         raise _fail(note, name, "padding the channel or batch dims")
-    if min(sides[0] + sides[1]) < 0:
-        if max(sides[0] + sides[1]) > 0 or a["mode"] != "constant":
+    pad = pad + [0] * (2 * rank - len(pad))
+    # F.pad's pairs start at the last dim: (left, right, top, bottom, front, back)
+    sides = [(pad[2 * (rank - 1 - a)], pad[2 * (rank - 1 - a) + 1]) for a in range(rank)]
+    flat = [p for side in sides for p in side]
+    if min(flat) < 0:
+        if max(flat) > 0 or a["mode"] != "constant":
             raise _fail(note, name, "padding that crops on one side and pads on another")
-        crop = [[-sides[0][0], -sides[0][1]], [-sides[1][0], -sides[1][1]]]
+        crop = [[-before, -after] for before, after in sides]
         node = b.emit(name, "crop", [x.node], True, note, crop=crop)
         return _new(b, node, out, True)
     node = b.per_channel(b.emit(name, "pad", [x.node], True, note, padding=_padding_field(tuple(sides))), x)
@@ -562,13 +572,12 @@ _SAME = ("contiguous", "clone", "detach", "to", "float", "double", "half", "bflo
          "requires_grad", "cpu", "cuda")
 
 _OPS = {
-    "conv1d": op_conv, "conv2d": op_conv,
-    "max_pool1d": _pool("maxpool"), "max_pool2d": _pool("maxpool"),
-    "max_pool1d_with_indices": _pool("maxpool"), "max_pool2d_with_indices": _pool("maxpool"),
-    "avg_pool1d": _pool("avgpool"), "avg_pool2d": _pool("avgpool"),
-    "adaptive_avg_pool1d": _adaptive("avgpool"), "adaptive_avg_pool2d": _adaptive("avgpool"),
-    "adaptive_max_pool1d": _adaptive("maxpool"), "adaptive_max_pool2d": _adaptive("maxpool"),
-    "adaptive_max_pool2d_with_indices": _adaptive("maxpool"),
+    **{f"conv{r}d": op_conv for r in (1, 2, 3)},
+    **{f"conv_transpose{r}d": op_conv_transpose for r in (1, 2, 3)},
+    **{f"max_pool{r}d{tail}": _pool("maxpool") for r in (1, 2, 3) for tail in ("", "_with_indices")},
+    **{f"avg_pool{r}d": _pool("avgpool") for r in (1, 2, 3)},
+    **{f"adaptive_avg_pool{r}d": _adaptive("avgpool") for r in (1, 2, 3)},
+    **{f"adaptive_max_pool{r}d{tail}": _adaptive("maxpool") for r in (1, 2, 3) for tail in ("", "_with_indices")},
     "mean": _reduce, "sum": _reduce, "amax": _reduce, "nanmean": _reduce,
     "batch_norm": op_batch_norm, "group_norm": op_group_norm, "instance_norm": op_instance_norm,
     "layer_norm": op_layer_norm,
@@ -589,7 +598,7 @@ _OPS = {
     "pad": op_pad,
     "matmul": tokens.matmul, "bmm": tokens.matmul,
     "scaled_dot_product_attention": tokens.sdpa, "normalize": tokens.normalize,
-    "conv_transpose2d": op_conv_transpose, "interpolate": op_interpolate, "upsample": op_interpolate,
+    "interpolate": op_interpolate, "upsample": op_interpolate,
     "pixel_shuffle": _shuffle("pixel_shuffle"), "pixel_unshuffle": _shuffle("pixel_unshuffle"),
 }
 _OPS.update({name: op_pass("relu") for name in _ACTIVATIONS})

@@ -37,6 +37,14 @@ def _library_forward(m: nn.Module) -> bool:
     return True
 
 
+def _torch_rank(cls) -> int | None:
+    """1, 2 or 3 for torch.nn's Conv1d ... AdaptiveMaxPool3d (and subclasses), from the class name."""
+    for base in cls.__mro__:
+        if base.__module__.startswith("torch.nn.modules.") and base.__name__[-2:] in ("1d", "2d", "3d"):
+            return int(base.__name__[-2])
+    return None
+
+
 def _module_call(module: nn.Module):
     """(op key, function for meta shapes, extra args after the input) for a leaf module, or None
     (then the module is traced inside)."""
@@ -45,38 +53,36 @@ def _module_call(module: nn.Module):
         return None
     if isinstance(m, nn.modules.lazy.LazyModuleMixin) and m.has_uninitialized_params():
         raise RfsweepError("uninitialized lazy module")
-    if isinstance(m, (nn.Conv1d, nn.Conv2d)) and not isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d)):
-        fn = F.conv1d if isinstance(m, nn.Conv1d) else F.conv2d
-        return "conv2d", fn, (_meta(m.weight), _meta(m.bias), m.stride, m.padding, m.dilation, m.groups)
-    if isinstance(m, nn.ConvTranspose2d):
-        return "conv_transpose2d", F.conv_transpose2d, (_meta(m.weight), _meta(m.bias), m.stride, m.padding,
-                                                         m.output_padding, m.groups, m.dilation)
+    rank = _torch_rank(type(m))
+    if isinstance(m, nn.modules.conv._ConvTransposeNd):
+        return f"conv_transpose{rank}d", getattr(F, f"conv_transpose{rank}d"), (
+            _meta(m.weight), _meta(m.bias), m.stride, m.padding, m.output_padding, m.groups, m.dilation)
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return f"conv{rank}d", getattr(F, f"conv{rank}d"), (_meta(m.weight), _meta(m.bias), m.stride, m.padding,
+                                                            m.dilation, m.groups)
     if isinstance(m, nn.Upsample):
         return "interpolate", F.interpolate, (m.size, m.scale_factor, m.mode, m.align_corners)
     if isinstance(m, nn.PixelShuffle):
         return "pixel_shuffle", F.pixel_shuffle, (m.upscale_factor,)
     if isinstance(m, nn.PixelUnshuffle):
         return "pixel_unshuffle", F.pixel_unshuffle, (m.downscale_factor,)
-    if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
-        fn = F.max_pool1d if isinstance(m, nn.MaxPool1d) else F.max_pool2d
-        return "max_pool2d", fn, (m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices)
-    if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d)):
-        fn = F.avg_pool1d if isinstance(m, nn.AvgPool1d) else F.avg_pool2d
-        return "avg_pool2d", fn, (m.kernel_size, m.stride, m.padding, m.ceil_mode)
-    if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
-        fn = F.adaptive_avg_pool1d if isinstance(m, nn.AdaptiveAvgPool1d) else F.adaptive_avg_pool2d
-        return "adaptive_avg_pool2d", fn, (m.output_size,)
-    if isinstance(m, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
-        fn = F.adaptive_max_pool1d if isinstance(m, nn.AdaptiveMaxPool1d) else F.adaptive_max_pool2d
-        return "adaptive_max_pool2d", fn, (m.output_size, m.return_indices)
+    if isinstance(m, nn.modules.pooling._MaxPoolNd):
+        return "max_pool2d", getattr(F, f"max_pool{rank}d"), (m.kernel_size, m.stride, m.padding, m.dilation,
+                                                               m.ceil_mode, m.return_indices)
+    if isinstance(m, nn.modules.pooling._AvgPoolNd):
+        return "avg_pool2d", getattr(F, f"avg_pool{rank}d"), (m.kernel_size, m.stride, m.padding, m.ceil_mode)
+    if isinstance(m, nn.modules.pooling._AdaptiveAvgPoolNd):
+        return "adaptive_avg_pool2d", getattr(F, f"adaptive_avg_pool{rank}d"), (m.output_size,)
+    if isinstance(m, nn.modules.pooling._AdaptiveMaxPoolNd):
+        return "adaptive_max_pool2d", getattr(F, f"adaptive_max_pool{rank}d"), (m.output_size, m.return_indices)
     if isinstance(m, nn.modules.batchnorm._NormBase) and not isinstance(m, nn.modules.instancenorm._InstanceNorm):
-        return "batch_norm", _first, (None, None, m.weight if m.affine else None, None)
+        return "batch_norm", _first, (None, None, m.weight, m.bias)
     if isinstance(m, nn.modules.instancenorm._InstanceNorm):
-        return "instance_norm", _first, (None, None, m.weight if m.affine else None, None)
+        return "instance_norm", _first, (None, None, m.weight, m.bias)
     if isinstance(m, nn.GroupNorm):
-        return "group_norm", _first, (m.num_groups, m.weight if m.affine else None, None)
-    if isinstance(m, nn.LayerNorm):
-        return "layer_norm", _first, (m.normalized_shape, m.weight if m.elementwise_affine else None, None)
+        return "group_norm", _first, (m.num_groups, m.weight, m.bias)
+    if isinstance(m, nn.LayerNorm):  # bias=False: weight only (C parameters, not 2C)
+        return "layer_norm", _first, (m.normalized_shape, m.weight, m.bias)
     if isinstance(m, nn.LocalResponseNorm):
         return "dropout", _first, ()
     if isinstance(m, nn.Linear):
@@ -92,8 +98,8 @@ def _module_call(module: nn.Module):
         return "flatten", torch.flatten, (m.start_dim, m.end_dim)
     if isinstance(m, nn.Unflatten):
         return "unflatten", torch.unflatten, (m.dim, m.unflattened_size)
-    if isinstance(m, (nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ReflectionPad1d, nn.ReflectionPad2d,
-                      nn.ReplicationPad1d, nn.ReplicationPad2d, nn.CircularPad1d, nn.CircularPad2d)):
+    if isinstance(m, (nn.modules.padding._ConstantPadNd, nn.modules.padding._ReflectionPadNd,
+                      nn.modules.padding._ReplicationPadNd, nn.modules.padding._CircularPadNd)):
         return "pad", _pad_meta, (tuple(m.padding),)
     if isinstance(m, nn.PReLU):
         return None
@@ -216,9 +222,11 @@ class Recorder:
             return tokens.multihead_attention(self.b, qual, mod, args, kwargs, out, type(mod).__name__)
         if len(args) != 1 or kwargs:
             raise _fail(f"module {type(mod).__name__}", qual, "called with more than one tensor argument")
-        if key in ("conv2d", "linear"):  # the functional form's weight and bias are the module's parameters
-            for tensor, part in zip(extra[:2], ("weight", "bias")):
-                self.b.params.mark(tensor, [f"{qual}.{part}"])
+        if key.startswith("conv") or key == "linear":  # the functional form's weight and bias: the module's
+            # parameters; a weight-normalised weight comes from weight_g/weight_v or parametrizations.weight.*
+            weight = [f"{qual}.{n}" for n, _ in mod.named_parameters(remove_duplicate=False) if n != "bias"]
+            self.b.params.mark(extra[0], weight)
+            self.b.params.mark(extra[1], [f"{qual}.bias"])
         x = args[0]
         if not isinstance(x, Val):
             raise _fail(f"module {type(mod).__name__}", qual, "its input is not computed from the network's input")

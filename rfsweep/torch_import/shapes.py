@@ -38,7 +38,7 @@ def _ints(value, n: int):
 
 
 def _spatial_rank(key: str):
-    return 1 if key.endswith("1d") else 2 if key.endswith("2d") else None
+    return int(key[-2]) if key[-2:] in ("1d", "2d", "3d") else None
 
 
 def _tensor_in(args, kwargs, name="input"):
@@ -55,7 +55,7 @@ def shape_conv(key, args, kwargs):
         return None
     nd = w.dim() - 2
     groups = a["groups"]
-    if nd not in (1, 2) or x.dim() != nd + 2 or not isinstance(groups, int) or groups < 1 \
+    if nd not in (1, 2, 3) or x.dim() != nd + 2 or not isinstance(groups, int) or groups < 1 \
             or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
         return None
     stride, dilation = _ints(a["stride"], nd), _ints(a["dilation"], nd)
@@ -416,17 +416,17 @@ def shape_pixel_unshuffle(key, args, kwargs):
 _SHAPES = {
     "pixel_unshuffle": shape_pixel_unshuffle,
     "matmul": shape_matmul, "bmm": shape_matmul, "scaled_dot_product_attention": shape_sdpa,
-    "conv1d": shape_conv, "conv2d": shape_conv,
+    "conv1d": shape_conv, "conv2d": shape_conv, "conv3d": shape_conv,
     "linear": shape_linear, "cat": shape_cat, "concat": shape_cat, "concatenate": shape_cat,
     "chunk": shape_split, "split": shape_split, "split_with_sizes": shape_split, "unbind": shape_split,
     "getitem": shape_getitem, "pad": shape_pad, "pad_meta": shape_pad,
     "permute": shape_permute, "transpose": shape_permute, "swapaxes": shape_permute, "swapdims": shape_permute,
     "mean": shape_reduce, "sum": shape_reduce, "amax": shape_reduce, "nanmean": shape_reduce,
 }
-_SHAPES.update({k: shape_pool for k in ("max_pool1d", "max_pool2d", "max_pool1d_with_indices",
-                                         "max_pool2d_with_indices", "avg_pool1d", "avg_pool2d")})
-_SHAPES.update({k: shape_adaptive for k in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
-                                             "adaptive_max_pool2d", "adaptive_max_pool2d_with_indices")})
+_SHAPES.update({f"{kind}_pool{r}d{tail}": shape_pool for r in (1, 2, 3)
+                for kind, tail in (("max", ""), ("max", "_with_indices"), ("avg", ""))})
+_SHAPES.update({f"adaptive_{kind}_pool{r}d{tail}": shape_adaptive for r in (1, 2, 3)
+                for kind, tail in (("avg", ""), ("max", ""), ("max", "_with_indices"))})
 _SHAPES.update({k: shape_reshape for k in ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
                                             "view_as", "reshape_as")})
 _SHAPES.update({k: shape_binary for k in ("add", "sub", "subtract", "rsub", "radd", "mul", "multiply", "rmul",

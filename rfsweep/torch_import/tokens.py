@@ -30,10 +30,9 @@ KEEP = object()
 def roles(x: Val) -> list:
     r = ["C"] * x.meta.dim()
     r[x.batch] = "B"
-    if x.hw is not None:
-        if x.hw[0] is not None:
-            r[x.hw[0]] = "H"
-        r[x.hw[1]] = "W"
+    if x.hw is not None:  # a signal's axis is W, an image's H and W, a volume's D, H and W
+        for d, axis in zip(x.hw, "DHW"[-len(x.hw):]):
+            r[d] = axis
     if x.tok is not None:
         r[x.tok[0]] = "T"
     if x.pending is not None and x.pending[2] is not None:
@@ -45,11 +44,12 @@ def roles(x: Val) -> list:
 
 def from_roles(x: Val, node: str, meta, r: list, where, tok=None, pending=KEEP, plain=False) -> Val:
     """A Val with a role per dim, carrying x's token geometry (or `tok`, (prefix, h, w))."""
-    if r.count("B") != 1 or any(r.count(k) > 1 for k in "HWTK"):
+    if r.count("B") != 1 or any(r.count(k) > 1 for k in "DHWTK"):
         raise _fail(where[0], where[1], f"the layout {''.join(r)} has no single batch/spatial dim")
-    hw = (r.index("H") if "H" in r else None, r.index("W")) if "W" in r else None
-    if "H" in r and "W" not in r:
+    axes = [k for k in "DHW" if k in r]
+    if axes and axes != list("DHW"[-len(axes):]):
         raise _fail(where[0], where[1], "a map axis without its partner")
+    hw = tuple(r.index(k) for k in axes) or None
     t = None
     if "T" in r:
         prefix, h, w = tok if tok is not None else x.tok[1:]
@@ -101,7 +101,7 @@ def reshape(b, name, x: Val, out, note) -> Val:
     s, t = list(x.meta.shape), list(out.shape)
     r = roles(x)
     where = (note, name)
-    if any(n == 1 and r[i] in "BHWTK" for i, n in enumerate(s)):
+    if any(n == 1 and r[i] in "BDHWTK" for i, n in enumerate(s)):
         raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} of a map with a 1-unit axis")
     groups = _groups(s, t)
     if groups is None:
@@ -135,7 +135,7 @@ def reshape(b, name, x: Val, out, note) -> Val:
             continue
         why = ("class tokens are still in the sequence" if kinds == ["T"] and prefix else
                "it moves space into the batch or channels (a patch unfold, space-to-depth)"
-               if "H" in kinds or "W" in kinds or "T" in kinds else "it mixes the batch with other dims")
+               if {"D", "H", "W", "T"} & set(kinds) else "it mixes the batch with other dims")
         raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} ({''.join(r)} -> ?): {why}")
     return from_roles(x, node, out, new, where, tok=tok, plain=x.plain and channel_groups_kept and node == x.node)
 

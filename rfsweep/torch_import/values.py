@@ -19,8 +19,9 @@ INPUT = "input"
 class Val:
     """A recorded tensor: the graph node that produced it and where its axes are.
 
-    hw: (h_dim or None, w_dim) of a spatial map (None for 1-D signals' H), or
-    None once the map is gone (global pooling, flatten, linear head).
+    hw: the dims holding the map's spatial axes, in order (one per axis: (2,) for a 1-D
+    signal, (2, 3) for an image, (2, 3, 4) for a volume), or None once the map is gone
+    (global pooling, flatten, linear head).
     chans: the dims that make up channels (several after a shuffle's view).
     tok: a token layout instead of a map (tokens.py): (dim holding the tokens,
     number of non-spatial rows before the h*w spatial ones (class tokens), h, w).
@@ -134,14 +135,12 @@ def _fail(what: str, where: str, why: str = "") -> Unsupported:
 # ------------------------------------------------------------------ helpers on layouts and numbers
 
 def _std_layout(meta: torch.Tensor, spatial: bool) -> tuple:
-    """(hw, chans) of a freshly computed NC[H]W tensor."""
+    """(hw, chans) of a freshly computed NC[D][H]W tensor."""
     if not spatial:
         return None, tuple(range(1, meta.dim()))
-    if meta.dim() == 4:
-        return (2, 3), (1,)
-    if meta.dim() == 3:
-        return (None, 2), (1,)
-    raise RfsweepError(f"expected a 3-D or 4-D feature map, got shape {tuple(meta.shape)}")
+    if meta.dim() in (3, 4, 5):
+        return tuple(range(2, meta.dim())), (1,)
+    raise RfsweepError(f"expected a 1-D, 2-D or 3-D feature map (N, C, ...), got shape {tuple(meta.shape)}")
 
 
 def _new(b: Builder, node: str, meta, spatial: bool) -> Val:
@@ -149,29 +148,25 @@ def _new(b: Builder, node: str, meta, spatial: bool) -> Val:
     return Val(node, meta, hw, chans)
 
 
-def _hw(value, one_d: bool, neutral: int):
-    """(h, w) from an int or pair; on a 1-D signal H takes the neutral value."""
+def _axes(value, rank: int) -> tuple:
+    """An int or a 1-or-rank sequence -> one int per spatial axis (PyTorch's `_ntuple`)."""
     if isinstance(value, (list, tuple)):
-        vals = [int(v) for v in value]
-        if len(vals) == 1:
-            vals = vals * (1 if one_d else 2)
-        if one_d:
-            return (neutral, vals[-1])
-        return (vals[0], vals[1])
-    return (neutral, int(value)) if one_d else (int(value), int(value))
+        vals = tuple(int(v) for v in value)
+        return vals * rank if len(vals) == 1 else vals
+    return (int(value),) * rank
 
 
-def _field(pair):
-    """One int when both axes agree, else [h, w] (the graph's per-axis form)."""
-    return pair[0] if pair[0] == pair[1] else [pair[0], pair[1]]
+def _field(values):
+    """One int when every axis agrees, else one per axis (the graph's per-axis form)."""
+    values = tuple(values)
+    return values[0] if len(set(values)) == 1 else list(values)
 
 
 def _padding_field(pads):
-    """((top, bottom), (left, right)) -> int, [h, w] or per-side pairs."""
-    (t, bo), (le, r) = pads
-    if t == bo and le == r:
-        return _field((t, le))
-    return [[t, bo], [le, r]]
+    """((before, after) per axis) -> int, one per axis, or per-side pairs."""
+    if all(before == after for before, after in pads):
+        return _field(before for before, _ in pads)
+    return [[before, after] for before, after in pads]
 
 
 def _bind(args, kwargs, names, defaults=None):
@@ -198,11 +193,10 @@ def _val_of(x, what, where) -> Val:
 
 
 def _check_std(x: Val, what: str, where: str):
-    """Convolutions and pools need a plain NCHW (or NCL) map."""
+    """Convolutions and pools need a plain NC[D][H]W map."""
     if x.unusual:
         raise _fail(what, where, "its input is a token layout, not an NCHW map (reshape it back to a map "
                                  "first)")
     nd = x.meta.dim()
-    want = ((2, 3), (1,)) if nd == 4 else ((None, 2), (1,)) if nd == 3 else None
-    if x.hw is not None and (x.hw, x.chans) != want:
+    if x.hw is not None and (x.hw, x.chans) != (tuple(range(2, nd)), (1,)):
         raise _fail(what, where, "its input is not in NCHW layout")

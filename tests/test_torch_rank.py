@@ -394,3 +394,52 @@ def test_torchvision_video_models(name):
         assert total[key] == catalog[key], key
     if name == "r3d_18":
         assert (total["params"], total["macs"]) == (catalog["params"], catalog["macs"])
+
+
+# ------------------------------------------------------------------ padding a channels-last map
+
+def test_padding_a_channels_last_map_pads_its_spatial_axes():
+    """F.pad on (B, H, W, C) pads C, then W, then H (its pairs start at the last dim): the same graph
+    field as the NCHW pad; a pad of the channels is refused, naming the dim."""
+    class Last(nn.Module):
+        def __init__(self, pad):
+            super().__init__()
+            self.pad, self.conv = pad, nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return self.conv(F.pad(x.permute(0, 2, 3, 1), self.pad).permute(0, 3, 1, 2))
+
+    class First(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return self.conv(F.pad(x, (1, 2, 3, 0)))
+
+    last, first = Last((0, 0, 1, 2, 3, 0)), First()
+    ours = rfsweep.analyze(from_torch(last, [20, 24]))["total"]
+    assert ours == rfsweep.analyze(from_torch(first, [20, 24]))["total"]
+    assert _axes(ours["out_size"], 2) == list(last(torch.zeros(1, 3, 20, 24)).shape[2:])
+    assert (ours["start"], ours["rf"]) == ([-2.0, 0.0], 3)
+    with pytest.raises(Unsupported, match="padding dim 3, which holds the channels"):
+        from_torch(Last((1, 1)), 20)
+
+
+@pytest.mark.parametrize("rank, mode", [(1, "nearest"), (1, "linear"), (3, "nearest"), (3, "trilinear")])
+def test_upsampling_at_rank_1_and_3(rank, mode):
+    """nn.Upsample by 2 between strided convs: sizes as torch's, and the largest field over a window of
+    units (both phases) as the gradient's; 2-D-only modes are refused at other ranks (by torch itself)."""
+    conv = getattr(nn, f"Conv{rank}d")
+    size = [40] if rank == 1 else [12, 14, 16]
+    model = nn.Sequential(conv(1, 2, 3, 2), nn.Upsample(scale_factor=2, mode=mode), conv(2, 2, 3, padding=1))
+    total = rfsweep.analyze(from_torch(model, size if rank == 3 else size[0], in_channels=1))["total"]
+    with torch.no_grad():
+        shape = model(torch.zeros(1, 1, *size)).shape[2:]
+    assert _axes(total["out_size"], rank) == list(shape)
+    units = [tuple(n // 2 + i for n in shape) for i in range(-2, 3)]
+    _, supports = _supports(_linearised(model), 1, size, units)
+    assert _axes(total["rf"], rank) == [max(s[a][1] - s[a][0] + 1 for s in supports) for a in range(rank)]
+    wrong = nn.Sequential(conv(1, 2, 3), nn.Upsample(scale_factor=2, mode="bilinear"))
+    with pytest.raises(Unsupported, match=r"Upsample at '1'.*bilinear"):
+        from_torch(wrong, size if rank == 3 else size[0], in_channels=1)

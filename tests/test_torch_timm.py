@@ -224,6 +224,18 @@ def test_refusals_name_the_op_the_module_path_and_a_way_out(name, words):
         assert word in message
 
 
+def test_windowed_attention_is_refused_not_read_as_global():
+    """Swin's window partition moves the map into the batch: a unit sees its own tile, which the graph
+    has no node for; reading it as global would be a wrong field (issue 17), so it is refused."""
+    with torch.device("meta"):
+        model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10, img_size=112)
+    with pytest.raises(RfsweepError) as info:
+        from_torch(model, 112)
+    message = str(info.value)
+    for word in ("layers.0.blocks.0.view", "window partition", "not read as global"):
+        assert word in message
+
+
 def test_end_point_by_module_path():
     """`--end-point stages.1` is the output of module stages.1: the last node inside it."""
     model, size = _meta_model("convnext_atto")

@@ -133,9 +133,13 @@ def reshape(b, name, x: Val, out, note) -> Val:
             size = {axis: math.prod(s[i] for i in gi if r[i] == axis) for axis in "hw"}
             node = space_to_depth(b, name, node, size["h"], size["w"], note)
             continue
+        space = {"D", "H", "W", "T"} & set(kinds)
         why = ("class tokens are still in the sequence" if kinds == ["T"] and prefix else
+               "it moves space into the batch: a window partition (Swin-style windowed attention, whose "
+               "units see their own tile of the map: not mapped, and not read as global either) or a patch "
+               "unfold (MobileViT)" if space and "B" in kinds else
                "it moves space into the batch or channels (a patch unfold, space-to-depth)"
-               if {"D", "H", "W", "T"} & set(kinds) else "it mixes the batch with other dims")
+               if space else "it mixes the batch with other dims")
         raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} ({''.join(r)} -> ?): {why}")
     return from_roles(x, node, out, new, where, tok=tok, plain=x.plain and channel_groups_kept and node == x.node)
 

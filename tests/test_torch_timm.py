@@ -209,8 +209,8 @@ def test_attention_makes_the_field_global(name):
 
 
 @pytest.mark.parametrize("name, words", [
-    ("levit_128s", ["stages.0.blocks.0.attn.qkv", "reshape"]),
-    ("mobilevit_xxs", ["stages.2.1", "reshape"]),
+    ("levit_128s", ["stages.0.blocks.0.attn.qkv", "reshape", "merges the batch with the tokens", "--end-point"]),
+    ("mobilevit_xxs", ["stages.2.1", "reshape", "patch unfold", "--end-point"]),
     ("edgenext_xx_small", ["pos_embd.token_projection", "positional encoding", "--end-point"]),
 ])
 def test_refusals_name_the_op_the_module_path_and_a_way_out(name, words):
@@ -232,7 +232,7 @@ def test_windowed_attention_is_refused_not_read_as_global():
     with pytest.raises(RfsweepError) as info:
         from_torch(model, 112)
     message = str(info.value)
-    for word in ("layers.0.blocks.0.view", "window partition", "not read as global"):
+    for word in ("layers.0.blocks.0.view", "window partition", "not read as global", "--end-point"):
         assert word in message
 
 

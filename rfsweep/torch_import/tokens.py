@@ -133,15 +133,27 @@ def reshape(b, name, x: Val, out, note) -> Val:
             size = {axis: math.prod(s[i] for i in gi if r[i] == axis) for axis in "hw"}
             node = space_to_depth(b, name, node, size["h"], size["w"], note)
             continue
-        space = {"D", "H", "W", "T"} & set(kinds)
-        why = ("class tokens are still in the sequence" if kinds == ["T"] and prefix else
-               "it moves space into the batch: a window partition (Swin-style windowed attention, whose "
-               "units see their own tile of the map: not mapped, and not read as global either) or a patch "
-               "unfold (MobileViT)" if space and "B" in kinds else
-               "it moves space into the batch or channels (a patch unfold, space-to-depth)"
-               if space else "it mixes the batch with other dims")
-        raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} ({''.join(r)} -> ?): {why}")
+        raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} ({''.join(r)} -> ?): "
+                                f"{_why_mixed(kinds, prefix)}; pass --end-point a node before it")
     return from_roles(x, node, out, new, where, tok=tok, plain=x.plain and channel_groups_kept and node == x.node)
+
+
+def _why_mixed(kinds: list, prefix: int) -> str:
+    """Why a reshape that merges these roles into one dim is refused (the refusal's second half)."""
+    space = {"D", "H", "W", "T"} & set(kinds)
+    if kinds == ["T"] and prefix:
+        return "class tokens are still in the sequence"
+    if "B" in kinds and "T" in kinds and "C" not in kinds:
+        return ("it merges the batch with the tokens (a BatchNorm over x.flatten(0, 1), as LeViT's): "
+                "the layout of one map per image is not followed through that")
+    if "B" in kinds and space and "C" not in kinds:
+        return ("it moves the map into the batch: a window partition (Swin-style windowed attention, whose "
+                "units see their own tile of the map: not mapped, and not read as global either)")
+    if "B" in kinds and space:
+        return "it moves the map into the batch: a patch unfold (MobileViT's)"
+    if space:
+        return "it moves space into the channels (a patch unfold, space-to-depth)"
+    return "it mixes the batch with other dims"
 
 
 def space_to_depth(b, name, source: str, fh: int, fw: int, note) -> str:

@@ -7,6 +7,7 @@ kernels, strides, dilations, both forms of causal padding, norms and weight-norm
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from pathlib import Path
@@ -443,3 +444,22 @@ def test_upsampling_at_rank_1_and_3(rank, mode):
     wrong = nn.Sequential(conv(1, 2, 3), nn.Upsample(scale_factor=2, mode="bilinear"))
     with pytest.raises(Unsupported, match=r"Upsample at '1'.*bilinear"):
         from_torch(wrong, size if rank == 3 else size[0], in_channels=1)
+
+
+def test_cli_explains_torch_models_at_rank_1_and_3(capsys):
+    from cli_helpers import run_cli
+
+    nets = Path(__file__).parent / "torch_nets.py"
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Audio1d", "--in-channels", "1",
+                             "--input-size", "16000", "--format", "json")
+    assert code == 0, err
+    total = json.loads(out)["total"]
+    assert (total["rf"], total["jump"], total["out_size"]) == (53, 4, 3999)  # Audio1d: 9/2, pool 3/2, 5 d2, 3: 8000, 3999
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Volume3d", "--in-channels", "1",
+                             "--input-size", "8_32_32", "--format", "json")
+    assert code == 0, err
+    total = json.loads(out)["total"]
+    assert (total["rf"], total["jump"], total["out_size"]) == ([3, 5, 5], [1, 4, 4], [6, 8, 8])
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Volume3d", "--in-channels", "1",
+                             "--input-size", "32_32")
+    assert code == 2 and err.startswith("error: input_size must be") and "Conv3d" in err

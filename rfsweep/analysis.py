@@ -29,7 +29,7 @@ import numpy as np
 from .errors import RfsweepError, unknown_name
 from .jit import compile_module, kernel_function
 from .explain import analyze
-from .layers import _check_int, load_stack
+from .layers import _check_int, check_rank, load_stack
 
 MAX_COMPARE_DEPTH = 32
 MAX_COMPARE_CANDIDATES = 20_000
@@ -85,7 +85,8 @@ def default_kernels(rf: int) -> list[int]:
 
 
 def compare(rf: int, channels: int = 64, max_depth: int = 4, kernels: Iterable[int] | None = None,
-            dilations: Iterable[int] = (1,), input_size: int = 56, in_channels: int | None = None) -> list[dict]:
+            dilations: Iterable[int] = (1,), input_size: int = 56, in_channels: int | None = None,
+            rank: int = 2) -> list[dict]:
     """One conv with kernel `rf` next to every stack of smaller convs with the same RF.
 
     All convs have stride 1, 'same' padding (d*(k-1)//2) and `channels` out
@@ -97,6 +98,10 @@ def compare(rf: int, channels: int = 64, max_depth: int = 4, kernels: Iterable[i
     kernel first; when `in_channels` differs from `channels` the first layer
     (the one that sees `in_channels`) is varied too. (MACs of even kernels,
     which shrink the map, can depend on the order; the order shown is used.)
+
+    `rank` (1, 2 or 3) is the number of spatial axes, every conv the same on
+    each: the single conv has rf^rank taps per channel pair (R at rank 1,
+    RxRxR at rank 3) and the input is input_size on every axis.
 
     kernels=None: default_kernels(rf). Depth is bounded by `max_depth`: a
     deeper stack of small kernels can be cheaper than the best row shown.
@@ -111,6 +116,7 @@ def compare(rf: int, channels: int = 64, max_depth: int = 4, kernels: Iterable[i
     rf = _check_int(rf, "rf", None, 1)
     channels = _check_int(channels, "channels", None, 1)
     input_size = _check_int(input_size, "input_size", None, 1)
+    rank = check_rank(rank)
     c_in = channels if in_channels is None else _check_int(in_channels, "in_channels", None, 1)
     max_depth = _check_int(max_depth, "max_depth", None, 1)
     if max_depth > MAX_COMPARE_DEPTH:
@@ -121,7 +127,7 @@ def compare(rf: int, channels: int = 64, max_depth: int = 4, kernels: Iterable[i
         raise RfsweepError("compare needs at least one kernel and one dilation")
 
     single_text = _stack_text([(rf, 1)], channels)
-    single = _compare_row(single_text, 1, input_size, c_in, single=True)
+    single = _compare_row(single_text, 1, input_size, c_in, rank, single=True)
     options = sorted({(k, d) for k in kernels for d in dilations if k > 1},
                      key=lambda kd: (kd[1] * (kd[0] - 1), kd[0]), reverse=True)
     texts = set()
@@ -138,7 +144,7 @@ def compare(rf: int, channels: int = 64, max_depth: int = 4, kernels: Iterable[i
     rows = [single]
     for text, depth in sorted(texts):
         try:
-            rows.append(_compare_row(text, depth, input_size, c_in))
+            rows.append(_compare_row(text, depth, input_size, c_in, rank))
         except RfsweepError:  # even kernels can shrink a small input to nothing
             continue
     for row in rows:
@@ -156,8 +162,9 @@ def _without(layers: tuple, item) -> list:
     return rest
 
 
-def _compare_row(text: str, depth: int, input_size: int, in_channels: int, single: bool = False) -> dict:
-    total = analyze(load_stack(text, input_size, in_channels))["total"]
+def _compare_row(text: str, depth: int, input_size: int, in_channels: int, rank: int,
+                 single: bool = False) -> dict:
+    total = analyze(load_stack(text, input_size, in_channels, rank))["total"]
     return {"stack": text, "depth": depth, "rf": total["rf"], "params": total["params"],
             "macs": total["macs"], "flops": total["flops"], "erf_std": total["erf_std"],
             "erf_ratio": total["erf_ratio"], "single": single}

@@ -11,6 +11,11 @@ layer 1. A layer's digit enumerates its choices with `types` slowest, then
 kernel, stride, dilation, padding, and channels fastest. Nothing here ever
 materialises the grid: only the per-layer choice table (R rows) exists.
 
+The rank (1, 2 or 3 spatial axes) leaves config_id and the columns alone:
+every layer and the input are the same on each axis, so one axis's geometry
+stands for all; only params (k^rank) and MACs (n^rank) change. `to_dict`
+leaves `rank` out at 2, so rank-2 metadata is what it was before ranks.
+
 `load_spec` and `spec_from_dict` are the registry's (`space.py`), kept here
 under their old names.
 """

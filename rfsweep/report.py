@@ -97,13 +97,11 @@ def _explain_rows(stack, result) -> dict:
 
 
 def _stacks(spec, ids) -> dict[int, object]:
-    from .layers import build_stack
-
     stacks = {}
     for config_id in ids:
         config_id = int(config_id)
         if config_id not in stacks:
-            stacks[config_id] = build_stack(spec.layers_of(config_id), spec.input_size, spec.in_channels)
+            stacks[config_id] = spec.network(config_id)
     return stacks
 
 
@@ -262,13 +260,20 @@ def _compare_rows(spec, rf_values) -> list[dict]:
     for rf in chosen:
         try:
             rows = compare(rf, channels=int(channels), max_depth=int(depth),
-                           kernels=[k for k in kernels if k <= rf], dilations=dilations, input_size=int(size))
+                           kernels=[k for k in kernels if k <= rf], dilations=dilations, input_size=int(size),
+                           rank=getattr(spec, "rank", 2))
         except RfsweepError:
             continue
         single = [row for row in rows if row["single"]]
         others = [row for row in rows if not row["single"]][:COMPARE_ROWS]
-        out.append({"rf": rf, "channels": int(channels), "input_size": int(size), "rows": others + single})
+        out.append({"rf": rf, "channels": int(channels), "input_size": int(size), "rank": getattr(spec, "rank", 2),
+                    "rows": others + single})
     return out
+
+
+def _single_kernel(rank: int) -> str:
+    """How the large kernel compare sets the stacks against is named at this rank."""
+    return {1: "R-tap", 2: "RxR", 3: "RxRxR"}[rank]
 
 
 def _int(value):
@@ -431,7 +436,7 @@ def _compare_tables(compared) -> str:
             f"<td>{row['macs']:,}</td><td>{row['macs_ratio']:.3f}</td><td>{row['erf_ratio']:.3f}</td></tr>"
             for row in entry["rows"])
         parts.append(f"<div class='cmp'><h3>RF {entry['rf']} ({entry['channels']} channels, "
-                     f"{entry['input_size']}x{entry['input_size']} input, stride 1)</h3>"
+                     f"{'x'.join([str(entry['input_size'])] * entry['rank'])} input, stride 1)</h3>"
                      f"<table class='rows'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
     return "".join(parts) or "<p>No RF of this sweep has a stack of smaller kernels to compare.</p>"
 
@@ -594,7 +599,7 @@ def build_report(path, top: int = 50, sample: int = 1500, allow_incomplete: bool
                       f" Explain tables are embedded for the first {MAX_EXPLAINED} rows of each front.")
     sample_rows = len(scan.sample)
     compare_section = "" if spec is None else f"""<h2>Stacks against one large kernel</h2>
-<p class="note">For RFs in this sweep: one RxR conv against stacks of smaller convs with the same RF
+<p class="note">For RFs in this sweep: one {_single_kernel(getattr(spec, "rank", 2))} conv against stacks of smaller convs with the same RF
 (rfsweep compare: stride 1, 'same' padding, the sweep's kernels and dilations, its widest channel count,
 at most 4 layers). The cheapest stacks are shown; italic: the single kernel.</p>
 {divs.get('compare', '')}

@@ -193,14 +193,14 @@ def _torch_dtype(torch, name: str):
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
-def as_network(source, input_size=None, in_channels=None):
+def as_network(source, input_size=None, in_channels=None, rank=None):
     """Any network `rfsweep.load_graph` takes (compact string, stack or graph JSON, dict, Stack,
     Graph) as a Graph; a chain keeps its Stack in `graph.chain`."""
     from .graph import Graph, load_graph
 
-    if isinstance(source, Graph) and input_size is None and in_channels is None:
+    if isinstance(source, Graph) and input_size is None and in_channels is None and rank is None:
         return source
-    return load_graph(source, input_size, in_channels)
+    return load_graph(source, input_size, in_channels, rank)
 
 
 def network_label(graph) -> str:
@@ -394,10 +394,13 @@ def check_networks(graphs: Sequence, where: Callable[[int, object], str] | None 
 
 def bench(stacks: Sequence = (), setup: BenchSetup = BenchSetup(), input_size: int | None = None,
           in_channels: int | None = None, timer: Callable[[], float] | None = None,
-          progress: Callable[[int, int, str], None] | None = None, archs: Sequence[str] = ()) -> BenchResult:
+          progress: Callable[[int, int, str], None] | None = None, archs: Sequence[str] = (),
+          rank: int | None = None) -> BenchResult:
     """Time every network and compare with the first: stacks (compact string, JSON stack file,
     list, Stack), graphs (graph JSON file, dict, Graph), then the known networks `archs`
-    (names from `rfsweep archs`: resnet18, mobilenet_v2, ...).
+    (names from `rfsweep archs`: resnet18, mobilenet_v2, ...). `rank` (1-3) sets the spatial axes of
+    compact strings and overrides the files' (Conv1d/Conv3d modules then); `input_size` is one length
+    for every axis or one per axis.
 
     Each row has stack (the network's label), depth (convs on the longest
     path), params, macs (per image, rfsweep's arithmetic of the whole graph,
@@ -412,7 +415,7 @@ def bench(stacks: Sequence = (), setup: BenchSetup = BenchSetup(), input_size: i
     if not sources:
         raise RfsweepError("bench needs at least one STACK, graph file or --arch NAME")
     setup = setup.checked()
-    resolved = [as_network(source, input_size, in_channels) for source in sources]
+    resolved = [as_network(source, input_size, in_channels, rank) for source in sources]
     check_networks(resolved)
     env = environment(setup)
     rows = time_stacks(resolved, setup, timer, progress)
@@ -421,12 +424,12 @@ def bench(stacks: Sequence = (), setup: BenchSetup = BenchSetup(), input_size: i
 
 
 def time_compare_rows(rows: list[dict], input_size: int, in_channels: int, setup: BenchSetup = BenchSetup(),
-                      timer: Callable[[], float] | None = None) -> dict:
+                      timer: Callable[[], float] | None = None, rank: int = 2) -> dict:
     """Time the rows of rfsweep.analysis.compare in place (latency_ms, latency_iqr_ms, gmacs_per_s,
     time_ratio against the single conv) and return the environment."""
     setup = setup.checked()
     env = environment(setup)
-    timed = time_stacks([load_stack(row["stack"], input_size, in_channels) for row in rows], setup, timer)
+    timed = time_stacks([load_stack(row["stack"], input_size, in_channels, rank) for row in rows], setup, timer)
     for row, measured in zip(rows, timed):
         row.update({k: measured[k] for k in (*TIME_COLUMNS, "work_macs", "blocks", "steps")})
     single = next((row for row in rows if row.get("single")), rows[0])

@@ -267,3 +267,96 @@ def test_rank_three_overflow_is_refused_and_the_edge_is_exact(tmp_path, capsys):
     assert df.macs.tolist() == [layer * 1024 ** 3, 2 * layer * 1024 ** 3]
     assert df.flops.tolist() == [2 * m for m in df.macs.tolist()] and max(df.macs) > 2 ** 53
     assert math.isfinite(df.erf_ratio.max())
+
+
+# ------------------------------------------------------------------ the commands around sweeps, at rank 1 and 3
+
+def _conv_stack_module(text: str, rank: int, c_in: int):
+    """nn.Conv{r}d stack of stride-1 'same' compact strings (c5x8, c3d2x8, c3p1x8), built here."""
+    import re
+
+    modules = []
+    for k, d, c in re.findall(r"c(\d+)(?:p\d+)?(?:d(\d+))?x(\d+)", text):
+        k, d, c = int(k), int(d or 1), int(c)
+        modules.append(getattr(torch.nn, f"Conv{rank}d")(c_in, c, k, padding=d * (k - 1) // 2, dilation=d))
+        c_in = c
+    return torch.nn.Sequential(*modules)
+
+
+def _torch_costs(module, rank: int, size: int, c_in: int) -> tuple[int, int]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        module(torch.zeros((1, c_in) + (size,) * rank))
+    return sum(p.numel() for p in module.parameters()), counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("rank, size", [(1, 100), (3, 10)])
+def test_compare_at_rank_against_torch(rank, size, capsys):
+    code, out, err = run_cli(capsys, "compare", "--rf", "7", "--channels", "4", "--rank", rank,
+                             "--input-size", size, "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["rank"] == rank and len(result["rows"]) >= 3
+    for row in result["rows"]:
+        params, macs = _torch_costs(_conv_stack_module(row["stack"], rank, 4), rank, size, 4)
+        assert (row["params"], row["macs"]) == (params, macs), row["stack"]
+    single = next(row for row in result["rows"] if row["single"])
+    assert single["params"] == 7 ** rank * 16 + 4
+    code, out, err = run_cli(capsys, "compare", "--rf", "7", "--channels", "4", "--rank", rank, "--input-size", size)
+    assert code == 0 and ("one 7-tap conv" if rank == 1 else "one 7x7x7 conv") in out, out
+    code, out, _err = run_cli(capsys, "compare", "--rf", "7", "--format", "json")
+    assert "rank" not in json.loads(out)  # rank 2: the JSON of before
+
+
+def test_show_pareto_report_measure_on_a_rank_three_sweep(tmp_path, capsys):
+    sweep = tmp_path / "r3.parquet"
+    code, _out, err = run_cli(capsys, "sweep", "--rank", "3", "--input-size", "12", "--depth", "1-2", "--kernel", "3",
+                              "--stride", "1,2", "--dilation", "1", "--channels", "4", "-q", "-o", sweep)
+    assert code == 0, err
+    rows = pd.read_parquet(sweep).set_index("config_id")
+    spec = GridSpec.build({**json.loads(pq.read_metadata(sweep).metadata[b"rfsweep"])["spec"]})
+    for config_id in rows.index[:4]:
+        code, out, err = run_cli(capsys, "show", sweep, config_id, "--format", "json")
+        assert code == 0, err
+        total = json.loads(out)["total"]
+        assert all(total[key] == rows.loc[config_id, key] for key in COLUMNS), config_id
+        module = _torch_stack(spec, int(config_id))
+        assert _torch_costs(module.float(), 3, 12, 3) == (rows.loc[config_id, "params"], rows.loc[config_id, "macs"])
+    front = tmp_path / "front.parquet"
+    code, _out, err = run_cli(capsys, "pareto", sweep, "--minimize", "macs", "--maximize", "rf", "-o", front)
+    assert code == 0, err
+    front_ids = pd.read_parquet(front).config_id.tolist()
+    code, out, err = run_cli(capsys, "show", front, front_ids[-1], "--format", "json")
+    assert code == 0 and json.loads(out)["total"]["macs"] == rows.loc[front_ids[-1], "macs"]
+    html_path = tmp_path / "r3.html"
+    code, _out, err = run_cli(capsys, "report", sweep, "-o", html_path)
+    assert code == 0, err
+    page = html_path.read_text()
+    assert "one RxRxR conv" in page and "12x12x12 input" in page
+    assert f"{rows.loc[front_ids[-1], 'macs']:,}" in page  # the explain table of a front row, at rank 3
+    timed = tmp_path / "timed.parquet"
+    code, _out, err = run_cli(capsys, "measure", sweep, "-o", timed, "--top", "2", "--min-time", "0.001",
+                              "--max-time", "0.01", "--warmup", "1", "-q")
+    assert code == 0, err
+    table = pq.read_table(timed)
+    assert json.loads(table.schema.metadata[b"rfsweep"])["timing"]["input_size"] == [12, 12, 12]
+    for row in table.to_pylist():
+        assert row["macs"] == rows.loc[row["config_id"], "macs"] and row["latency_ms"] > 0
+
+
+def test_bench_at_rank_one_builds_conv1d_costs(capsys):
+    code, out, err = run_cli(capsys, "bench", "c3x8,c3x8", "c5x8", "--rank", "1", "--input-size", "1000",
+                             "--in-channels", "8", "--min-time", "0.001", "--max-time", "0.01", "--warmup", "1",
+                             "-q", "--format", "json")
+    assert code == 0, err
+    for row in json.loads(out)["rows"]:
+        params, macs = _torch_costs(_conv_stack_module(row["stack"], 1, 8), 1, 1000, 8)
+        assert (row["params"], row["macs"]) == (params, macs), row
+    from rfsweep.timing import BenchSetup, as_network, stack_step
+
+    module, x, _step = stack_step(as_network("c3x8,mp2", 1000, 8, 1), BenchSetup())  # what bench times
+    assert tuple(x.shape) == (1, 8, 1000)
+    assert {type(m).__name__ for m in module.modules()} >= {"Conv1d", "MaxPool1d"}
+    code, _out, err = run_cli(capsys, "bench", "c3x8", "--rank", "3", "--input-size", "8_8", "-q")
+    assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1

@@ -54,14 +54,24 @@ def rows_of(spec, tmp_path, **kwargs) -> dict:
     return {int(row["config_id"]): row for row in df.to_dict("records")}
 
 
-def expected_row(spec, config_id):
-    """The oracle's columns for one id, or None when the graph path refuses it (an invalid id)."""
+STRUCTURE = ("levels", "convs", "kernel", "padding", "upsampling")
+
+
+def expected_row(spec, config_id, plans=None):
+    """The oracle's columns for one id, or None when the graph path refuses it (an invalid id).
+
+    `plans` caches tile_plan per structure: the plan reads fields and sizes, never channels.
+    """
+    choices = spec.choices(config_id)
+    key = tuple(choices[axis] for axis in STRUCTURE)
     try:
         graph = spec.network(config_id)
         total = rfsweep.analyze(graph)["total"]
-        plan = rfsweep.tile_plan(graph, tile=spec.tile)
+        plan = plans[key] if plans is not None and key in plans else rfsweep.tile_plan(graph, tile=spec.tile)
     except RfsweepError:
         return None
+    if plans is not None:
+        plans[key] = plan
     read = max(t["read"][0][1] - t["read"][0][0] for t in plan["tiles"])
     assert read == max(t["read"][1][1] - t["read"][1][0] for t in plan["tiles"])
     assert plan["halo"][0] == plan["halo"][1] and plan["multiple"][0] == plan["multiple"][1]
@@ -72,8 +82,9 @@ def expected_row(spec, config_id):
 
 
 def check_every_id(spec, rows, ids=None):
+    plans = {}
     for config_id in ids if ids is not None else range(spec.total):
-        expected = expected_row(spec, config_id)
+        expected = expected_row(spec, config_id, plans)
         if expected is None:
             assert config_id not in rows, config_id
             continue
@@ -83,10 +94,12 @@ def check_every_id(spec, rows, ids=None):
         assert row["macs_per_pixel"] == pytest.approx(expected["macs"] / expected["out_size"] ** 2, rel=1e-12)
 
 
-@pytest.mark.parametrize("input_size, tile, levels", [(60, 16, [1, 2]), (68, 8, [1, 3]), (92, 24, [2, 3])])
-def test_every_id_equals_the_graph_path(input_size, tile, levels, tmp_path):
-    spec = space(input_size, tile, levels=levels, convs=[1, 2], kernel=[1, 3, 5], base_width=[3],
-                 width_multiplier=[1, 2])
+@pytest.mark.parametrize("input_size, tile, levels, kernel", [
+    (70, 16, [1, 2], [1, 3, 5]),  # 70: a valid U-Net whose peak is at a crop (the skip outweighs the concat)
+    (68, 8, [1, 3], [1, 3, 5]), (92, 24, [2, 3], [3, 7])])
+def test_every_id_equals_the_graph_path(input_size, tile, levels, kernel, tmp_path):
+    spec = space(input_size, tile, levels=levels, convs=[1, 2], kernel=kernel, base_width=[3, 40],
+                 width_multiplier=[1, 2, 6])  # wide and narrow: each step of the schedule is the peak somewhere
     rows = rows_of(spec, tmp_path)
     assert len(rows) > 20 and len(rows) < spec.total  # valid and invalid ids both present
     kinds = {(row["padding"], row["upsampling"]) for row in rows.values()}
@@ -105,8 +118,8 @@ def test_random_spaces_equal_the_graph_path(data, tmp_path):
                 padding=data.draw(st.lists(st.sampled_from(["valid", "same"]), min_size=1, max_size=2, unique=True)),
                 upsampling=data.draw(st.lists(st.sampled_from(["transposed", "nearest", "bilinear"]), min_size=1,
                                               max_size=3, unique=True)),
-                width_multiplier=data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2, unique=True)),
-                base_width=data.draw(st.lists(st.integers(1, 6), min_size=1, max_size=3, unique=True)))
+                width_multiplier=data.draw(st.lists(st.integers(1, 8), min_size=1, max_size=2, unique=True)),
+                base_width=data.draw(st.lists(st.integers(1, 64), min_size=1, max_size=3, unique=True)))
     input_size = data.draw(st.integers(multiple, 160))
     tile = data.draw(st.integers(multiple, 96))
     spec = UNetSpec.build({"unet": axes, "input_size": input_size, "tile": tile,
@@ -343,3 +356,20 @@ def test_chain_flags_are_refused_for_a_unet_spec(tmp_path, capsys):
     path.write_text(SPEC_TOML)
     code, _, err = run_cli(capsys, "sweep", "--spec", path, "--kernel", "3", "-q")
     assert code == 2 and "--kernel" in err
+
+
+def test_show_refuses_a_spec_that_disagrees_with_the_row(tmp_path, capsys, monkeypatch):
+    """The file's kernels are 3,5; metadata claiming 3,7 would rebuild a kernel-5 row with 7: refused."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.chdir(tmp_path)
+    Path("unet.toml").write_text(SPEC_TOML)
+    assert run_cli(capsys, "sweep", "--spec", "unet.toml", "-o", "one.parquet", "-q")[0] == 0
+    meta = json.loads(pq.read_metadata("one.parquet").metadata[b"rfsweep"])
+    meta["spec"]["unet"]["kernel"] = [3, 7]
+    table = pq.read_table("one.parquet")
+    pq.write_table(table.replace_schema_metadata({b"rfsweep": json.dumps(meta).encode()}), "altered.parquet")
+    row = next(r["config_id"] for r in table.select(["config_id", "kernel", "padding"]).to_pylist()
+               if r["kernel"] == 5 and r["padding"] == "same")  # a same U-Net with k7 is valid too
+    code, _, err = run_cli(capsys, "show", "altered.parquet", row)
+    assert code == 2 and "kernel" in err and "5" in err and "7" in err and "Traceback" not in err

@@ -48,7 +48,8 @@ def compare(
     kernels: Annotated[Optional[str], typer.Option(help="kernel sizes to stack, e.g. 3,5 or 2-5 "
                                                    "[default: 3,5,7 where smaller than R]")] = None,
     dilation: Annotated[str, typer.Option(help="dilations to try, e.g. 1,2")] = "1",
-    input_size: Annotated[int, typer.Option(help="input height = width, for MACs")] = 56,
+    input_size: Annotated[int, typer.Option(help="input length on every axis, for MACs")] = 56,
+    rank: Annotated[int, typer.Option(help="spatial axes: 1 (an R-tap conv), 2 (RxR) or 3 (RxRxR)")] = 2,
     format: Annotated[FormatChoice, typer.Option("--format", help="table for people, json for scripts")] = "table",
     plot: Annotated[Optional[Path], typer.Option(help="also draw params ratios to this PNG (needs the plot extra)")] = None,
     measure: Annotated[bool, typer.Option("--measure", help="also time every row with torch (see `rfsweep bench`)")] = False,
@@ -63,19 +64,20 @@ def compare(
 
     kernel_list = default_kernels(rf) if kernels is None else parse_int_list(kernels, "--kernels")
     dilation_list = parse_int_list(dilation, "--dilation")
-    rows = compare_stacks(rf, channels, max_depth, kernel_list, dilation_list, input_size, in_channels)
+    rows = compare_stacks(rf, channels, max_depth, kernel_list, dilation_list, input_size, in_channels, rank)
     timing = None
     if measure:
         from .timing import measure_compare
         timing = measure_compare(rows, input_size, channels if in_channels is None else in_channels,
-                                 device, batch, dtype, threads)
+                                 device, batch, dtype, threads, rank)
     if plot is not None:
         from ..plots import plot_compare
         plot_compare(rows, plot)
     if format == "json":
         print(json.dumps({"rf": rf, "channels": channels,
                           "in_channels": channels if in_channels is None else in_channels,
-                          "input_size": input_size, "max_depth": max_depth, "kernels": kernel_list,
+                          "input_size": input_size, **({"rank": rank} if rank != 2 else {}),
+                          "max_depth": max_depth, "kernels": kernel_list,
                           "dilations": dilation_list, "rows": rows, **({"timing": timing} if timing else {})}))
         return
     c_in = channels if in_channels is None else in_channels
@@ -91,9 +93,10 @@ def compare(
     caption = ("x params / x MACs: against the single conv; depth = nonlinearities; ERF: uniform weights, "
                "no nonlinearity (std in pixels, ratio to a uniform RF). " + COST_NOTE
                + ("" if len(rows) > 1 or rf <= 3 else " " + _unreachable(rf, max_depth, kernel_list, dilation_list)))
-    table = fit_table(f"RF {rf}: one {rf}x{rf} conv vs stacks of at most {max_depth} smaller convs "
+    single = f"{rf}-tap" if rank == 1 else "x".join([str(rf)] * rank)
+    table = fit_table(f"RF {rf}: one {single} conv vs stacks of at most {max_depth} smaller convs "
                       f"(--max-depth {max_depth}; kernels {','.join(map(str, kernel_list))}; "
-                      f"{c_in}->{channels} ch, {input_size}x{input_size} input, stride 1)",
+                      f"{c_in}->{channels} ch, {'x'.join([str(input_size)] * rank)} input, stride 1)",
                       columns, table_rows, caption)
     cli.stdout.print(table)
     if timing is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -54,6 +54,15 @@ def add_command(app: typer.Typer, function, summary: str, details: str, examples
 class Engine(str, Enum):
     local = "local"
     dask = "dask"
+
+
+# options that explain, tile and draw share: one network's input size and rank
+InputSizeOption = Annotated[Optional[str], typer.Option(
+    "--input-size", help="input size in pixels: one number for every axis, or one per axis (64_128_128, which sets "
+                         "the rank) [default: the file's, else 224]", show_default=False)]
+RankOption = Annotated[Optional[int], typer.Option(
+    "--rank", help="spatial axes: 1 (audio, time series), 2 (images), 3 (volumes, video) [default: the file's, "
+                   "else 2]", show_default=False)]
 
 
 class Format(str, Enum):

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..layers import COMPACT_GRAMMAR
-from .app import Format, _fail, _fmt, add_command, network_source, stdout
+from .app import Format, InputSizeOption, RankOption, _fmt, add_command, network_source, stdout
 from .tables import Column, _explain_table, _graph_table, fit_table
 
 EXPLAIN_SUMMARY = "RF, jump, params and MACs of a stack, network or model, per layer."
@@ -22,12 +22,8 @@ EXPLAIN_HELP = ("STACK is a compact string, or a JSON file: a list of layers, or
 def explain(
     stack: Annotated[Optional[str], typer.Argument(
         metavar="STACK", help="compact string (e.g. c3x64,c3x64,c3x64) or a JSON stack/graph file", show_default=False)] = None,
-    input_size: Annotated[Optional[str], typer.Option(
-        help="input size in pixels: one number for every axis, or one per axis (64_128_128, which sets the rank) "
-             "[default: 224]", show_default=False)] = None,
-    rank: Annotated[Optional[int], typer.Option(
-        help="spatial axes: 1 (audio, time series), 2 (images), 3 (volumes, video) [default: the file's, else 2]",
-        show_default=False)] = None,
+    input_size: InputSizeOption = None,
+    rank: RankOption = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: 3]")] = None,
     arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
     torch_target: Annotated[Optional[str], typer.Option(

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import Format, _fail, add_command, network_source, stdout
+from .app import Format, InputSizeOption, RankOption, _fail, add_command, network_source, stdout
 
 TILE_SUMMARY = "Tiles and halo that make tiled inference equal the whole image."
 TILE_HELP = ("Cuts an N x N input into tiles of about T x T so that running the network "
@@ -22,12 +22,8 @@ def tile(
         metavar="STACK", help="compact string or a JSON stack/graph file", show_default=False)] = None,
     tile_size: Annotated[Optional[int], typer.Option("--tile", help="tile size T in input pixels (about; rounded "
                                                      "to the network's multiple)")] = None,
-    input_size: Annotated[Optional[str], typer.Option(
-        help="input size N: one number for every axis, or one per axis (64_128_128, which sets the rank) "
-             "[default: the network's]", show_default=False)] = None,
-    rank: Annotated[Optional[int], typer.Option(
-        help="spatial axes: 1 (audio, time series), 2 (images), 3 (volumes, video) [default: the file's, else 2]",
-        show_default=False)] = None,
+    input_size: InputSizeOption = None,
+    rank: RankOption = None,
     in_channels: Annotated[Optional[int], typer.Option(help="input channels [default: the network's]")] = None,
     arch: Annotated[Optional[str], typer.Option(help="a known network instead of STACK (see `rfsweep archs`)")] = None,
     torch_target: Annotated[Optional[str], typer.Option(

@@ -101,8 +101,10 @@ def bench(
         "--arch", help="a known network (repeatable; see `rfsweep archs`), timed after the STACKs",
         show_default=False)] = None,
     batch: Batch = 1,
-    input_size: Annotated[Optional[int], typer.Option(
-        help="input height = width [default: the stack's or graph's, 224]")] = None,
+    input_size: Annotated[Optional[str], typer.Option(
+        help="input length on every axis, or one per axis (64_128_128) [default: the stack's or graph's, 224]")] = None,
+    rank: Annotated[Optional[int], typer.Option(
+        help="spatial axes of the STACKs: 1 (Conv1d), 2 or 3 (Conv3d) [default: the file's, else 2]")] = None,
     in_channels: Annotated[Optional[int], typer.Option(
         help="input channels [default: the stack's or graph's, 3]")] = None,
     dtype: Dtype = "float32",
@@ -122,8 +124,10 @@ def bench(
     from ..timing import ratio_text
 
     setup = make_setup(device, batch, dtype, channels_last, backward, threads, relu, warmup, min_time, max_time, rounds)
-    result = run_bench(stacks or [], setup, input_size, in_channels, progress=_progress(quiet or format == "json"),
-                       archs=arch or [])
+    from ..layers import parse_size
+
+    result = run_bench(stacks or [], setup, parse_size(input_size), in_channels,
+                       progress=_progress(quiet or format == "json"), archs=arch or [], rank=rank)
     if format == "json":
         print(json.dumps(result.as_dict()))
         return
@@ -183,12 +187,12 @@ def measure(
 
 
 def measure_compare(rows: list[dict], input_size: int, in_channels: int, device="cpu", batch=1, dtype="float32",
-                    threads=None) -> dict:
+                    threads=None, rank: int = 2) -> dict:
     """`compare --measure`: time compare's rows in place; returns the environment."""
     from ..timing import time_compare_rows
 
     setup = make_setup(device, batch, dtype, threads=threads)
-    return time_compare_rows(rows, input_size, in_channels, setup)
+    return time_compare_rows(rows, input_size, in_channels, setup, rank=rank)
 
 
 def print_compare_timing(rows: list[dict], env: dict) -> None:

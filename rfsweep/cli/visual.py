@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
+from .app import InputSizeOption, RankOption
+
 ModeChoice = Literal["auto", "grid", "schematic"]
 
 DRAW_SUMMARY = "A picture of how one unit's receptive field grows, layer by layer."
@@ -47,12 +49,8 @@ def draw(
     torch_target: Annotated[Optional[str], typer.Option(
         "--torch", help="your PyTorch model instead of STACK: package.module:callable or path/to/file.py:callable "
                         "(the callable returns an nn.Module; needs the torch extra)")] = None,
-    input_size: Annotated[Optional[str], typer.Option(
-        help="input size in pixels: one number for every axis, or one per axis (64_128_128, which sets the rank) "
-             "[default: 224]", show_default=False)] = None,
-    rank: Annotated[Optional[int], typer.Option(
-        help="spatial axes: 1 (drawn as an L x 1 strip), 2, or 3 (drawn as one plane through the unit) "
-             "[default: the file's, else 2]", show_default=False)] = None,
+    input_size: InputSizeOption = None,
+    rank: RankOption = None,
     plane: Annotated[Optional[str], typer.Option(
         help="3-D networks: the plane drawn, height,width | depth,height | depth,width [default: height,width]",
         show_default=False)] = None,

@@ -161,7 +161,7 @@ def parse_size(value):
     if isinstance(value, str):
         parts = value.split("_")
         if len(parts) > 3 or not all(part.isascii() and part.isdigit() and len(part) <= 30 for part in parts):
-            raise RfsweepError(f"input size (--input-size) must be an integer, or one per axis like 64_128_128, "
+            raise RfsweepError(f"input_size (--input-size) must be an integer, or one per axis like 64_128_128, "
                                f"got {value!r}")
         numbers = [int(part) for part in parts]
         return numbers[0] if len(numbers) == 1 else numbers

@@ -44,7 +44,7 @@ def find_row(path: Path | str, config_id: int) -> ShownRow:
         dataset, metadata = _open_sweep(path, allow_incomplete=False)
         _, spec = validated_metadata(path, metadata, dataset.schema)
         rows = dataset.to_table(filter=ds.field("config_id") == config_id).to_pylist() \
-            if 0 <= config_id < 2**64 else []
+            if 0 <= config_id < 2**63 else []  # config_id is int64
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise read_error(path, exc) from None
     try:

@@ -105,7 +105,7 @@ def run_sweep(spec: Space, out: Path | str, *, threads: int | None = None, chunk
         def advance(done: int) -> None:
             elapsed = time.perf_counter() - start
             completed = bar.tasks[0].completed + done
-            bar.update(task, advance=done, rate=f"{completed / max(elapsed, 1e-9) / 1e6:.1f}M stacks/s")
+            bar.update(task, advance=done, rate=f"{completed / max(elapsed, 1e-9) / 1e6:.1f}M {spec.unit}/s")
 
         counts = run(advance)
     return counts, time.perf_counter() - start

@@ -379,6 +379,7 @@ def sweep_part(lo, hi, widths, mults, structs, geo, coef, bytes_per_element, lim
         end = min(hi, i + n_w - w)
         k = coef[s, m]
         pixels = float(g[G_OUT_SIZE] * g[G_OUT_SIZE])
+        first = row
         while i < end:
             width = widths[w]
             params = (k[0] * width + k[1]) * width + k[2]
@@ -388,18 +389,7 @@ def sweep_part(lo, hi, widths, mults, structs, geo, coef, bytes_per_element, lim
             else:
                 peak = max(k[6] * width, k[7] * width + k[8], k[9] * width + k[10])
                 o_id[row] = i
-                o_levels[row] = structs[s, S_LEVELS]
-                o_convs[row] = structs[s, S_CONVS]
-                o_kernel[row] = structs[s, S_KERNEL]
-                o_padding[row] = structs[s, S_PADDING]
-                o_up[row] = structs[s, S_UPSAMPLING]
-                o_mult[row] = mults[m]
                 o_width[row] = width
-                o_rf[row] = g[G_RF]
-                o_before[row] = g[G_HALO_BEFORE]
-                o_after[row] = g[G_HALO_AFTER]
-                o_multiple[row] = g[G_MULTIPLE]
-                o_out[row] = g[G_OUT_SIZE]
                 o_params[row] = params
                 o_macs[row] = macs
                 o_mpp[row] = macs / pixels
@@ -408,6 +398,18 @@ def sweep_part(lo, hi, widths, mults, structs, geo, coef, bytes_per_element, lim
                 kept += 1
             i += 1
             w += 1
+        # the structure's columns are the same for every row of this run of widths: fill, don't scatter
+        o_levels[first:row] = structs[s, S_LEVELS]
+        o_convs[first:row] = structs[s, S_CONVS]
+        o_kernel[first:row] = structs[s, S_KERNEL]
+        o_padding[first:row] = structs[s, S_PADDING]
+        o_up[first:row] = structs[s, S_UPSAMPLING]
+        o_mult[first:row] = mults[m]
+        o_rf[first:row] = g[G_RF]
+        o_before[first:row] = g[G_HALO_BEFORE]
+        o_after[first:row] = g[G_HALO_AFTER]
+        o_multiple[first:row] = g[G_MULTIPLE]
+        o_out[first:row] = g[G_OUT_SIZE]
     return kept, invalid, pruned, skipped
 
 

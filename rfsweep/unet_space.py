@@ -160,12 +160,12 @@ class UNetSpec:
 
     @classmethod
     def from_toml(cls, values: dict, overrides: dict | None = None, path=None) -> "UNetSpec":
-        """A UNetSpec from TOML values plus flag overrides (flags win); chain-only flags are refused."""
+        """A UNetSpec from TOML values plus flag overrides (flags win); other spaces' flags are refused."""
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
         chain_only = sorted(k for k in given if k not in TOP_DEFAULTS)
         if chain_only:
-            raise RfsweepError(f"--{chain_only[0].replace('_', '-')} is a chain-grid flag; a U-Net spec "
-                               f"{'(' + str(path) + ') ' if path else ''}sets its choices in the [unet] table")
+            raise RfsweepError(f"--{chain_only[0].replace('_', '-')} does not apply to a U-Net spec "
+                               f"{'(' + str(path) + ') ' if path else ''}: its choices are in the [unet] table")
         return cls.build({**values, **given})
 
     def to_dict(self) -> dict:

@@ -382,7 +382,7 @@ WRONG_SPEC = {
     "depth": INT_WRONG + [[], "33", 33, [3, 1], "3,1", "1-40", [1, 1], "2,2"],
     "types": [2.5, True, 0, "", "conv,", "Conv", "conv,conv", "foo", [], [1], ["conv", 3], {}, ["conv", "conv"]],
     "padding": [2.5, True, -1, "", "x", "-1", "1.5", "same,same", [], [True], [-1], [1.5], {}, [{}], "\u00b2"],
-    "input_size": INT_WRONG + [[], [224], "224px"],
+    "input_size": INT_WRONG + [[], [224, 224, 224, 224], [224, 0], [0], "224px"],  # [224]: rank 1, valid
     "in_channels": INT_WRONG + [[], [3], "3ch"],
     "bias": [0, 1, "true", "false", "", [], {}, 1.5],
     **{key: [2.5, True, False, -1, "", "10", "x", [], [1], {}] for key in

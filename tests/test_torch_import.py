@@ -832,3 +832,34 @@ def test_shape_rules_equal_real_calls_on_random_arguments(call):
         assert _shapes(ours) == _shapes(theirs), key
     # and through the dispatcher (rule, or the op itself on meta): always torch's shape
     assert _shapes(TI._compute(key, fn, meta_args, {})) == _shapes(theirs), key
+
+
+class _TokensThroughBatch(nn.Module):
+    """LeViT's LinearNorm: Linear per token, then BatchNorm1d over x.flatten(0, 1), reshaped back (or,
+    `misuse`, reshaped into another grouping of the rows, which mixes images)."""
+
+    def __init__(self, misuse=False):
+        super().__init__()
+        self.conv, self.linear, self.bn = nn.Conv2d(3, 8, 4, 4), nn.Linear(8, 6), nn.BatchNorm1d(6)
+        self.misuse = misuse
+
+    def forward(self, x):
+        x = self.linear(self.conv(x).flatten(2).transpose(1, 2))
+        rows = self.bn(x.flatten(0, 1))
+        if self.misuse:
+            return rows.reshape(4, -1, 6)
+        return rows.reshape_as(x).transpose(1, 2).reshape(x.shape[0], 6, 8, 8)
+
+
+def test_tokens_flattened_into_the_batch_for_a_batch_norm():
+    """Per-row ops between x.flatten(0, 1) and the reshape back keep the tokens: the field is the
+    patch conv's, params and MACs are torch's; anything else on the merged rows is refused."""
+    model = _TokensThroughBatch()
+    total = rfsweep.analyze(from_torch(model, 32))["total"]
+    assert (total["rf"], total["jump"], total["out_size"]) == (4, 4, 8)
+    assert total["params"] == sum(p.numel() for p in model.parameters())
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(torch.zeros(2, 3, 32, 32))
+    assert 2 * 2 * total["macs"] == counter.get_total_flops()  # the counter ran a batch of 2
+    with pytest.raises(RfsweepError, match="flattened into the batch"):
+        from_torch(_TokensThroughBatch(misuse=True), 32)

@@ -7,6 +7,7 @@ kernels, strides, dilations, both forms of causal padding, norms and weight-norm
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from pathlib import Path
@@ -194,12 +195,28 @@ def random_net(rank, seed, c=4):
     features = nn.Sequential(*blocks)
     head = nn.Sequential(getattr(nn, f"AdaptiveAvgPool{rank}d")(1), nn.Flatten(), nn.Linear(cin, 3))
     size = [rng.randint(24, 40) if rank == 1 else rng.randint(10, 16) for _ in range(rank)]
-    return features, nn.Sequential(features, head), size
+    model = nn.Sequential(features, head) if seed % 2 else Untraceable(features, head)
+    return features, model, size
+
+
+class Untraceable(nn.Module):
+    """Control flow on a shape: torch.fx cannot trace it, so the import takes the meta-device path."""
+
+    def __init__(self, features, head):
+        super().__init__()
+        self.features, self.head = features, head
+
+    def forward(self, x):
+        y = self.features(x)
+        if y.shape[-1] > 0:
+            y = self.head(y)
+        return y
 
 
 @pytest.mark.parametrize("rank", [1, 3])
 @pytest.mark.parametrize("seed", range(8))
 def test_random_networks_against_torch(rank, seed):
+    """Odd seeds trace with torch.fx, even ones on the meta device (control flow on a shape)."""
     torch.manual_seed(seed)
     features, model, size = random_net(rank, seed)
     for _ in range(4):  # a size the network can shrink to at least 2 units per axis
@@ -394,3 +411,71 @@ def test_torchvision_video_models(name):
         assert total[key] == catalog[key], key
     if name == "r3d_18":
         assert (total["params"], total["macs"]) == (catalog["params"], catalog["macs"])
+
+
+# ------------------------------------------------------------------ padding a channels-last map
+
+def test_padding_a_channels_last_map_pads_its_spatial_axes():
+    """F.pad on (B, H, W, C) pads C, then W, then H (its pairs start at the last dim): the same graph
+    field as the NCHW pad; a pad of the channels is refused, naming the dim."""
+    class Last(nn.Module):
+        def __init__(self, pad):
+            super().__init__()
+            self.pad, self.conv = pad, nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return self.conv(F.pad(x.permute(0, 2, 3, 1), self.pad).permute(0, 3, 1, 2))
+
+    class First(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return self.conv(F.pad(x, (1, 2, 3, 0)))
+
+    last, first = Last((0, 0, 1, 2, 3, 0)), First()
+    ours = rfsweep.analyze(from_torch(last, [20, 24]))["total"]
+    assert ours == rfsweep.analyze(from_torch(first, [20, 24]))["total"]
+    assert _axes(ours["out_size"], 2) == list(last(torch.zeros(1, 3, 20, 24)).shape[2:])
+    assert (ours["start"], ours["rf"]) == ([-2.0, 0.0], 3)
+    with pytest.raises(Unsupported, match="padding dim 3, which holds the channels"):
+        from_torch(Last((1, 1)), 20)
+
+
+@pytest.mark.parametrize("rank, mode", [(1, "nearest"), (1, "linear"), (3, "nearest"), (3, "trilinear")])
+def test_upsampling_at_rank_1_and_3(rank, mode):
+    """nn.Upsample by 2 between strided convs: sizes as torch's, and the largest field over a window of
+    units (both phases) as the gradient's; 2-D-only modes are refused at other ranks (by torch itself)."""
+    conv = getattr(nn, f"Conv{rank}d")
+    size = [40] if rank == 1 else [12, 14, 16]
+    model = nn.Sequential(conv(1, 2, 3, 2), nn.Upsample(scale_factor=2, mode=mode), conv(2, 2, 3, padding=1))
+    total = rfsweep.analyze(from_torch(model, size if rank == 3 else size[0], in_channels=1))["total"]
+    with torch.no_grad():
+        shape = model(torch.zeros(1, 1, *size)).shape[2:]
+    assert _axes(total["out_size"], rank) == list(shape)
+    units = [tuple(n // 2 + i for n in shape) for i in range(-2, 3)]
+    _, supports = _supports(_linearised(model), 1, size, units)
+    assert _axes(total["rf"], rank) == [max(s[a][1] - s[a][0] + 1 for s in supports) for a in range(rank)]
+    wrong = nn.Sequential(conv(1, 2, 3), nn.Upsample(scale_factor=2, mode="bilinear"))
+    with pytest.raises(Unsupported, match=r"Upsample at '1'.*bilinear"):
+        from_torch(wrong, size if rank == 3 else size[0], in_channels=1)
+
+
+def test_cli_explains_torch_models_at_rank_1_and_3(capsys):
+    from cli_helpers import run_cli
+
+    nets = Path(__file__).parent / "torch_nets.py"
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Audio1d", "--in-channels", "1",
+                             "--input-size", "16000", "--format", "json")
+    assert code == 0, err
+    total = json.loads(out)["total"]
+    assert (total["rf"], total["jump"], total["out_size"]) == (53, 4, 3999)  # Audio1d: 9/2, pool 3/2, 5 d2, 3: 8000, 3999
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Volume3d", "--in-channels", "1",
+                             "--input-size", "8_32_32", "--format", "json")
+    assert code == 0, err
+    total = json.loads(out)["total"]
+    assert (total["rf"], total["jump"], total["out_size"]) == ([3, 5, 5], [1, 4, 4], [6, 8, 8])
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Volume3d", "--in-channels", "1",
+                             "--input-size", "32_32")
+    assert code == 2 and err.startswith("error: input_size must be") and "Conv3d" in err

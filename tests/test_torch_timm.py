@@ -47,6 +47,9 @@ EXACT = {
     "coatnet_nano_rw_224": (64, {"img_size": 64}, "CoAtNet: conv stages, then attention with a relative "
                                                   "position bias"),
     "hrnet_w18_small": (64, {}, "HRNet: parallel resolutions fused by upsampling (decoder nodes)"),
+    "levit_128s": (128, {"img_size": 128}, "LeViT: BatchNorm over x.flatten(0, 1), attention with learned "
+                                           "biases, subsampling attention"),
+    "levit_conv_128s": (128, {"img_size": 128}, "LeViT in its conv layout: v @ attn^T"),
 }
 
 
@@ -209,8 +212,7 @@ def test_attention_makes_the_field_global(name):
 
 
 @pytest.mark.parametrize("name, words", [
-    ("levit_128s", ["stages.0.blocks.0.attn.qkv", "reshape"]),
-    ("mobilevit_xxs", ["stages.2.1", "reshape"]),
+    ("mobilevit_xxs", ["stages.2.1", "reshape", "patch unfold", "--end-point"]),
     ("edgenext_xx_small", ["pos_embd.token_projection", "positional encoding", "--end-point"]),
 ])
 def test_refusals_name_the_op_the_module_path_and_a_way_out(name, words):
@@ -222,6 +224,26 @@ def test_refusals_name_the_op_the_module_path_and_a_way_out(name, words):
     assert "\n" not in message
     for word in words:
         assert word in message
+
+
+def test_windowed_attention_is_refused_not_read_as_global():
+    """Swin's window partition moves the map into the batch: a unit sees its own tile, which the graph
+    has no node for; reading it as global would be a wrong field (issue 17), so it is refused."""
+    with torch.device("meta"):
+        model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10, img_size=112)
+    with pytest.raises(RfsweepError) as info:
+        from_torch(model, 112)
+    message = str(info.value)
+    for word in ("layers.0.blocks.0.view", "window partition", "not read as global", "--end-point"):
+        assert word in message
+
+
+@pytest.mark.parametrize("name", ["levit_128s", "levit_conv_128s"])
+def test_levit_is_global_from_its_first_attention(name):
+    model, size = _meta_model(name)
+    total = rfsweep.analyze(from_torch(model, size))["total"]
+    assert total["global_from"] == "stages.0.blocks.0.attn.matmul"
+    assert total["jump"] == 64 and total["rf"] >= size
 
 
 def test_end_point_by_module_path():

@@ -356,3 +356,20 @@ def test_chain_flags_are_refused_for_a_unet_spec(tmp_path, capsys):
     path.write_text(SPEC_TOML)
     code, _, err = run_cli(capsys, "sweep", "--spec", path, "--kernel", "3", "-q")
     assert code == 2 and "--kernel" in err
+
+
+def test_show_refuses_a_spec_that_disagrees_with_the_row(tmp_path, capsys, monkeypatch):
+    """The file's kernels are 3,5; metadata claiming 3,7 would rebuild a kernel-5 row with 7: refused."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.chdir(tmp_path)
+    Path("unet.toml").write_text(SPEC_TOML)
+    assert run_cli(capsys, "sweep", "--spec", "unet.toml", "-o", "one.parquet", "-q")[0] == 0
+    meta = json.loads(pq.read_metadata("one.parquet").metadata[b"rfsweep"])
+    meta["spec"]["unet"]["kernel"] = [3, 7]
+    table = pq.read_table("one.parquet")
+    pq.write_table(table.replace_schema_metadata({b"rfsweep": json.dumps(meta).encode()}), "altered.parquet")
+    row = next(r["config_id"] for r in table.select(["config_id", "kernel", "padding"]).to_pylist()
+               if r["kernel"] == 5 and r["padding"] == "same")  # a same U-Net with k7 is valid too
+    code, _, err = run_cli(capsys, "show", "altered.parquet", row)
+    assert code == 2 and "kernel" in err and "5" in err and "7" in err and "Traceback" not in err

@@ -552,6 +552,15 @@ class Audio1d(nn.Module):
         return self.fc(x.mean(-1))
 
 
+class Volume3d(nn.Sequential):
+    """A 3-D model (video, volumes): anisotropic Conv3d and MaxPool3d, BatchNorm3d, a global pool head."""
+
+    def __init__(self, c=4):
+        super().__init__(nn.Conv3d(1, c, (1, 3, 3), (1, 2, 2), (0, 1, 1), bias=False), nn.BatchNorm3d(c), nn.ReLU(),
+                         nn.MaxPool3d((1, 2, 2)), nn.Conv3d(c, c, (3, 1, 1)), nn.AdaptiveAvgPool3d(1), nn.Flatten(),
+                         nn.Linear(c, 2))
+
+
 # ------------------------------------------------------------------ issue 17: patterns of timm and torchvision
 # Written after timm's layers (Conv2dSame, MaxPool2dSame, ScaledStdConv2d, DropPath, LayerScale) and
 # torchvision's StochasticDepth, so that the suite checks them without either library.

@@ -19,7 +19,8 @@ SWEEP_SUMMARY = "Every stack of a grid or block space, streamed to Parquet."
 SWEEP_HELP = (GRID_HELP
               + "\n\nWith no arguments: depth 1-4, kernel 1,3,5,7, stride 1,2, dilation 1,2, channels 16,32,64, "
                 "padding same, 224x224x3 input (5.4M stacks) -> sweep.parquet. MACs count one multiply-"
-                "accumulate as 1 (bias adds not counted); FLOPs = 2*MACs.")
+                "accumulate as 1 (bias adds not counted); FLOPs = 2*MACs. A --spec with [[stage]] tables is a "
+                "block space (docs/blocks.md), one with a [unet] table a U-Net space (docs/decoders.md).")
 
 
 def sweep(
@@ -70,7 +71,7 @@ def sweep(
                      padding=padding, channels=channels, input_size=parse_size(input_size), in_channels=in_channels,
                      bias=False if no_bias else None, min_rf=min_rf, max_rf=max_rf, max_params=max_params,
                      max_macs=max_macs, min_out_size=min_out_size, sample=sample, seed=seed, rank=rank)
-    spec = load_spec(spec_file, overrides)  # the file's marker key picks the space ([[stage]]: blocks)
+    spec = load_spec(spec_file, overrides)  # the file's marker key picks the space ([[stage]]: blocks, [unet]: U-Nets)
     guess = estimate(spec)
     size_line = f"{spec.summary()}; {_estimate_text(guess['seconds'], guess['bytes'])}"
     if dry_run:

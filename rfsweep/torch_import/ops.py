@@ -538,23 +538,25 @@ def op_pad(b, name, args, kwargs, out, note):
     nd = x.meta.dim()
     if x.unusual:
         raise _fail(note, name, "padding a token layout (reshape it back to a map first)")
-    rank = 0 if x.hw is None else len(x.hw)
-    if not x.spatial or x.hw != tuple(range(nd - rank, nd)):
-        raise _fail(note, name, "padding a map that is not in NCHW layout")
-    if any(pad[2 * rank:]):
-        raise _fail(note, name, "padding the channel or batch dims")
-    pad = pad + [0] * (2 * rank - len(pad))
-    # F.pad's pairs start at the last dim: (left, right, top, bottom, front, back)
-    sides = [(pad[2 * (rank - 1 - a)], pad[2 * (rank - 1 - a) + 1]) for a in range(rank)]
+    if x.hw is None:
+        raise _fail(note, name, "padding a tensor that is no longer a map")
+    pairs = [tuple(pad[i:i + 2]) + (0,) * (2 - len(pad[i:i + 2])) for i in range(0, len(pad), 2)]
+    sides = [(0, 0)] * len(x.hw)
+    for i, pair in enumerate(pairs):  # F.pad's pairs start at the last dim: (left, right, top, bottom, ...)
+        dim = nd - 1 - i
+        if dim in x.hw:
+            sides[x.hw.index(dim)] = pair
+        elif any(pair):
+            raise _fail(note, name, f"padding dim {dim}, which holds the channels or the batch")
     flat = [p for side in sides for p in side]
     if min(flat) < 0:
         if max(flat) > 0 or a["mode"] != "constant":
             raise _fail(note, name, "padding that crops on one side and pads on another")
         crop = [[-before, -after] for before, after in sides]
         node = b.emit(name, "crop", [x.node], True, note, crop=crop)
-        return _new(b, node, out, True)
+        return replace(x, node=node, meta=out)
     node = b.per_channel(b.emit(name, "pad", [x.node], True, note, padding=_padding_field(tuple(sides))), x)
-    return _new(b, node, out, True)
+    return replace(x, node=node, meta=out)
 
 
 def op_flatten(b, name, args, kwargs, out, note):

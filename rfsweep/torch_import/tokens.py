@@ -44,6 +44,9 @@ def roles(x: Val) -> list:
 
 def from_roles(x: Val, node: str, meta, r: list, where, tok=None, pending=KEEP, plain=False) -> Val:
     """A Val with a role per dim, carrying x's token geometry (or `tok`, (prefix, h, w))."""
+    if x.merged is not None:
+        raise _fail(where[0], where[1], "tokens flattened into the batch (only per-row ops and the reshape back "
+                                        "are followed)")
     if r.count("B") != 1 or any(r.count(k) > 1 for k in "DHWTK"):
         raise _fail(where[0], where[1], f"the layout {''.join(r)} has no single batch/spatial dim")
     axes = [k for k in "DHW" if k in r]
@@ -99,6 +102,11 @@ def _groups(s: list, t: list):
 
 def reshape(b, name, x: Val, out, note) -> Val:
     s, t = list(x.meta.shape), list(out.shape)
+    if x.merged is not None:  # tokens flattened into the batch: only the reshape back
+        if t != list(x.merged.meta.shape):
+            raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} of tokens flattened into the batch (only "
+                                    "per-row ops and the reshape back are followed)")
+        return replace(x.merged, node=x.node, meta=out)
     r = roles(x)
     where = (note, name)
     if any(n == 1 and r[i] in "BDHWTK" for i, n in enumerate(s)):
@@ -111,6 +119,9 @@ def reshape(b, name, x: Val, out, note) -> Val:
     node = x.node
     prefix, h, w = _tok_geometry(x, r, s) if x.spatial else (0, 1, 1)
     channel_groups_kept = True
+    merge = _batch_merge(x, r, t, groups, out)
+    if merge is not None:
+        return merge
     for gi, gj in groups:
         kinds = [r[i] for i in gi]
         if all(k == "C" for k in kinds):
@@ -133,11 +144,37 @@ def reshape(b, name, x: Val, out, note) -> Val:
             size = {axis: math.prod(s[i] for i in gi if r[i] == axis) for axis in "hw"}
             node = space_to_depth(b, name, node, size["h"], size["w"], note)
             continue
-        why = ("class tokens are still in the sequence" if kinds == ["T"] and prefix else
-               "it moves space into the batch or channels (a patch unfold, space-to-depth)"
-               if {"D", "H", "W", "T"} & set(kinds) else "it mixes the batch with other dims")
-        raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} ({''.join(r)} -> ?): {why}")
+        raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} ({''.join(r)} -> ?): "
+                                f"{_why_mixed(kinds, prefix)}; pass --end-point a node before it")
     return from_roles(x, node, out, new, where, tok=tok, plain=x.plain and channel_groups_kept and node == x.node)
+
+
+def _batch_merge(x: Val, r: list, t: list, groups, out):
+    """(B, N, C) -> (B*N, C), as LeViT's `bn(x.flatten(0, 1)).reshape_as(x)`: in eval mode a BatchNorm
+    (and any per-row op) treats each token alone, so the value is followed as the same tokens until
+    the reshape back (anything else on it is refused). None when the reshape is not that."""
+    if r != ["B", "T", "C"] or len(t) != 2 or x.pending is not None or x.tok[1] or \
+            [[r[i] for i in gi] for gi, _ in groups] != [["B", "T"], ["C"]]:
+        return None
+    return Val(x.node, out, None, (1,), merged=x)
+
+
+def _why_mixed(kinds: list, prefix: int) -> str:
+    """Why a reshape that merges these roles into one dim is refused (the refusal's second half)."""
+    space = {"D", "H", "W", "T"} & set(kinds)
+    if kinds == ["T"] and prefix:
+        return "class tokens are still in the sequence"
+    if "B" in kinds and "T" in kinds and "C" not in kinds:
+        return ("it merges the batch with the tokens (a BatchNorm over x.flatten(0, 1), as LeViT's): "
+                "the layout of one map per image is not followed through that")
+    if "B" in kinds and space and "C" not in kinds:
+        return ("it moves the map into the batch: a window partition (Swin-style windowed attention, whose "
+                "units see their own tile of the map: not mapped, and not read as global either)")
+    if "B" in kinds and space:
+        return "it moves the map into the batch: a patch unfold (MobileViT's)"
+    if space:
+        return "it moves space into the channels (a patch unfold, space-to-depth)"
+    return "it mixes the batch with other dims"
 
 
 def space_to_depth(b, name, source: str, fh: int, fw: int, note) -> str:
@@ -328,9 +365,12 @@ def matmul(b, name, args, kwargs, out, note) -> Val:
     if contract == ("C", "C") and rows == "T" and cols == "T" and not a.pending and not c.pending:
         # q @ k^T: scores over (query tokens, key tokens), not yet applied
         return from_roles(a, a.node, out, batch_roles + ["T", "K"], (note, name), pending=(sources, macs, None))
-    if contract in (("K", "T"), ("C", "C")) and "T" in (rows, cols) and (a.pending or c.pending):
-        # scores @ v, or a context matrix @ v: every output token reads every source token
+    if contract in (("K", "T"), ("T", "K"), ("C", "C")) and "T" in (rows, cols) and (a.pending or c.pending):
+        # scores @ v (or v @ scores^T, LeViT's conv layout), or a context matrix @ v: every output token
+        # reads every source token
         carrier = a if rows == "T" else c
+        other = c if carrier is a else a  # the query's sources first: the global node takes its grid
+        sources = tuple(s for v in (carrier, other) for s in ((v.pending[0] if v.pending else ()) + (v.node,)))
         r = batch_roles + [rows, cols]
         val = from_roles(carrier, carrier.node, out, r, (note, name), tok=carrier.tok[1:], pending=None)
         return _emit_global(b, name, sources, val, out, macs, "attention: every unit reads every token")

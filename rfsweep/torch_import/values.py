@@ -39,15 +39,17 @@ class Val:
     batch: int = 0
     pending: tuple | None = None
     fine: tuple = ()  # ((dim, "h" or "w"), ...): offsets inside f-sized blocks of a space-to-depth view
+    merged: "Val | None" = None  # tokens flattened into the batch (LeViT's BatchNorm): the Val before it
 
     @property
     def spatial(self) -> bool:
-        return self.hw is not None or self.tok is not None
+        return self.hw is not None or self.tok is not None or self.merged is not None
 
     @property
     def unusual(self) -> bool:
         """Not a plain NC[H]W-like layout: tokens.py handles it."""
-        return self.tok is not None or self.pending is not None or self.batch != 0 or bool(self.fine)
+        return self.tok is not None or self.pending is not None or self.batch != 0 or bool(self.fine) \
+            or self.merged is not None
 
 
 class Builder:

@@ -1,6 +1,7 @@
 """Block-space sweep throughput: kernel alone, end to end into Parquet, NumPy and pure-Python baselines.
 
     python benchmarks/bench_blocks.py [--ids N] [--threads T]
+    python benchmarks/bench_blocks.py --ranks [--ids N] [--rounds R]   # rank 1, 2, 3 kernels compared
 
 Space: data/resnet_like.toml (268M networks: 4 stages x 2 blocks x 4 repeats x 2 kernels x 4 widths
 x 2 expansions). The kernel is compiled (and warmed) before any timing. Rates count enumerated
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rfsweep.block_sweep import BlockEvaluator
-from rfsweep.blocks import BASIC, BOTTLENECK
+from rfsweep.blocks import BASIC, BOTTLENECK, BlockSpec
 from rfsweep.engines import write_range
 from rfsweep.grid import load_spec
 
@@ -109,7 +110,7 @@ def pure_python(spec, lo: int, hi: int) -> int:
                 status, n, c, rf, rfmin, jump, p, m, var, _, _ = block(
                     int(table["block"][i][v]), n, c, rf, rfmin, jump, var, int(table["kernel"][i][v]),
                     int(table["kpow"][i][v]), s, int(table["dilation"][i][v]), int(table["width"][i][v]),
-                    int(table["expansion"][i][v]), int(table["groups"][i][v]), spec.input_size, spec.rank)
+                    int(table["expansion"][i][v]), int(table["groups"][i][v]), spec.input_size, (1,) * spec.rank)
                 params += p
                 macs += m
                 s = 1
@@ -122,13 +123,46 @@ def rate(label: str, ids: int, seconds: float) -> float:
     return ids / seconds
 
 
+def kernel_seconds(evaluator, ids: int, buffers) -> float:
+    start = time.perf_counter()
+    for lo in range(0, ids, 1 << 20):
+        evaluator.evaluate(4, 0, lo, min(lo + (1 << 20), ids), buffers)
+    return time.perf_counter() - start
+
+
+def compare_ranks(spec, ids: int, threads: int, rounds: int) -> None:
+    """The same space at rank 1, 2 and 3: kernel alone, best of `rounds`, the ranks alternating
+    within each round (a loaded machine drifts; alternating spreads the drift over all three)."""
+    evaluators = {}
+    for rank in (1, 2, 3):
+        ranked = BlockSpec.build({**spec.to_dict(), "rank": rank})
+        evaluators[rank] = (BlockEvaluator(ranked, threads), ranked)
+    buffers = evaluators[2][0].new_buffers(1 << 20)
+    for evaluator, _ in evaluators.values():
+        evaluator.evaluate(4, 0, 0, 1 << 17, buffers)  # compile (or load the cache) and warm up
+    best = {rank: float("inf") for rank in evaluators}
+    for _ in range(rounds):
+        for rank, (evaluator, _) in evaluators.items():
+            best[rank] = min(best[rank], kernel_seconds(evaluator, ids, buffers))
+    for rank, seconds in best.items():
+        rate(f"kernel alone, rank {rank} (best of {rounds})", ids, seconds)
+    for rank in (1, 3):
+        print(f"rank {rank} / rank 2: {best[2] / best[rank]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ids", type=int, default=1 << 25, help="ids per timed run (default 33.5M)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--full", action="store_true", help="also sweep the whole 268M space end to end")
+    parser.add_argument("--ranks", action="store_true", help="only compare the kernel at rank 1, 2 and 3")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --ranks (best of)")
     args = parser.parse_args()
     spec = load_spec(SPEC)
+    if args.ranks:
+        print(f"{spec.summary()} at rank 1, 2, 3; the first {args.ids:,} ids on {args.threads} threads")
+        compare_ranks(spec, args.ids, args.threads, args.rounds)
+        return
     print(f"{spec.summary()}; timing the first {args.ids:,} ids on {args.threads} threads")
     evaluator = BlockEvaluator(spec, args.threads)
     buffers = evaluator.new_buffers(1 << 20)

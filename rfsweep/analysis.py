@@ -499,14 +499,17 @@ def pareto_front(df, minimize=("params", "macs"), maximize=("rf",)):
 
 _CLAUSE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*"
                      r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))\s*$")
+# a text column (a U-Net's padding, a chain layer's type) compared with a word: padding==valid, l1_type!='maxpool'
+_TEXT_CLAUSE = re.compile(r"""^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=)\s*(['"]?)([A-Za-z_][A-Za-z0-9_.+-]*)\3\s*$""")
 
 
 def parse_where(text: str | None, schema) -> tuple[object | None, list[str]]:
     """`"out_size>=7, rf<=100"` (clauses joined by ',' or 'and') -> (Arrow filter, columns).
 
     Each clause is `column OP number` with OP one of >= <= > < == !=, on a
-    numeric column of the file. Rows where the column is null (per-layer
-    columns past a stack's depth) never match.
+    numeric column of the file, or `column == word` / `column != word` on a
+    text column (`padding==valid`, `upsampling!=bilinear`). Rows where the
+    column is null (per-layer columns past a stack's depth) never match.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -519,22 +522,48 @@ def parse_where(text: str | None, schema) -> tuple[object | None, list[str]]:
         if not clause.strip():
             raise RfsweepError(f"--where {text!r}: empty clause (join clauses with ',' or 'and')")
         match = _CLAUSE.match(clause)
+        text_match = None if match else _TEXT_CLAUSE.match(clause)
+        if text_match:
+            name, op, _, word = text_match.groups()
+            _text_field(schema, name)
+            clause_expr = pc.field(name) == word if op == "==" else pc.field(name) != word
+            expression = clause_expr if expression is None else expression & clause_expr
+            used.append(name)
+            continue
         if not match:
             raise RfsweepError(f"--where: cannot read {clause.strip()!r} "
-                               "(expected 'column OP number', OP one of >= <= > < == !=, e.g. out_size>=7)")
+                               "(expected 'column OP number', OP one of >= <= > < == !=, e.g. out_size>=7, "
+                               "or 'column == word' on a text column, e.g. padding==valid)")
         name, op, number = match.groups()
-        _numeric_field(schema, name, "--where")
+        kind = _numeric_field(schema, name, "--where")
         value = float(number) if re.search(r"[.eE]", number) else int(number)
+        field_ = pc.field(name)
+        if isinstance(value, float) and pa.types.is_integer(kind):
+            if value.is_integer() and abs(value) < 2 ** 63:
+                value = int(value)  # 2e8 on an integer column: an exact integer comparison
+            else:  # Arrow would cast the integers to float32 and fail past 2**24: compare as float64
+                field_ = field_.cast(pa.float64())
         if isinstance(value, int):
             if value > np.iinfo(np.uint64).max or value < np.iinfo(np.int64).min:
                 raise RfsweepError(f"--where: {number} is out of the 64-bit range")
             value = pa.scalar(value, pa.uint64() if value > np.iinfo(np.int64).max else pa.int64())
-        field_ = pc.field(name)
         clause_expr = {">=": field_ >= value, "<=": field_ <= value, ">": field_ > value,
                        "<": field_ < value, "==": field_ == value, "!=": field_ != value}[op]
         expression = clause_expr if expression is None else expression & clause_expr
         used.append(name)
     return expression, used
+
+
+def _text_field(schema, name: str):
+    import pyarrow as pa
+
+    if name not in schema.names:
+        raise unknown_name("--where: the sweep has no column", name, schema.names)
+    kind = schema.field(name).type
+    values = kind.value_type if pa.types.is_dictionary(kind) else kind
+    if not (pa.types.is_string(values) or pa.types.is_large_string(values)):
+        raise RfsweepError(f"--where: column {name!r} is {kind}, not text: compare it with a number")
+    return kind
 
 
 def _numeric_field(schema, name: str, what: str):

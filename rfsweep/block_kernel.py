@@ -22,7 +22,9 @@ the paths' ERFs with equal weights (variance = mean of the variances, as
 Causal stages (tcn, wavenet) are evaluated a stage at a time
 (`_causal_stage`): their paths end at the same unit instead of sharing a
 centre, so the state also carries the ERF's mean. The rank enters as
-kernel^rank per choice (the table's kpow) and n^rank per map (`_area`).
+kernel^rank per choice (the table's kpow) and n^rank per map (`_area`), the
+rank as `axes`, a tuple of `rank` ones: its length is part of its numba type, so
+each rank compiles (and caches) its own kernel and rank 2 pays for no branch.
 
 `sweep_blocks` splits a range into parts, one `prange` iteration each;
 part p writes its rows from its own offset, so threads never share a row.
@@ -41,17 +43,22 @@ from .odometer import skip_prefix
 compile_module(arithmetic)  # the one arithmetic, compiled: the kernel below inlines it
 from .arithmetic import conv_weights, erf_ratio, grow_erf_var, out_size  # noqa: E402
 
+# the `causal` argument: a tuple whose length (part of its numba type) says at compile time whether
+# the space has tcn/wavenet stages, so that centred-only spaces compile without the causal stage
+CENTRED_ONLY = (0,)
+WITH_CAUSAL = (0, 0)
 OK = 0
 INVALID = 1
 PRUNED = 2
-# the state after a stage, S[field, stage]: ints; the ERF variance and mean live in a float array
-# F[0 (variance) or 1 (mean, relative to the stem's), stage]
+# the state after a stage, S[field, stage]: ints; the ERF variance and mean live in float arrays
 S_N, S_C, S_RF, S_RFMIN, S_JUMP, S_PARAMS, S_MACS, S_DEPTH, S_UNPROD = range(9)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _area(n, rank):
-    """Positions of an isotropic map of n per axis: n^rank (a branch, not a pow, in the hot loop)."""
+def _area(n, axes):
+    """Positions of an isotropic map of n per axis: n^rank, rank = len(axes), a tuple of ones whose
+    length is part of its type: each rank compiles its own kernel, with this branch folded away."""
+    rank = len(axes)
     if rank == 2:
         return n * n
     if rank == 1:
@@ -60,17 +67,20 @@ def _area(n, rank):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _conv_bn(kk, c_in, c_out, groups, area):
+def _conv_bn(k, kk, c_in, c_out, groups, n_out, axes):
     """(params, MACs) of a bias-free conv followed by BatchNorm (2*c_out params, no MACs).
 
-    kk = kernel^rank (the table's kpow, 1 for a pointwise conv), area = output positions.
+    kk = k^rank (the table's kpow); rank 2 multiplies k*k and n*n as it always has.
     """
+    if len(axes) == 2:
+        weights = conv_weights(k, k, c_in, c_out, groups)
+        return weights + 2 * c_out, weights * n_out * n_out
     weights = conv_weights(kk, 1, c_in, c_out, groups)
-    return weights + 2 * c_out, weights * area
+    return weights + 2 * c_out, weights * _area(n_out, axes)
 
 
-@njit(cache=True, nogil=True)
-def _block(code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank):
+@njit(cache=True, nogil=True, inline="always")
+def _block(code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, axes):
     """One block on an incoming state.
 
     Returns (status, n, c, rf, rf_min, jump, params, macs, var, depth, unproductive),
@@ -79,17 +89,16 @@ def _block(code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank
     n2 = out_size(n, k, s, d * (k - 1) // 2, d * (k - 1) // 2, d, False)
     if n2 < 1:
         return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
-    a2 = _area(n2, rank)
     grow = d * (k - 1) * jump  # the kxk conv's RF growth on this map
     var_k = grow_erf_var(var, jump, k, d)
     if code == CONV:
         if c % g:
             return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
-        params, macs = _conv_bn(kk, c, w, g, a2)
+        params, macs = _conv_bn(k, kk, c, w, g, n2, axes)
         return OK, n2, w, rf + grow, rfmin + grow, jump * s, params, macs, var_k, 1, int(rfmin + grow > in_size)
     if code == DWSEP:
-        p1, m1 = _conv_bn(kk, c, c, c, a2)
-        p2, m2 = _conv_bn(1, c, w, 1, a2)
+        p1, m1 = _conv_bn(k, kk, c, c, c, n2, axes)
+        p2, m2 = _conv_bn(1, 1, c, w, 1, n2, axes)
         return (OK, n2, w, rf + grow, rfmin + grow, jump * s, p1 + p2, m1 + m2, var_k, 2,
                 2 * int(rfmin + grow > in_size))
     if code == MBCONV:
@@ -99,11 +108,11 @@ def _block(code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank
         depth = 2
         unprod = 2 * int(rfmin + grow > in_size)
         if e != 1:
-            params, macs = _conv_bn(1, c, hidden, 1, _area(n, rank))
+            params, macs = _conv_bn(1, 1, c, hidden, 1, n, axes)
             depth = 3
             unprod += int(rfmin > in_size)
-        p2, m2 = _conv_bn(kk, hidden, hidden, hidden, a2)
-        p3, m3 = _conv_bn(1, hidden, w, 1, a2)
+        p2, m2 = _conv_bn(k, kk, hidden, hidden, hidden, n2, axes)
+        p3, m3 = _conv_bn(1, 1, hidden, w, 1, n2, axes)
         params += p2 + p3
         macs += m2 + m3
         if s == 1 and c == w:  # residual: rf_min follows the identity path, ERFs mix
@@ -112,8 +121,8 @@ def _block(code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank
     if code == BASIC:
         if c % g:
             return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0
-        p1, m1 = _conv_bn(kk, c, w, g, a2)
-        p2, m2 = _conv_bn(kk, w, w, g, a2)
+        p1, m1 = _conv_bn(k, kk, c, w, g, n2, axes)
+        p2, m2 = _conv_bn(k, kk, w, w, g, n2, axes)
         params = p1 + p2
         macs = m1 + m2
         grow2 = d * (k - 1) * jump * s  # the second kxk conv runs on the strided map
@@ -123,9 +132,9 @@ def _block(code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank
         depth = 2
     else:  # BOTTLENECK (v1.5: the stride on the kxk conv)
         inner = w // e
-        p1, m1 = _conv_bn(1, c, inner, 1, _area(n, rank))
-        p2, m2 = _conv_bn(kk, inner, inner, g, a2)
-        p3, m3 = _conv_bn(1, inner, w, 1, a2)
+        p1, m1 = _conv_bn(1, 1, c, inner, 1, n, axes)
+        p2, m2 = _conv_bn(k, kk, inner, inner, g, n2, axes)
+        p3, m3 = _conv_bn(1, 1, inner, w, 1, n2, axes)
         params = p1 + p2 + p3
         macs = m1 + m2 + m3
         var_main = var_k
@@ -133,7 +142,7 @@ def _block(code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank
         unprod = int(rfmin > in_size) + 2 * int(rfmin + grow > in_size)
         depth = 3
     if s != 1 or c != w:  # projection shortcut: 1x1 conv stride s + BN
-        p4, m4 = _conv_bn(1, c, w, 1, a2)
+        p4, m4 = _conv_bn(1, 1, c, w, 1, n2, axes)
         params += p4
         macs += m4
         unprod += int(rfmin > in_size)
@@ -141,7 +150,7 @@ def _block(code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank
 
 
 @njit(cache=True, nogil=True)
-def _causal_stage(code, reps, k, kk, s, d, cycle, w, e, n, c, rf, rfmin, jump, var, mean, in_size, rank):
+def _causal_stage(code, reps, k, kk, s, d, cycle, w, e, n, c, rf, rfmin, jump, var, mean, in_size, axes):
     """A stage of tcn or wavenet blocks (block b has dilation d * 2^(b mod cycle)): the increments
     (status, n, c, rf, rf_min, jump, params, macs, var, mean, depth, unproductive), RF/ERF as totals.
 
@@ -159,7 +168,7 @@ def _causal_stage(code, reps, k, kk, s, d, cycle, w, e, n, c, rf, rfmin, jump, v
             n2 = out_size(n, k, s, (k - 1) * db, 0, db, False)
             if n2 < 1:
                 return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
-            a2 = _area(n2, rank)
+            a2 = _area(n2, axes)
             grow1 = (k - 1) * db * jump
             grow2 = grow1 * s  # the second conv runs on the strided map
             w1 = conv_weights(kk, 1, c, w, 1)
@@ -183,7 +192,7 @@ def _causal_stage(code, reps, k, kk, s, d, cycle, w, e, n, c, rf, rfmin, jump, v
         return OK, n, c, rf, rfmin, jump, params, macs, var, mean, 2 * reps, unprod
     # WAVENET (stride 1: the table marks other strides invalid); the stage's output is the skip sum
     inner = w // e
-    a = _area(n, rank)
+    a = _area(n, axes)
     first = 0.0  # sums over the skips of their ERF mean (relative to the stage input's) and 2nd moment
     second = 0.0
     rel = 0.0  # the residual stream's ERF mean relative to the stage input's
@@ -212,14 +221,14 @@ def _causal_stage(code, reps, k, kk, s, d, cycle, w, e, n, c, rf, rfmin, jump, v
 
 
 @njit(cache=True, nogil=True)
-def _stage(T, pos, v, st, fl, in_size, rank):
-    """Stage `pos` at choice v on the state st[:, pos], fl[:, pos]: (status, n, c, rf, rf_min, jump,
+def _stage(T, pos, v, st, var_st, mean_st, in_size, axes, causal):
+    """Stage `pos` at choice v on the state st[:, pos], var_st[pos], mean_st[pos]: (status, n, c, rf, rf_min, jump,
     params, macs, var, mean, depth, unproductive) after all of its blocks (totals, not increments)."""
     if not T[F_VALID, pos, v]:
         return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
     code = T[F_BLOCK, pos, v]
     k = T[F_KERNEL, pos, v]
-    kk = T[F_KPOW, pos, v]
+    kk = k if len(axes) == 2 else T[F_KPOW, pos, v]
     d = T[F_DILATION, pos, v]
     w = T[F_WIDTH, pos, v]
     e = T[F_EXPANSION, pos, v]
@@ -233,17 +242,17 @@ def _stage(T, pos, v, st, fl, in_size, rank):
     macs = st[S_MACS, pos]
     depth = st[S_DEPTH, pos]
     unprod = st[S_UNPROD, pos]
-    var = fl[0, pos]
-    mean = fl[1, pos]
+    var = var_st[pos]
+    mean = mean_st[pos] if len(causal) == len(WITH_CAUSAL) else 0.0  # centred blocks keep the ERF's mean
     s = T[F_STRIDE, pos, v]
-    if code >= TCN:
+    if len(causal) == len(WITH_CAUSAL) and code >= TCN:  # known at compile time
         status, n, c, rf, rfmin, jump, p, m, var, mean, dd, du = _causal_stage(
             code, T[F_REPEATS, pos, v], k, kk, s, d, T[F_CYCLE, pos, v], w, e, n, c, rf, rfmin, jump, var, mean,
-            in_size, rank)
+            in_size, axes)
         return status, n, c, rf, rfmin, jump, params + p, macs + m, var, mean, depth + dd, unprod + du
     for _ in range(T[F_REPEATS, pos, v]):
         status, n, c, rf, rfmin, jump, p, m, var, dd, du = _block(
-            code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, rank)
+            code, n, c, rf, rfmin, jump, var, k, kk, s, d, w, e, g, in_size, axes)
         if status != OK:
             return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
         params += p
@@ -261,7 +270,7 @@ def _over_budget(rf, params, macs, n, limits):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _store(st, fl, pos, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod):
+def _store(st, var_st, mean_st, pos, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod):
     st[S_N, pos] = n
     st[S_C, pos] = c
     st[S_RF, pos] = rf
@@ -271,8 +280,8 @@ def _store(st, fl, pos, n, c, rf, rfmin, jump, params, macs, var, mean, depth, u
     st[S_MACS, pos] = macs
     st[S_DEPTH, pos] = depth
     st[S_UNPROD, pos] = unprod
-    fl[0, pos] = var
-    fl[1, pos] = mean
+    var_st[pos] = var
+    mean_st[pos] = mean
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -319,7 +328,7 @@ def _carry(digits, pos, radix):
 
 
 @njit(cache=True, nogil=True)
-def _part_range(T, radix, stem, stem_var, in_size, rank, limits, lo, hi, row0,
+def _part_range(T, radix, stem, stem_var, in_size, axes, causal, limits, lo, hi, row0,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
     """Evaluate ids lo..hi-1; write kept rows from row0 on. Returns (kept, invalid, pruned, skipped)."""
@@ -334,9 +343,10 @@ def _part_range(T, radix, stem, stem_var, in_size, rank, limits, lo, hi, row0,
     for pos in range(last - 1, -1, -1):
         block[pos] = block[pos + 1] * radix[pos + 1]
     st = np.zeros((9, stages + 1), np.int64)
-    fl = np.zeros((2, stages + 1), np.float64)
+    var_st = np.zeros(stages + 1, np.float64)
+    mean_st = np.zeros(stages + 1, np.float64)  # relative to the stem's
     st[:, 0] = stem
-    fl[0, 0] = stem_var
+    var_st[0] = stem_var
     kept = 0
     invalid = 0
     pruned = 0
@@ -349,13 +359,13 @@ def _part_range(T, radix, stem, stem_var, in_size, rank, limits, lo, hi, row0,
         status = OK
         for pos in range(dirty, last):
             status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
-                T, pos, digits[pos], st, fl, in_size, rank)
+                T, pos, digits[pos], st, var_st, mean_st, in_size, axes, causal)
             if status == OK and _over_budget(rf, params, macs, n, limits):
                 status = PRUNED
             if status != OK:
                 failed = pos
                 break
-            _store(st, fl, pos + 1, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod)
+            _store(st, var_st, mean_st, pos + 1, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod)
         if failed >= 0:
             skip = skip_prefix(digits, failed, block, hi - i)
             if status == INVALID:
@@ -370,7 +380,7 @@ def _part_range(T, radix, stem, stem_var, in_size, rank, limits, lo, hi, row0,
         block_row = row
         while v < radix[last] and i < hi:
             status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
-                T, last, v, st, fl, in_size, rank)
+                T, last, v, st, var_st, mean_st, in_size, axes, causal)
             if status != OK:
                 invalid += 1
             elif _over_budget(rf, params, macs, n, limits) or rf < limits[0]:
@@ -396,7 +406,7 @@ def _part_range(T, radix, stem, stem_var, in_size, rank, limits, lo, hi, row0,
 
 
 @njit(cache=True, nogil=True)
-def _part_ids(T, radix, stem, stem_var, in_size, rank, limits, ids, lo, hi, row0,
+def _part_ids(T, radix, stem, stem_var, in_size, axes, causal, limits, ids, lo, hi, row0,
               o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
               o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
     """Evaluate the sorted ids[lo:hi] (a sample); prefixes shared with the previous id are reused."""
@@ -404,9 +414,10 @@ def _part_ids(T, radix, stem, stem_var, in_size, rank, limits, ids, lo, hi, row0
     digits = np.zeros(stages, np.int64)
     prev = np.full(stages, -1, np.int64)
     st = np.zeros((9, stages + 1), np.int64)
-    fl = np.zeros((2, stages + 1), np.float64)
+    var_st = np.zeros(stages + 1, np.float64)
+    mean_st = np.zeros(stages + 1, np.float64)  # relative to the stem's
     st[:, 0] = stem
-    fl[0, 0] = stem_var
+    var_st[0] = stem_var
     ready = 0  # states st[:, 1..ready] hold for the digits in prev
     kept = 0
     invalid = 0
@@ -425,12 +436,12 @@ def _part_ids(T, radix, stem, stem_var, in_size, rank, limits, ids, lo, hi, row0
         ready = dirty
         for pos in range(dirty, stages):
             status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
-                T, pos, digits[pos], st, fl, in_size, rank)
+                T, pos, digits[pos], st, var_st, mean_st, in_size, axes, causal)
             if status == OK and (_over_budget(rf, params, macs, n, limits) or (pos == stages - 1 and rf < limits[0])):
                 status = PRUNED
             if status != OK:
                 break
-            _store(st, fl, pos + 1, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod)
+            _store(st, var_st, mean_st, pos + 1, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod)
             ready = pos + 1
         if status == INVALID:
             invalid += 1
@@ -439,7 +450,7 @@ def _part_ids(T, radix, stem, stem_var, in_size, rank, limits, ids, lo, hi, row0
         else:
             f = stages
             _write_row(row, ids[j], st[S_N, f], st[S_C, f], st[S_RF, f], st[S_JUMP, f], st[S_PARAMS, f],
-                       st[S_MACS, f], fl[0, f], st[S_DEPTH, f], st[S_UNPROD, f],
+                       st[S_MACS, f], var_st[f], st[S_DEPTH, f], st[S_UNPROD, f],
                        o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                        o_depth, o_unprod)
             for pos in range(stages):
@@ -450,7 +461,7 @@ def _part_ids(T, radix, stem, stem_var, in_size, rank, limits, ids, lo, hi, row0
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def sweep_blocks(T, radix, stem, stem_var, in_size, rank, limits, ids, use_ids, lo, hi, parts,
+def sweep_blocks(T, radix, stem, stem_var, in_size, axes, causal, limits, ids, use_ids, lo, hi, parts,
                  o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                  o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g, counts):
     """Evaluate ids lo..hi-1 (or ids[lo:hi] when use_ids) in `parts` independent slices.
@@ -464,12 +475,12 @@ def sweep_blocks(T, radix, stem, stem_var, in_size, rank, limits, ids, use_ids, 
         b = lo + span * (p + 1) // parts
         if use_ids:
             kept, invalid, pruned, skipped = _part_ids(
-                T, radix, stem, stem_var, in_size, rank, limits, ids, a, b, a - lo,
+                T, radix, stem, stem_var, in_size, axes, causal, limits, ids, a, b, a - lo,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
         else:
             kept, invalid, pruned, skipped = _part_range(
-                T, radix, stem, stem_var, in_size, rank, limits, a, b, a - lo,
+                T, radix, stem, stem_var, in_size, axes, causal, limits, a, b, a - lo,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                 o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
         counts[p, 0] = kept
@@ -479,18 +490,18 @@ def sweep_blocks(T, radix, stem, stem_var, in_size, rank, limits, ids, use_ids, 
 
 
 @njit(nogil=True, cache=True)
-def sweep_blocks_serial(T, radix, stem, stem_var, in_size, rank, limits, ids, use_ids, lo, hi, parts,
+def sweep_blocks_serial(T, radix, stem, stem_var, in_size, axes, causal, limits, ids, use_ids, lo, hi, parts,
                         o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                         o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g, counts):
     """`sweep_blocks` on the calling thread as one part (several Python threads may call it at once)."""
     if use_ids:
         kept, invalid, pruned, skipped = _part_ids(
-            T, radix, stem, stem_var, in_size, rank, limits, ids, lo, hi, 0,
+            T, radix, stem, stem_var, in_size, axes, causal, limits, ids, lo, hi, 0,
             o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
             o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
     else:
         kept, invalid, pruned, skipped = _part_range(
-            T, radix, stem, stem_var, in_size, rank, limits, lo, hi, 0,
+            T, radix, stem, stem_var, in_size, axes, causal, limits, lo, hi, 0,
             o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
             o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
     counts[0, 0] = kept

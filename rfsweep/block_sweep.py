@@ -22,8 +22,8 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from .block_fields import BLOCKS, STAGE_COLUMNS, STAGE_FIELDS, TABLE_FIELDS
-from .block_kernel import sweep_blocks, sweep_blocks_serial
+from .block_fields import BLOCKS, CAUSAL, STAGE_COLUMNS, STAGE_FIELDS, TABLE_FIELDS
+from .block_kernel import CENTRED_ONLY, WITH_CAUSAL, sweep_blocks, sweep_blocks_serial
 from .errors import RfsweepError
 from .space import PARALLEL_MIN_IDS, Counts
 
@@ -114,6 +114,10 @@ class BlockEvaluator:
         self.use_ids = sample is not None
         self.fields = stage_fields(spec)
         self.dictionary = block_dictionary(spec)
+        # the kernel compiles without the causal stage for spaces that have no tcn or wavenet stage
+        self.causal = WITH_CAUSAL if any(BLOCKS.index(name) in CAUSAL for s in spec.stage for name in s["block"]) \
+            else CENTRED_ONLY
+        self.axes = (1,) * spec.rank  # its length, the rank, is part of its type: one kernel per rank
 
     def warm_up(self, parallel: bool = True) -> None:
         """Nothing: the block kernel loads (or compiles) on the first chunk."""
@@ -132,8 +136,8 @@ class BlockEvaluator:
             kernel, parts = sweep_blocks_serial, 1
         counts = np.zeros((parts, 4), np.int64)
         out, st = buffers.totals, buffers.stages
-        kernel(self.table, self.radix, self.stem, self.stem_var, self.spec.input_size, self.spec.rank, self.limits,
-               self.ids, self.use_ids, lo, hi, parts, *(out[name] for name in TOTALS),
+        kernel(self.table, self.radix, self.stem, self.stem_var, self.spec.input_size, self.axes, self.causal,
+               self.limits, self.ids, self.use_ids, lo, hi, parts, *(out[name] for name in TOTALS),
                *(st[name] for name in STAGE_FIELDS), counts)
         span = hi - lo
         batches = [self._batch(buffers, span * p // parts, int(counts[p, 0])) for p in range(parts) if counts[p, 0]]

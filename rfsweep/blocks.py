@@ -473,9 +473,16 @@ class BlockSpec:
                 "macs": macs, "flops": 2 * macs, "depth": st.depth + 3 * sum(max(s["repeats"]) for s in self.stage) + 1}
 
     def check_int64(self) -> None:
-        if max(self.bounds().values()) > INT64_SAFE:
-            raise RfsweepError("spec: params/MACs/FLOPs could exceed 64-bit integers "
-                               "(widths, expansion, repeats or input_size too large)")
+        bounds = self.bounds()
+        if max(bounds.values()) > INT64_SAFE:
+            over = "/".join(key for key in ("rf", "params", "macs", "flops") if bounds[key] > INT64_SAFE)
+            why = ("a tcn or wavenet stage's dilation doubles block by block: fewer repeats or a dilation_cycle"
+                   if bounds["rf"] > INT64_SAFE and self._has_causal()
+                   else "widths, expansion, repeats or input_size too large")
+            raise RfsweepError(f"spec: {over or 'totals'} could exceed 64-bit integers ({why})")
+
+    def _has_causal(self) -> bool:
+        return any(BLOCKS.index(name) in CAUSAL for s in self.stage for name in s["block"])
 
     # ------------------------------------------------------------ the Space interface
 
@@ -497,7 +504,7 @@ class BlockSpec:
         if self.rank != 2:
             extra["rank"] = (f"{self.rank} spatial axes, isotropic: rf, jump, out_size per axis; params count "
                              "kernel^rank weights per channel pair, macs run over out_size^rank positions")
-        if any(BLOCKS.index(name) in CAUSAL for s in self.stage for name in s["block"]):
+        if self._has_causal():
             extra["causal"] = CAUSAL_CONVENTION
         return {**CONVENTIONS, **extra} if extra else CONVENTIONS
 

@@ -313,6 +313,41 @@ def test_pareto_file_rejects_a_string_where_column(tmp_path):
     assert set(front["l1_type"].astype(str)) <= {"conv", "maxpool"}
 
 
+@pytest.mark.parametrize("where, keep", [
+    ("l1_type==maxpool", lambda df: df.l1_type.astype(str) == "maxpool"),
+    ("l1_type != 'maxpool', rf>=3", lambda df: (df.l1_type.astype(str) != "maxpool") & (df.rf >= 3)),
+    ('l2_type=="conv"', lambda df: df.l2_type.astype(str) == "conv"),  # no layer 2: never matches
+])
+def test_pareto_file_where_on_a_text_column(tmp_path, where, keep):
+    path = tmp_path / "typed.parquet"
+    rfsweep.write_range(rfsweep.GridSpec.build({"depth": "1-2", "types": "conv,maxpool", "kernel": [2, 3],
+                                                "stride": [1, 2], "dilation": [1], "channels": [4],
+                                                "input_size": 16}), path)
+    full = pd.read_parquet(path)
+    subset = full[keep(full).fillna(False).astype(bool)]
+    assert 0 < len(subset) < len(full)
+    front = pareto_file(path, ("params", "macs"), ("rf",), where=where)
+    assert set(front["config_id"]) == _front_ids(subset, ["params", "macs"], ["rf"])
+    with pytest.raises(RfsweepError, match="not text"):
+        pareto_file(path, where="rf==conv")
+    with pytest.raises(RfsweepError, match="cannot read"):
+        pareto_file(path, where="l1_type>conv")
+
+
+@pytest.mark.parametrize("where, query", [("macs < 3e7", "macs < 3e7"), ("macs < 2.99e7", "macs < 2.99e7"),
+                                          ("macs <= 30000000.5", "macs <= 30000000.5")])
+def test_pareto_file_where_a_float_on_a_large_integer_column(tmp_path, where, query):
+    """Arrow casts an integer column to float32 against a float literal and fails past 2**24: compared exactly."""
+    path = tmp_path / "large.parquet"
+    rfsweep.write_range(rfsweep.GridSpec.build({"depth": "1-2", "kernel": [3, 5], "stride": [1, 2], "dilation": [1],
+                                                "channels": [16, 64], "input_size": 224}), path)
+    full = pd.read_parquet(path)
+    subset = full.query(query)
+    assert full.macs.max() > 2 ** 24 and 0 < len(subset) < len(full)
+    front = pareto_file(path, ("params", "macs"), ("rf",), where=where)
+    assert set(front["config_id"]) == _front_ids(subset, ["params", "macs"], ["rf"])
+
+
 def test_pareto_file_top(sweep_file):
     front = pareto_file(sweep_file)
     top = pareto_file(sweep_file, top=3)

@@ -124,6 +124,16 @@ def test_causal_blocks_equal_the_graph_path(tmp_path, name):
         assert df.unproductive.max() > 0
 
 
+def test_causal_sample_rows_are_the_full_sweep_rows(tmp_path):
+    values = CAUSAL_SPACES["rank1"]
+    full, _ = sweep_frame(BlockSpec.build(values), tmp_path, "full.parquet")
+    sampled = BlockSpec.build({**values, "sample": 300, "seed": 5})
+    df, meta = sweep_frame(sampled, tmp_path, "sample.parquet", chunk_ids=41)
+    expected = full[full.config_id.isin(sampled.sample_ids())].reset_index(drop=True)
+    pd.testing.assert_frame_equal(plain(df), plain(expected))
+    assert meta["counts"]["enumerated"] == 300 and len(df) > 0
+
+
 # ------------------------------------------------------------ torch: an independent build of the rows
 
 def _torch_causal_network(spec, config_id):
@@ -291,6 +301,7 @@ BAD_CAUSAL = [
     ({"block": ["basic"], "width": [8], "dilation_cycle": 4}, "stage 1: dilation_cycle applies to tcn and wavenet"),
     ({"block": ["tcn"], "width": [8], "dilation_cycle": 0}, "stage 1: dilation_cycle: expected one integer"),
     ({"block": ["tcnn"], "width": [8]}, "stage 1: block: unknown block 'tcnn'"),
+    ({"block": ["tcn"], "width": [8], "repeats": [70]}, "spec: rf could exceed 64-bit integers (a tcn or wavenet"),
 ]
 
 

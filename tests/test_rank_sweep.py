@@ -360,3 +360,17 @@ def test_bench_at_rank_one_builds_conv1d_costs(capsys):
     assert {type(m).__name__ for m in module.modules()} >= {"Conv1d", "MaxPool1d"}
     code, _out, err = run_cli(capsys, "bench", "c3x8", "--rank", "3", "--input-size", "8_8", "-q")
     assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_a_directory_of_parts_equals_one_file_at_rank_three(tmp_path):
+    from rfsweep.distributed import run_local_parts, spec_of_output
+
+    def plain(df):  # dictionary columns as strings: their categories depend on the file
+        return df.assign(**{c: df[c].astype(str) for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)})
+
+    spec = GridSpec.build({**GRID, "rank": 3})
+    one, _meta = _rows(spec, tmp_path)
+    run_local_parts(spec, tmp_path / "parts", 3, workers=2, chunk_ids=5)
+    parts = pd.read_parquet(tmp_path / "parts").reset_index(drop=True)
+    assert plain(parts).equals(plain(one))
+    assert spec_of_output(tmp_path / "parts") == spec and spec_of_output(tmp_path / "parts").rank == 3

@@ -7,7 +7,6 @@ tests/torch_decoders.py): random encoder-decoders and the catalog U-Nets
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 
@@ -18,6 +17,7 @@ torch = pytest.importorskip("torch")
 from rfsweep import RfsweepError, analyze, tile_plan, tiled_predict  # noqa: E402
 from rfsweep.architectures import arch_path  # noqa: E402
 from rfsweep.tile import parse_bytes, peak_bytes  # noqa: E402
+from tile_checks import check_halo_is_needed  # noqa: E402
 from torch_decoders import GraphNet, add_skips, random_decoder  # noqa: E402
 
 
@@ -60,21 +60,6 @@ def assert_partition(plan):
     assert bool((cover == 1).all())
 
 
-def check_halo_is_needed(graph, plan, net, tile):
-    """Each halo side reduced by one multiple: some output differs from the whole image's."""
-    for axis in range(2):
-        for side in range(2):
-            halo = copy.deepcopy(plan["halo"])
-            if halo[axis][side] < plan["multiple"][axis]:
-                continue
-            halo[axis][side] -= plan["multiple"][axis]
-            smaller = tile_plan(graph, tile=tile, halo=halo)
-            if all(t["read"] == u["read"] for t, u in zip(smaller["tiles"], plan["tiles"])):
-                continue  # the side never mattered: every tile is clipped by the image there
-            whole, tiled = run(graph, smaller, net)
-            assert tiled is None or (whole - tiled).abs().max().item() > 1e-9, (axis, side, halo, json.dumps(graph))
-
-
 @pytest.mark.parametrize("seed", range(16))
 def test_random_decoders_tiled_equals_whole(seed):
     graph = draw(seed)
@@ -84,7 +69,7 @@ def test_random_decoders_tiled_equals_whole(seed):
         assert_partition(plan)
         whole, tiled = run(graph, plan, net, seed)
         assert tiled is not None and (whole - tiled).abs().max().item() < 1e-9
-    check_halo_is_needed(graph, tile_plan(graph, tile=8), net, 8)
+    check_halo_is_needed(graph, tile_plan(graph, tile=8), 8, lambda p: run(graph, p, net))
 
 
 def small_catalog(name, divide=32):
@@ -108,7 +93,7 @@ def test_catalog_unets_tiled_equals_whole(name, sizes):
             whole, tiled = run(graph, plan, net)
             assert tiled is not None and (whole - tiled).abs().max().item() < 1e-9
         if size == sizes[-1]:
-            check_halo_is_needed(graph, tile_plan(graph, tile=64), net, 64)
+            check_halo_is_needed(graph, tile_plan(graph, tile=64), 64, lambda p: run(graph, p, net))
 
 
 def test_unet_halo_by_hand():

@@ -8,7 +8,6 @@ from nn.Conv1d/Conv3d modules, never through rfsweep.to_torch.
 
 from __future__ import annotations
 
-import copy
 import random
 
 import pytest
@@ -18,6 +17,7 @@ nn = torch.nn
 
 from rfsweep import tile_plan, tiled_predict  # noqa: E402
 from rfsweep.tile import _balanced_cores  # noqa: E402
+from tile_checks import check_halo_is_needed  # noqa: E402
 
 
 def _choices(rank: int, rng: random.Random) -> dict:
@@ -131,18 +131,7 @@ def test_tiled_equals_whole_at_rank(rank, seed, size, tile):
     for t in plan["tiles"]:
         cover[tuple(slice(*r) for r in t["into"])] += 1
     assert bool((cover == 1).all())
-    # every halo side reduced by one multiple breaks some output (where the side is ever read)
-    for axis in range(rank):
-        for side in range(2):
-            halo = copy.deepcopy(plan["halo"])
-            if halo[axis][side] < plan["multiple"][axis]:
-                continue
-            halo[axis][side] -= plan["multiple"][axis]
-            smaller = tile_plan(graph, tile=tile, halo=halo)
-            if all(t["read"] == u["read"] for t, u in zip(smaller["tiles"], plan["tiles"])):
-                continue
-            whole, tiled = _stitch(net, smaller, size)
-            assert tiled is None or (whole - tiled).abs().max().item() > 1e-9, (axis, side, halo)
+    check_halo_is_needed(graph, plan, tile, lambda smaller: _stitch(net, smaller, size))
 
 
 def test_one_d_halo_by_hand():

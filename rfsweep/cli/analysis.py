@@ -142,7 +142,8 @@ def pareto(
     sweep_file: Annotated[Path, typer.Argument(metavar="SWEEP", help="a sweep Parquet file, or a directory of Parquet parts")],
     minimize: Annotated[str, typer.Option(help="columns to minimize, comma separated")] = "params,macs",
     maximize: Annotated[str, typer.Option(help="columns to maximize, comma separated ('' for none)")] = "rf",
-    where: Annotated[Optional[str], typer.Option(help="filter first, e.g. \"out_size>=7, rf<=100\"")] = None,
+    where: Annotated[Optional[str], typer.Option(help="filter first, e.g. \"out_size>=7, rf<=100\"; text columns "
+                                                               "take == or != a word: \"padding==valid\"")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="write the whole front to this Parquet file")] = None,
     top: Annotated[int, typer.Option(help="print the best N rows of the front (0: all)")] = 20,
     plot: Annotated[Optional[Path], typer.Option(help="also draw the front over a sample of all rows to this PNG")] = None,

@@ -123,6 +123,11 @@ def _stage(raw, index: int) -> dict:
     if len(set(blocks)) != len(blocks):
         raise RfsweepError(f"{where}: block: duplicate values in {blocks}")
     stage = {"block": list(blocks)}
+    for key in ("kernel", "stride", "dilation"):
+        axes = [item for item in raw.get(key, []) if isinstance(item, list)] if isinstance(raw.get(key), list) else []
+        if axes:
+            raise RfsweepError(f"{where}: {key}: per-axis values such as {axes[0]!r} are not supported in block "
+                               "spaces (isotropic: one number per choice, the same on every axis)")
     for key in ("repeats", "kernel", "stride", "dilation", "width", "expansion"):
         stage[key] = _int_list(raw.get(key, STAGE_DEFAULTS.get(key)), where, key)
     causal = [BLOCKS.index(name) in CAUSAL for name in blocks]

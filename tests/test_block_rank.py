@@ -301,6 +301,7 @@ BAD_CAUSAL = [
     ({"block": ["basic"], "width": [8], "dilation_cycle": 4}, "stage 1: dilation_cycle applies to tcn and wavenet"),
     ({"block": ["tcn"], "width": [8], "dilation_cycle": 0}, "stage 1: dilation_cycle: expected one integer"),
     ({"block": ["tcnn"], "width": [8]}, "stage 1: block: unknown block 'tcnn'"),
+    ({"block": ["basic"], "width": [8], "stride": [[1, 2, 2]]}, "stage 1: stride: per-axis values such as [1, 2, 2]"),
     ({"block": ["tcn"], "width": [8], "repeats": [70]}, "spec: rf could exceed 64-bit integers (a tcn or wavenet"),
 ]
 

@@ -137,7 +137,7 @@ def warm(repeat: int, models):
 
 TIMM = ("resnet50d", "regnetx_002", "efficientnet_b0", "tf_efficientnet_b0", "mixnet_s", "rexnet_100",
         "nfnet_l0", "convnext_atto", "fastvit_t8", "tresnet_m", "resnest14d", "vit_tiny_patch16_224",
-        "coatnet_nano_rw_224", "hrnet_w18_small")
+        "coatnet_nano_rw_224", "hrnet_w18_small", "levit_128s", "levit_conv_128s")
 
 
 def timm_models(repeat: int):

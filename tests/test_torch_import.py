@@ -863,3 +863,32 @@ def test_tokens_flattened_into_the_batch_for_a_batch_norm():
     assert 2 * 2 * total["macs"] == counter.get_total_flops()  # the counter ran a batch of 2
     with pytest.raises(RfsweepError, match="flattened into the batch"):
         from_torch(_TokensThroughBatch(misuse=True), 32)
+
+
+class _MhaOnTokens(nn.Module):
+    """Patch embedding, nn.MultiheadAttention over the tokens (output unpacked), back to a map."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch, self.attn, self.conv = nn.Conv2d(3, 8, 4, 4), nn.MultiheadAttention(8, 2, batch_first=True), \
+            nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.patch(x)
+        B, C, H, W = x.shape
+        t = x.flatten(2).transpose(1, 2)
+        y, _ = self.attn(t, t, t, need_weights=False)
+        return self.conv((t + y).transpose(1, 2).reshape(B, C, H, W))
+
+
+def test_multihead_attention_returns_a_pair_and_counts_its_projections_once():
+    """nn.MultiheadAttention returns (output, weights): unpacking it keeps the output tracked (the
+    residual is global), and its in/out projections count once (they were charged twice)."""
+    model = _MhaOnTokens()
+    total = rfsweep.analyze(from_torch(model, 32))["total"]
+    assert total["params"] == sum(p.numel() for p in model.parameters())
+    assert total["global_from"] == "attn" and total["rf"] >= 32
+    meta = copy.deepcopy(model).to("meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        meta.eval()(torch.zeros(1, 3, 32, 32, device="meta"))
+    assert 2 * total["macs"] == counter.get_total_flops()

@@ -479,3 +479,84 @@ def test_cli_explains_torch_models_at_rank_1_and_3(capsys):
     code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Volume3d", "--in-channels", "1",
                              "--input-size", "32_32")
     assert code == 2 and err.startswith("error: input_size must be") and "Conv3d" in err
+
+
+# ------------------------------------------------------------------ attention over a signal's samples
+
+class Sdpa1d(nn.Module):
+    """A strided Conv1d stem, then pre-norm self-attention over the samples (F.sdpa), a residual."""
+
+    def __init__(self, c=8, heads=2):
+        super().__init__()
+        self.stem, self.norm = nn.Conv1d(1, c, 10, 5), nn.LayerNorm(c)
+        self.qkv, self.proj, self.heads = nn.Linear(c, 3 * c), nn.Linear(c, c), heads
+        self.post = nn.Conv1d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        x = self.stem(x).transpose(1, 2)
+        B, N, C = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, C)
+        return self.post((x + self.proj(y)).transpose(1, 2))
+
+
+class Mha1d(nn.Module):
+    """nn.MultiheadAttention over the samples, its output read with [0]."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.stem, self.post = nn.Conv1d(1, c, 10, 5), nn.Conv1d(c, c, 3)
+        self.attn = nn.MultiheadAttention(c, 2, batch_first=True)
+
+    def forward(self, x):
+        x = self.stem(x).transpose(1, 2)
+        return self.post((x + self.attn(x, x, x, need_weights=False)[0]).transpose(1, 2))
+
+
+class Unpack1d(Mha1d):
+    """The same, its output unpacked, after control flow on a shape (the meta-device path)."""
+
+    def forward(self, x):
+        x = self.stem(x).transpose(1, 2)
+        if x.shape[1] > 0:
+            y, _ = self.attn(x, x, x, need_weights=False)
+        return self.post((x + y).transpose(1, 2))
+
+
+class Manual1d(nn.Module):
+    """softmax(q^T k) applied as v @ attn^T in the (B, C, L) layout."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.stem, self.q, self.k, self.v = nn.Conv1d(1, c, 10, 5), nn.Conv1d(c, c, 1), nn.Conv1d(c, c, 1), \
+            nn.Conv1d(c, c, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        attn = (self.q(x).transpose(1, 2) @ self.k(x)).softmax(-1)
+        return x + self.v(x) @ attn.transpose(1, 2)
+
+
+def _meta_half_flops(model, shape):
+    """flop_counter / 2 on the meta device (there it counts scaled_dot_product_attention's matmuls)."""
+    import copy
+
+    meta = copy.deepcopy(model).to("meta")
+    return half_flops(meta, torch.zeros(shape, device="meta"))
+
+
+@pytest.mark.parametrize("build", [Sdpa1d, Mha1d, Unpack1d, Manual1d])
+def test_attention_over_a_signal(build):
+    """A rank-1 map is its own token sequence: F.scaled_dot_product_attention, nn.MultiheadAttention
+    (its output indexed or unpacked, as torch returns (output, weights)) and softmax(q^T k) give a
+    global node; params are numel (the in- and out-projections counted once), MACs flop_counter's."""
+    model = build()
+    graph = from_torch(model, 200, in_channels=1)
+    total = rfsweep.analyze(graph)["total"]
+    assert graph["rank"] == 1 and total["global_from"] is not None
+    assert total["params"] == numel(model)
+    assert total["macs"] == _meta_half_flops(model, (1, 1, 200))
+    with torch.no_grad():
+        assert total["out_size"] == model(torch.zeros(1, 1, 200)).shape[-1]
+    assert total["rf"] >= 200

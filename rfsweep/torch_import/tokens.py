@@ -27,7 +27,8 @@ from .values import BATCH, Val, _bind, _fail, _val_of
 KEEP = object()
 
 
-def roles(x: Val) -> list:
+def roles(x: Val, tokens: bool = False) -> list:
+    """A role per dim of x; with `tokens`, a signal's (rank-1 map's) axis is its token sequence."""
     r = ["C"] * x.meta.dim()
     r[x.batch] = "B"
     if x.hw is not None:  # a signal's axis is W, an image's H and W, a volume's D, H and W
@@ -39,6 +40,8 @@ def roles(x: Val) -> list:
         r[x.pending[2]] = "K"
     for d, axis in x.fine:
         r[d] = axis
+    if tokens and x.tok is None and x.hw is not None and len(x.hw) == 1:
+        r[x.hw[0]] = "T"
     return r
 
 
@@ -55,8 +58,12 @@ def from_roles(x: Val, node: str, meta, r: list, where, tok=None, pending=KEEP, 
     hw = tuple(r.index(k) for k in axes) or None
     t = None
     if "T" in r:
+        if tok is None and x.tok is None and x.hw is not None and len(x.hw) == 1:
+            tok = (0, 1, int(x.meta.shape[x.hw[0]]))  # a signal read as tokens (roles(x, tokens=True))
         prefix, h, w = tok if tok is not None else x.tok[1:]
         t = (r.index("T"), prefix, h, w)
+        if h == 1 and not prefix and not axes:  # a signal's tokens are its map again (rank 1)
+            hw, t = (t[0],), None
     p = x.pending if pending is KEEP else pending
     if p is not None:
         p = (p[0], p[1], r.index("K") if "K" in r else None)
@@ -355,7 +362,7 @@ def matmul(b, name, args, kwargs, out, note) -> Val:
         return _matmul_weight(b, name, x, weight, a is x, out, note)
     if a.meta.dim() < 3 or c.meta.dim() < 3:
         raise _fail(note, name, "a matrix product of a map with a vector")
-    ra, rc = roles(a), roles(c)
+    ra, rc = roles(a, tokens=True), roles(c, tokens=True)
     contract = (ra[-1], rc[-2])
     rows, cols = ra[-2], rc[-1]
     k = a.meta.shape[-1]
@@ -372,7 +379,8 @@ def matmul(b, name, args, kwargs, out, note) -> Val:
         other = c if carrier is a else a  # the query's sources first: the global node takes its grid
         sources = tuple(s for v in (carrier, other) for s in ((v.pending[0] if v.pending else ()) + (v.node,)))
         r = batch_roles + [rows, cols]
-        val = from_roles(carrier, carrier.node, out, r, (note, name), tok=carrier.tok[1:], pending=None)
+        val = from_roles(carrier, carrier.node, out, r, (note, name), tok=carrier.tok[1:] if carrier.tok else None,
+                         pending=None)
         return _emit_global(b, name, sources, val, out, macs, "attention: every unit reads every token")
     if contract == ("T", "T") and rows == "C" and cols == "C":
         # k^T v over all tokens (cross-covariance attention): a context matrix of the whole map
@@ -403,7 +411,7 @@ def extra_token_macs(x: Val, per_token: int) -> dict:
 def sdpa(b, name, args, kwargs, out, note) -> Val:
     a = _bind(args, kwargs, ("query", "key", "value"))
     q, k, v = (_val_of(a[key], note, name) for key in ("query", "key", "value"))
-    if any(roles(t)[-2] != "T" for t in (q, k, v)):
+    if any(roles(t, tokens=True)[-2] != "T" for t in (q, k, v)):
         raise _fail(note, name, "attention over a dim that does not hold the tokens")
     n_keys = k.meta.shape[-2]
     macs = _per_image(q.meta) * n_keys + _per_image(out) * n_keys
@@ -421,8 +429,10 @@ def multihead_attention(b, name, mod, args, kwargs, out, note) -> Val:
                                                          "same tensor) is supported")
     if not mod._qkv_same_embed_dim or mod.in_proj_weight is None:
         raise _fail(f"module {type(mod).__name__}", name, "separate q/k/v projections (kdim/vdim)")
+    if mod.bias_k is not None or mod.add_zero_attn:
+        raise _fail(f"module {type(mod).__name__}", name, "add_bias_kv / add_zero_attn (extra key tokens)")
     x = q
-    r = roles(x)
+    r = roles(x, tokens=True)
     if r[-1] != "C" or "T" not in r or x.pending is not None:
         raise _fail(f"module {type(mod).__name__}", name, f"its input layout {''.join(r)} has no token dim")
     e = mod.embed_dim
@@ -437,4 +447,6 @@ def multihead_attention(b, name, mod, args, kwargs, out, note) -> Val:
     node = b.emit(f"{name}.out_proj", "conv", [mixed], True, "MultiheadAttention out-projection", kernel=1,
                   stride=1, padding=0, dilation=1, groups=1, out_channels=e, bias=out_bias,
                   **extra_token_macs(x, e * e))
-    return replace(x, node=node, meta=out[0] if isinstance(out, tuple) else out)
+    for node_name, names in ((proj, ("in_proj_weight", "in_proj_bias")), (node, ("out_proj.weight", "out_proj.bias"))):
+        b.params.charge(node_name, [f"{name}.{n}" for n in names if f"{name}.{n}" in b.params.canonical])
+    return replace(x, node=node, meta=out[0] if isinstance(out, tuple) else out), None  # as torch: (out, weights)

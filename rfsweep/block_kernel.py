@@ -35,13 +35,13 @@ from numba import njit, prange
 
 from . import arithmetic
 # block codes and the fields of the choice table T[field, stage, digit]
-from .block_fields import (BASIC, BOTTLENECK, CONV, DWSEP, F_BLOCK, F_DILATION, F_EXPANSION,
+from .block_fields import (BASIC, CONV, DWSEP, F_BLOCK, F_DILATION, F_EXPANSION,
                            F_CYCLE, F_GROUPS, F_KERNEL, F_KPOW, F_REPEATS, F_STRIDE, F_VALID, F_WIDTH, MBCONV, TCN)
 from .jit import compile_module
 from .odometer import skip_prefix
 
 compile_module(arithmetic)  # the one arithmetic, compiled: the kernel below inlines it
-from .arithmetic import conv_weights, erf_ratio, grow_erf_var, out_size  # noqa: E402
+from .arithmetic import axes_volume, conv_weights, erf_ratio, grow_erf_var, out_size  # noqa: E402
 
 # the `causal` argument: a tuple whose length (part of its numba type) says at compile time whether
 # the space has tcn/wavenet stages, so that centred-only spaces compile without the causal stage
@@ -58,12 +58,7 @@ S_N, S_C, S_RF, S_RFMIN, S_JUMP, S_PARAMS, S_MACS, S_DEPTH, S_UNPROD = range(9)
 def _area(n, axes):
     """Positions of an isotropic map of n per axis: n^rank, rank = len(axes), a tuple of ones whose
     length is part of its type: each rank compiles its own kernel, with this branch folded away."""
-    rank = len(axes)
-    if rank == 2:
-        return n * n
-    if rank == 1:
-        return n
-    return n * n * n
+    return axes_volume(n, len(axes))
 
 
 @njit(cache=True, nogil=True, inline="always")

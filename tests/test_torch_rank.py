@@ -479,6 +479,11 @@ def test_cli_explains_torch_models_at_rank_1_and_3(capsys):
     code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Volume3d", "--in-channels", "1",
                              "--input-size", "32_32")
     assert code == 2 and err.startswith("error: input_size must be") and "Conv3d" in err
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Audio1d", "--in-channels", "1", "--rank", "2")
+    assert code == 2 and "1-D model" in err and "Traceback" not in err  # not a 2-D reading of its kernels
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Audio1d", "--in-channels", "1", "--rank", "1",
+                             "--format", "json")
+    assert code == 0 and json.loads(out)["total"]["rf"] == 53
 
 
 # ------------------------------------------------------------------ attention over a signal's samples

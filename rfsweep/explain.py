@@ -12,7 +12,7 @@ import math
 
 from .errors import RfsweepError
 from .graph import chain_graph, erf_ratio, evaluate, load_graph
-from .graph_report import analyze_graph
+from .graph_report import analyze_graph, input_facts
 from .layers import Layer, Stack
 
 INT64_SAFE = 1 << 62  # headroom below 2**63 so FLOPs = 2*MACs cannot wrap either
@@ -103,8 +103,9 @@ def analyze_stack(stack: Stack) -> dict:
              "out_channels": stack.layers[-1].out_channels, "eff_padding": _axis(*eff_padding, square=square),
              "params": sum(f.params for f in facts), "macs": total_macs, "flops": 2 * total_macs,
              "erf_std": _axis(*erf_std, square=square), "erf_ratio": _axis(*ratio, square=square)}
-    return {"input": {"size": _axis(*stack.input_size, square=square), "channels": stack.in_channels},
+    return {"input": input_facts(stack.input_size, stack.in_channels, _axis(*stack.input_size, square=square)),
             "layers": rows, "total": total}
+
 
 
 def _first(value):

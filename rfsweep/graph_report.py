@@ -14,6 +14,14 @@ from .errors import RfsweepError
 from .graph import (DECODER_NODES, INPUT, LAYER_NODES, Facts, Graph, _padding_value, axis_value, erf_ratio,
                     evaluate)
 
+def input_facts(size_per_axis, channels: int, size) -> dict:
+    """The report's "input": size and channels, and the rank where it is not 2 (a rank-3 input of
+    one number 12 is 12x12x12; the JSON must say so)."""
+    facts = {"size": size, "channels": channels}
+    if len(size_per_axis) != 2:
+        facts["rank"] = len(size_per_axis)
+    return facts
+
 def border_layers(graph: Graph, facts: dict[str, Facts]) -> tuple[list[str], list[str]]:
     """(unproductive, critical) layer nodes for the graph's input size (Richter et al. 2021).
 
@@ -138,7 +146,7 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
         total["eff_padding"] = axis_value(tuple((r - 1) / 2 - s for r, s in zip(unit0, end_start)))
         total["erf_ratio"] = axis_value(tuple(erf_ratio(s, r) for s, r in zip(erf_std, unit0)))
         total.update(phase_keys(end))
-    return {"input": {"size": axis_value(graph.input_size), "channels": graph.in_channels},
+    return {"input": input_facts(graph.input_size, graph.in_channels, axis_value(graph.input_size)),
             "output": output, "nodes": rows, "total": total,
             "unproductive": unproductive, "critical": critical,
             "border": unproductive[0] if unproductive else None,

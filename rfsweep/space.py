@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # annotations only
 SPACE_MODULES = ("rfsweep.grid", "rfsweep.blocks", "rfsweep.unet_space")
 # Shared by every space: inclusive constraints that prune rows (contract section 4).
 LIMIT_KEYS = ("min_rf", "max_rf", "max_params", "max_macs", "min_out_size")
+# Field metadata a space puts on a dictionary column to have the writer store indices + dictionary as they are.
+KEEP_DICTIONARY = (b"rfsweep.encoding", b"dictionary")
 # Evaluators launch their parallel kernel only from this many ids on: below, a launch costs more than it saves.
 PARALLEL_MIN_IDS = 1 << 16
 

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from .space import PARALLEL_MIN_IDS, Counts
+from .space import KEEP_DICTIONARY, PARALLEL_MIN_IDS, Counts
 from .unet_fields import BYTES_PER_ELEMENT, PADDING, UPSAMPLING
 from .unet_kernel import N_COEF, sweep_range, sweep_range_serial, unet_tables
 
@@ -39,8 +39,11 @@ def unet_schema(spec) -> pa.Schema:
     """The Arrow schema of a U-Net space's rows (padding and upsampling as dictionary strings)."""
     fields = []
     for name, dtype in COLUMNS:
-        kind = pa.dictionary(pa.int8(), pa.string()) if name in DICTIONARIES else pa.from_numpy_dtype(dtype)
-        fields.append(pa.field(name, kind, nullable=False))
+        if name in DICTIONARIES:  # written as indices + dictionary (writer.write_options)
+            fields.append(pa.field(name, pa.dictionary(pa.int8(), pa.string()), nullable=False,
+                                   metadata=dict([KEEP_DICTIONARY])))
+        else:
+            fields.append(pa.field(name, pa.from_numpy_dtype(dtype), nullable=False))
     return pa.schema(fields)
 
 

@@ -430,3 +430,14 @@ def test_torch_import_causal_padding_both_ways():
         grad, = torch.autograd.grad(model(x)[0, :, 50].sum(), x)
         hits = torch.nonzero(grad[0, 0]).flatten().tolist()
         assert (hits[0], hits[-1]) == (50 - 12, 50)
+
+
+@pytest.mark.parametrize("source", ["c3,c3s2", {"nodes": [{"name": "a", "type": "conv", "kernel": 3},
+                                                           {"name": "b", "type": "add", "inputs": ["a", "input"]}]}])
+def test_the_json_says_the_rank_where_it_is_not_two(source):
+    """A rank-3 input of one number 12 is 12x12x12: the report's input carries the rank (absent at rank 2,
+    whose JSON stays as it was)."""
+    for rank in (1, 2, 3):
+        result = rfsweep.analyze(source, input_size=12, rank=rank)
+        assert result["input"]["size"] == 12
+        assert result["input"].get("rank", 2) == rank and ("rank" in result["input"]) == (rank != 2)

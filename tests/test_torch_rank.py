@@ -470,7 +470,8 @@ def test_cli_explains_torch_models_at_rank_1_and_3(capsys):
                              "--input-size", "16000", "--format", "json")
     assert code == 0, err
     total = json.loads(out)["total"]
-    assert (total["rf"], total["jump"], total["out_size"]) == (53, 4, 3999)  # Audio1d: 9/2, pool 3/2, 5 d2, 3: 8000, 3999
+    # Audio1d by hand: conv 9/2 (8000 units), pool 3/2 (3999), conv 5 dilated 2, conv 3: rf 9 + 2*2 + 8*4 + 2*4
+    assert (total["rf"], total["jump"], total["out_size"]) == (53, 4, 3999)
     code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Volume3d", "--in-channels", "1",
                              "--input-size", "8_32_32", "--format", "json")
     assert code == 0, err
@@ -479,6 +480,11 @@ def test_cli_explains_torch_models_at_rank_1_and_3(capsys):
     code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Volume3d", "--in-channels", "1",
                              "--input-size", "32_32")
     assert code == 2 and err.startswith("error: input_size must be") and "Conv3d" in err
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Audio1d", "--in-channels", "1", "--rank", "2")
+    assert code == 2 and "1-D model" in err and "Traceback" not in err  # not a 2-D reading of its kernels
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{nets}:Audio1d", "--in-channels", "1", "--rank", "1",
+                             "--format", "json")
+    assert code == 0 and json.loads(out)["total"]["rf"] == 53
 
 
 # ------------------------------------------------------------------ attention over a signal's samples

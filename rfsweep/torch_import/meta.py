@@ -13,8 +13,8 @@ from .recorder import _CONSTANT_WORK, Recorder, _has_val, _meta, is_leaf
 from .values import INPUT, Builder, Val, _fail, _new
 
 
-_COSTLY = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum",
-           "scaled_dot_product_attention", "__matmul__")
+_COSTLY = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear",
+           "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum", "scaled_dot_product_attention", "__matmul__")
 def _hook_record(module, x_meta, b: Builder, qualnames):
     """A forward on meta tensors under a TorchFunctionMode; module hooks name the ops and
     leaf modules of known types are mapped whole (their inner ops are not recorded)."""

@@ -534,6 +534,7 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                            ("fixed", fixed_part), ("fixed_min", min(gated) if gated else None)):
             out[key].append(value)
     merged = {key: tuple(values) for key, values in out.items()}
+    global_from = _first_global(ins) or (node["name"] if _gate_sees_everything(ins, broadcast, moving) else None)
     if any(f.fields is not None for f in moving):  # past a decoder: union per phase
         moving_weights = [w for w, fixed in zip(weights, broadcast) if not fixed]
         try:
@@ -543,10 +544,27 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
             raise RfsweepError(f"{where}: {exc}") from None
         origin = next((f.origin for f in moving if f.origin is not None), None)
         merged.update(_periodic_facts(main.n, fields, paths, origin))
-        return Facts(channels=channels, spatial=any(f.spatial for f in ins), global_from=_first_global(ins),
-                     **merged)
+        return Facts(channels=channels, spatial=any(f.spatial for f in ins), global_from=global_from, **merged)
     return Facts(n=main.n, jump=main.jump, channels=channels, spatial=any(f.spatial for f in ins),
-                 global_from=_first_global(ins), **merged)
+                 global_from=global_from, **merged)
+
+
+def _gate_sees_everything(ins: list[Facts], broadcast: list[bool], moving: list[Facts]) -> bool:
+    """Whether a broadcast 1x1 input (a squeeze-excitation gate) sees, on every axis, everything any unit
+    of the moving inputs sees: then every output unit's field is that same whole extent, the merge is
+    global from here on (as attention is), and start + i*jump no longer places a unit's window."""
+    gates = [f for f, fixed in zip(ins, broadcast) if fixed and f.moving]
+    if not gates or any(f.fields is not None for f in moving):
+        return False
+    for gate in gates:
+        covers = True
+        for a in range(len(gate.n)):
+            rf, start = gate.seen(a)
+            lo, hi = start - (rf - 1) / 2.0, start + (rf - 1) / 2.0
+            covers &= all(lo <= e[0] and e[1] <= hi for e in (_whole_extent(f, a) for f in moving))
+        if covers:
+            return True
+    return False
 
 
 def _first_global(ins: list[Facts]):

@@ -197,7 +197,8 @@ def graph_story(result: dict) -> list[str]:
         lines.append(f"The narrowest path sees only {_text(total['rf_min'])}: {show(result['rf_min_path'])}.")
     if total.get("global_from"):
         lines.append(f"From `{total['global_from']}` on every unit sees the whole input (a global node: "
-                     "attention or token mixing); params and MACs still count every node after it.")
+                     "attention, token mixing, or a gate that pools the whole map); params and MACs still "
+                     "count every node after it.")
     size = _text(result["input"]["size"])
     if result["unproductive"]:
         lines.append(f"At input size {size}, {len(result['unproductive'])} layers are unproductive (even their "

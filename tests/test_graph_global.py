@@ -81,3 +81,38 @@ def test_extra_counts_must_be_non_negative_integers(value):
 
 def test_networks_without_a_global_node_report_no_global_from():
     assert "global_from" not in analyze(_graph(PATCH))["total"]
+
+
+def _se(gate_source: dict, size=32):
+    return {"input_size": size, "in_channels": 3, "nodes": [
+        {"name": "a", "type": "conv", "kernel": 3, "out_channels": 8},
+        gate_source,
+        {"name": "g", "type": "linear", "inputs": ["p"], "out_features": 8},
+        {"name": "m", "type": "mul", "inputs": ["a", "g"]},
+        {"name": "b", "type": "conv", "kernel": 3, "inputs": ["m"], "out_channels": 8}]}
+
+
+def test_a_squeeze_excitation_gate_makes_the_field_global():
+    """Every unit of m reads the gate, which pooled the whole map: every unit sees the whole input, so the
+    report says global from m (start + i*jump would misplace a unit's window). Checked in torch: the
+    gradient of any unit of b reaches every input pixel."""
+    torch = pytest.importorskip("torch")
+    result = analyze(_se({"name": "p", "type": "global_pool", "inputs": ["a"]}))
+    assert result["total"]["global_from"] == "m" and result["total"]["rf_min"] == 5
+    assert any("From `m` on every unit sees the whole input" in line
+               for line in __import__("rfsweep.graph_report", fromlist=["x"]).graph_story(result))
+    nn = torch.nn
+    torch.manual_seed(0)
+    a, b, g = nn.Conv2d(3, 8, 3, padding=1).double(), nn.Conv2d(8, 8, 3, padding=1).double(), nn.Linear(8, 8).double()
+    x = torch.randn(1, 3, 32, 32, dtype=torch.float64, requires_grad=True)
+    ya = a(x)
+    out = b(ya * torch.sigmoid(g(ya.mean((2, 3))))[:, :, None, None])
+    for i, j in ((0, 0), (16, 9), (31, 31)):
+        (grad,) = torch.autograd.grad(out[0, 0, i, j], x, retain_graph=True)
+        assert bool((grad[0].abs().sum(0) != 0).all())
+
+
+def test_a_gate_that_sees_part_of_the_map_is_not_global():
+    """A 1x1 map from a strided 3x3 conv sees 3 pixels of 32: broadcast over the map it is no global view."""
+    result = analyze(_se({"name": "p", "type": "conv", "kernel": 3, "stride": 32, "padding": 0, "inputs": ["a"]}))
+    assert "global_from" not in result["total"]

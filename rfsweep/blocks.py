@@ -35,6 +35,7 @@ from . import arithmetic
 from .block_fields import (BASIC, BLOCKS, BOTTLENECK, CAUSAL, CONV, DIGIT_KEYS, DWSEP,  # noqa: F401
                            EXPANSION_APPLIES, GROUPS_APPLY, MBCONV, STAGE_COLUMNS, TABLE_FIELDS, TCN, WAVENET)
 from .errors import RfsweepError, read_user_file
+from .jit import plain_python
 from .layers import MAX_FIELD, RANKS, check_rank, load_stack
 from .space import LIMIT_KEYS, limit_or_none, register
 
@@ -74,11 +75,6 @@ CAUSAL_CONVENTION = (
     "stage has dilation d * 2^(b mod dilation_cycle) (default: no repetition for tcn, 10 for wavenet); "
     "a wavenet stage's output is the sum of its blocks' 1x1 skip convs (width channels; residual and gate "
     "width / expansion); no head")
-
-
-def _python(func):
-    """The plain-Python arithmetic even after a kernel compiled the module (exact ints)."""
-    return getattr(func, "py_func", func)
 
 
 def is_block_spec(values) -> bool:
@@ -318,7 +314,7 @@ class BlockSpec:
             return self._cache["stem"]
         n, c, rf, jump, params, macs, var, depth, unprod = self.input_size, self.in_channels, 1, 1, 0, 0, 0.0, 0, 0
         stack = self.stem_stack()
-        step, cost = _python(arithmetic.axis_step), _python(arithmetic.conv_cost)
+        step, cost = plain_python(arithmetic.axis_step), plain_python(arithmetic.conv_cost)
         for index, layer in enumerate(stack.layers if stack else (), start=1):
             k, s, p, d = layer.kernel[0], layer.stride[0], layer.padding[0], layer.dilation[0]
             out, rf_out, jump_out, var = step(n, rf, jump, var, k, s, p, p, d, layer.ceil_mode)

@@ -30,25 +30,21 @@ from pathlib import Path
 
 from . import arithmetic, periodic
 from .errors import RfsweepError, read_user_json
+from .jit import plain_python
 from .layers import (DEFAULT_IN_CHANNELS, DEFAULT_INPUT_SIZE, Layer, Stack, _as_axes, _check_int, decoder_token,
                      explicit_rank, has_decoder_tokens, input_axes, _looks_like_path, load_stack,
                      parse_compact_layers, parse_json, resolve_layer)
 
 
-def _python(func):
-    """The plain-Python arithmetic even after a kernel compiled the module (exact ints)."""
-    return getattr(func, "py_func", func)
-
-
-axis_step = _python(arithmetic.axis_step)
-shift_start = _python(arithmetic.shift_start)
-grow_rf = _python(arithmetic.grow_rf)
-conv_cost = _python(arithmetic.conv_cost)
-same_tf_padding = _python(arithmetic.same_tf_padding)
-union_interval = _python(arithmetic.union_interval)
-erf_ratio = _python(arithmetic.erf_ratio)
-transpose_out_size = _python(arithmetic.transpose_out_size)
-upsample_out_size = _python(arithmetic.upsample_out_size)
+axis_step = plain_python(arithmetic.axis_step)
+shift_start = plain_python(arithmetic.shift_start)
+grow_rf = plain_python(arithmetic.grow_rf)
+conv_cost = plain_python(arithmetic.conv_cost)
+same_tf_padding = plain_python(arithmetic.same_tf_padding)
+union_interval = plain_python(arithmetic.union_interval)
+erf_ratio = plain_python(arithmetic.erf_ratio)
+transpose_out_size = plain_python(arithmetic.transpose_out_size)
+upsample_out_size = plain_python(arithmetic.upsample_out_size)
 
 LAYER_NODES = ("conv", "maxpool", "avgpool")
 MERGE_NODES = ("add", "mul", "concat")
@@ -359,7 +355,7 @@ def _resolve(node: dict, c_in: int, where: str, rank: int = 2):
 
 
 _WINDOW_KEYS = ("n", "rf", "jump", "var", "rf_min", "start", "start_min", "mean")
-arithmetic_out_size = _python(arithmetic.out_size)
+arithmetic_out_size = plain_python(arithmetic.out_size)
 
 
 def _check_size(n, f: Facts, where: str) -> None:

@@ -37,3 +37,9 @@ def compile_module(module: ModuleType | str) -> ModuleType:
         if options is not None and callable(value) and not hasattr(value, "py_func"):
             setattr(module, name, njit(**options)(value))
     return module
+
+
+def plain_python(func):
+    """The plain-Python version of a marked function even after `compile_module` compiled its module:
+    single-network code computes with exact Python ints, whatever a sweep compiled before."""
+    return getattr(func, "py_func", func)

@@ -26,19 +26,16 @@ from fractions import Fraction
 from typing import Callable
 
 from . import arithmetic
+from .jit import plain_python
 
 MAX_PERIOD = 1 << 16  # phases kept per axis; beyond this the report would be unreadable anyway
 MAX_PATHS = 64  # incomparable narrowest-path fields kept per axis for rf_min
 
 
-def _python(func):
-    return getattr(func, "py_func", func)
-
-
-transpose_tap_input = _python(arithmetic.transpose_tap_input)
-transpose_tap_hits = _python(arithmetic.transpose_tap_hits)
-interp_source = _python(arithmetic.interp_source)
-cubic_weight = _python(arithmetic.cubic_weight)
+transpose_tap_input = plain_python(arithmetic.transpose_tap_input)
+transpose_tap_hits = plain_python(arithmetic.transpose_tap_hits)
+interp_source = plain_python(arithmetic.interp_source)
+cubic_weight = plain_python(arithmetic.cubic_weight)
 
 
 class PeriodError(ValueError):

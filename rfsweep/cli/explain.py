@@ -88,6 +88,7 @@ def register(app: typer.Typer) -> None:
         "rfsweep explain --arch resnet18 --end-point layer3",
         "rfsweep explain --torch examples/residual_model.py:build"])
     add_command(app, archs, "The known networks, with their RF, jump, params and MACs.",
-                "Every network of Google's published receptive-field table and torchvision's ResNet-18/50 and "
-                "MobileNet v2, as graphs: `rfsweep explain --arch NAME` explains one.",
+                "Every network of Google's published receptive-field table, torchvision's ResNet-18/50 and "
+                "MobileNet v2, decoders (U-Nets, FCN-8s, DeepLab v3, FPN) and 1-D/3-D networks (TCN, WaveNet, "
+                "3-D U-Net, R3D-18), as graphs: `rfsweep explain --arch NAME` explains one.",
                 ["rfsweep archs", "rfsweep archs --format json"])

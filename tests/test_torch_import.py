@@ -892,3 +892,39 @@ def test_multihead_attention_returns_a_pair_and_counts_its_projections_once():
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         meta.eval()(torch.zeros(1, 3, 32, 32, device="meta"))
     assert 2 * total["macs"] == counter.get_total_flops()
+
+
+class _FourierPosition(nn.Module):
+    """EdgeNeXt's pattern: a positional grid built from the input's shape, projected by a conv, added
+    to the map. `fixed`: the grid is one image ((1, H, W), the same for any batch), `untraceable`:
+    torch.arange in forward makes fx fail, so the meta tracer reads it."""
+
+    def __init__(self, fixed=False, untraceable=False):
+        super().__init__()
+        self.stem, self.project, self.head = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(4, 8, 1), nn.Conv2d(8, 8, 3)
+        self.fixed, self.untraceable = fixed, untraceable
+
+    def forward(self, x):
+        x = self.stem(x)
+        b, _, h, w = x.shape
+        grid = torch.ones((1 if self.fixed else b, 4, h, w))
+        if self.untraceable:
+            grid = grid * torch.arange(4).reshape(1, 4, 1, 1)
+        return self.head(x + self.project(grid))
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+@pytest.mark.parametrize("untraceable", [False, True])
+def test_macs_of_a_conv_on_a_positional_grid_are_counted_per_image(fixed, untraceable):
+    """A conv computed on constants (no pixel reaches it) still costs MACs: flop_counter's, per image
+    at batch 1 whether the grid follows the batch or not, on the node that adds it (issue 17: the
+    EdgeNeXt refusal). The field is the map's alone."""
+    model = _FourierPosition(fixed, untraceable)
+    graph = from_torch(model, 16)
+    total = rfsweep.analyze(graph)["total"]
+    assert total["params"] == sum(p.numel() for p in model.parameters())
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 16, 16))
+    assert 2 * total["macs"] == counter.get_total_flops()
+    assert (total["rf"], total["jump"]) == (7, 2)  # 3x3 stride 2, then 3x3: the grid adds no pixel
+    assert [node["name"] for node in graph["nodes"] if node.get("macs")] == ["add"]

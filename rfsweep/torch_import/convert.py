@@ -86,6 +86,7 @@ def _trace(module, shape, size, in_channels, qualnames, rank) -> dict:
     for record in (_fx_record, _hook_record):
         builder = Builder(size, in_channels)
         builder.params = ParamUse(module)
+        builder.work = ParamUse()  # MACs done on constants (recorder.constant_work)
         x = torch.empty(shape, device="meta")
         try:
             with warnings.catch_warnings():  # 'same' padding with even kernels warns about a copy

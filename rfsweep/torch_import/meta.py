@@ -9,12 +9,11 @@ import torch
 import torch.nn as nn
 
 from .ops import _op_key
-from .recorder import _CONSTANT_WORK, Recorder, _has_val, _meta, is_leaf
+from .recorder import COSTLY, Recorder, _has_val, _meta, is_leaf
 from .values import INPUT, Builder, Val, _fail, _new
 
 
-_COSTLY = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear",
-           "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum", "scaled_dot_product_attention", "__matmul__")
+
 def _hook_record(module, x_meta, b: Builder, qualnames):
     """A forward on meta tensors under a TorchFunctionMode; module hooks name the ops and
     leaf modules of known types are mapped whole (their inner ops are not recorded)."""
@@ -55,10 +54,15 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
             wargs, wkwargs = wrap(args), wrap(kwargs)
             if not _has_val(wargs) and not _has_val(wkwargs):
                 key = getattr(func, "__name__", "")
-                if key in _COSTLY and isinstance(out, torch.Tensor):
+                if key in COSTLY and isinstance(out, torch.Tensor):  # a conv on a positional grid
                     scope = scopes[-1] if scopes else ""
-                    raise _fail(f"op {key!r}", f"{scope}.{key}" if scope else key, _CONSTANT_WORK)
+                    busy[0] = True
+                    try:
+                        rec.constant_work(f"{scope}.{key}" if scope else key, lambda: func(*args, **kwargs), out)
+                    finally:
+                        busy[0] = False
                 b.params.propagate((args, kwargs), out)  # arithmetic on parameters (a gain on a weight)
+                b.work.propagate((args, kwargs), out)  # and on work done on constants
                 return out
             key = getattr(func, "__name__", str(func))
             if key == "__get__":  # x.shape, x.dtype ...

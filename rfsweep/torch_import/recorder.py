@@ -15,15 +15,15 @@ from . import tokens
 from .ops import _OPS, _op_key, op_pad, op_pass, op_softmax
 from .shapes import _compute
 from .targets import _one_line
-from .values import Builder, Unsupported, Val, _fail
+from .values import BATCH, Builder, Unsupported, Val, _fail
 
 
 def _meta(t):
     return None if t is None else torch.empty(t.shape, dtype=t.dtype, device="meta")
 
 
-_CONSTANT_WORK = ("it computes on values that do not come from the input (a positional encoding from a fixed "
-                  "grid), so its MACs would not be counted; pass --end-point a node before it")
+COSTLY = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear",
+          "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum", "scaled_dot_product_attention", "__matmul__")
 
 
 def _library_forward(m: nn.Module) -> bool:
@@ -247,34 +247,56 @@ class Recorder:
 
     def constant(self, key: str, func, args, kwargs):
         """An op none of whose arguments comes from the network's input: its value (shape rules first),
-        which carries the parameters it was computed from."""
-        out = _compute(key, func, _unwrap(args), _unwrap(kwargs))
+        which carries the parameters it was computed from and the work done on the way."""
+        if key in COSTLY:
+            out = self.constant_work(key, lambda: func(*_unwrap(args), **_unwrap(kwargs)))
+        else:
+            out = _compute(key, func, _unwrap(args), _unwrap(kwargs))
         self.b.params.propagate((args, kwargs), out)
+        self.b.work.propagate((args, kwargs), out)
         return out
 
     def constant_module(self, mod: nn.Module, qual: str, args, kwargs):
         """A module applied to constants only (a conv on a Fourier positional grid): its value on
-        meta, which carries its parameters and its inputs' to where the network uses it."""
-        from torch.utils.flop_counter import FlopCounterMode
-
+        meta, which carries its parameters, its inputs' and its MACs to where the network uses it."""
         state = {n: _meta(t) for n, t in list(mod.named_parameters()) + list(mod.named_buffers())}
         try:
-            with FlopCounterMode(display=False) as counter:
-                out = torch.func.functional_call(mod, state, _unwrap(args), _unwrap(kwargs))
+            out = self.constant_work(qual, lambda: torch.func.functional_call(mod, state, _unwrap(args),
+                                                                               _unwrap(kwargs)))
         except Exception as exc:
             raise _fail(f"module {type(mod).__name__}", qual, f"{type(exc).__name__}: {_one_line(exc)}") from None
-        if counter.get_total_flops():  # its MACs belong to no node of the graph: refuse, not miscount
-            raise _fail(f"module {type(mod).__name__}", qual, _CONSTANT_WORK)
         self.b.params.propagate((args, kwargs), out)
+        self.b.work.propagate((args, kwargs), out)
         for t in out if isinstance(out, (list, tuple)) else (out,):
             self.b.params.mark(t, [f"{qual}.{n}" for n, _ in mod.named_parameters()])
         return out
 
-    def _charge(self, result, names, name: str, before: int):
-        """Charge the parameters a call used first to the last node it emitted, or to an identity
-        node that carries them (x * gamma, x + pos_embed: no spatial change, but parameters)."""
-        fresh = self.b.params.fresh(names)
-        if not fresh:
+    def constant_work(self, name: str, run, result=None):
+        """run() on meta tensors, its MACs (flop_counter's FLOPs / 2) an item of work carried by its
+        output. A result whose first dim is the meta batch was computed once per image (a grid built
+        from x.shape: EdgeNeXt's positional encoding): per image it costs 1/BATCH of that. `result`:
+        the value already computed (the meta tracer's), to carry the item instead of run()'s."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            out = run()
+        out = out if result is None else result
+        macs = counter.get_total_flops() // 2
+        if macs:
+            first = out[0] if isinstance(out, (list, tuple)) else out
+            if isinstance(first, torch.Tensor) and first.dim() and first.shape[0] == BATCH:
+                macs //= BATCH
+            item = self.b.work.add(name, macs)
+            for t in out if isinstance(out, (list, tuple)) else (out,):
+                self.b.work.mark(t, [item])
+        return out
+
+    def _charge(self, result, names, name: str, before: int, work=frozenset()):
+        """Charge the parameters (and the work on constants) a call used first to the last node it
+        emitted, or to an identity node that carries them (x * gamma, x + pos_embed: no spatial
+        change, but parameters)."""
+        fresh, fresh_work = self.b.params.fresh(names), self.b.work.fresh(work)
+        if not fresh and not fresh_work:
             return result
         if len(self.b.nodes) > before:
             node = self.b.nodes[-1]["name"]
@@ -284,6 +306,7 @@ class Recorder:
         else:
             return result
         self.b.params.charge(node, fresh)
+        self.b.work.charge_to(self.b.by_name[node], fresh_work)
         return result
 
     def function_call(self, name: str, key: str, func, args, kwargs, out=None, run=True):
@@ -302,4 +325,5 @@ class Recorder:
             raise _fail(f"op {key!r}", name, _why_not(_op_key(key)))
         before = len(self.b.nodes)
         result = handler(self.b, name, args, kwargs, out, _op_key(key))
-        return self._charge(result, self.b.params.sources((args, kwargs)), name, before)
+        return self._charge(result, self.b.params.sources((args, kwargs)), name, before,
+                            self.b.work.sources((args, kwargs)))

@@ -65,6 +65,7 @@ class Builder:
         self.channelwise: dict[str, str] = {}  # pool/relu/identity/pad node -> its input (same channel order)
         self.by_name: dict[str, dict] = {}
         self.params = None  # a ParamUse (params.py), set by from_torch
+        self.work = None  # another: MACs computed on constants, set by from_torch
 
     def slice_source(self, x, start: int, stop: int):
         """(node, [start, stop)) to slice, narrowed to where those channels come from: a slice inside

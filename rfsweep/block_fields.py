@@ -22,3 +22,7 @@ TABLE_FIELDS = ("block", "repeats", "kernel", "stride", "dilation", "width", "ex
                 "cycle")
 (F_BLOCK, F_REPEATS, F_KERNEL, F_STRIDE, F_DILATION, F_WIDTH, F_EXPANSION, F_GROUPS, F_VALID, F_KPOW,
  F_CYCLE) = range(11)
+# per-axis spaces (a stride that differs between axes somewhere): `stride` holds the choice's position in
+# the stage's stride list (what the s{i}_stride column decodes) and stride_0.. its value on each axis
+TABLE_FIELDS += ("stride_0", "stride_1", "stride_2")
+F_STRIDE_AXES = 11

@@ -35,8 +35,8 @@ from numba import njit, prange
 
 from . import arithmetic
 # block codes and the fields of the choice table T[field, stage, digit]
-from .block_fields import (BASIC, CONV, DWSEP, F_BLOCK, F_DILATION, F_EXPANSION,
-                           F_CYCLE, F_GROUPS, F_KERNEL, F_KPOW, F_REPEATS, F_STRIDE, F_VALID, F_WIDTH, MBCONV, TCN)
+from .block_fields import (BASIC, BOTTLENECK, CONV, DWSEP, F_BLOCK, F_DILATION, F_EXPANSION, F_CYCLE, F_GROUPS,
+                           F_KERNEL, F_KPOW, F_REPEATS, F_STRIDE, F_STRIDE_AXES, F_VALID, F_WIDTH, MBCONV, TCN)
 from .jit import compile_module
 from .odometer import skip_prefix
 
@@ -50,8 +50,15 @@ WITH_CAUSAL = (0, 0)
 OK = 0
 INVALID = 1
 PRUNED = 2
+# the `per_axis` argument, the same way: ISOTROPIC spaces compile without the per-axis stage
+ISOTROPIC = (0,)
+PER_AXIS = (0, 0)
 # the state after a stage, S[field, stage]: ints; the ERF variance and mean live in float arrays
 S_N, S_C, S_RF, S_RFMIN, S_JUMP, S_PARAMS, S_MACS, S_DEPTH, S_UNPROD = range(9)
+# per-axis spaces: axis a's size, RF, narrowest RF and jump in rows S_AXES + 4*a + A_*, its ERF variance
+# in va[a, stage]; rows S_N .. S_JUMP then hold the smallest size and the largest RF, RF_min and jump
+S_AXES = 9
+A_N, A_RF, A_RFMIN, A_JUMP = range(4)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -215,10 +222,201 @@ def _causal_stage(code, reps, k, kk, s, d, cycle, w, e, n, c, rf, rfmin, jump, v
             2 * reps, unprod)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _axis_block(code, n, rf, rfmin, jump, var, k, s, d, residual):
+    """A centred block along one axis whose stride is s: (n, rf, rf_min, jump, var) after it, as `_block`
+    computes them, and grow, grow2: the RF growth of its first and second kxk conv (0: none), for the
+    unproductive count. residual: an mbconv with its identity shortcut (stride 1 on every axis)."""
+    n2 = out_size(n, k, s, d * (k - 1) // 2, d * (k - 1) // 2, d, False)
+    grow = d * (k - 1) * jump
+    var_k = grow_erf_var(var, jump, k, d)
+    if code == BASIC:
+        grow2 = grow * s  # the second kxk conv runs on the strided map
+        return n2, rf + grow + grow2, rfmin, jump * s, (grow_erf_var(var_k, jump * s, k, d) + var) / 2.0, grow, grow2
+    if code == BOTTLENECK:
+        return n2, rf + grow, rfmin, jump * s, (var_k + var) / 2.0, grow, 0
+    if residual:
+        return n2, rf + grow, rfmin, jump, (var_k + var) / 2.0, grow, 0
+    return n2, rf + grow, rfmin + grow, jump * s, var_k, grow, 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _conv_cost(kk, c_in, c_out, groups, area):
+    """(params, MACs) of a bias-free conv of kk taps followed by BatchNorm, over `area` output positions."""
+    weights = conv_weights(kk, 1, c_in, c_out, groups)
+    return weights + 2 * c_out, weights * area
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _block_cost(code, c, kk, w, e, g, proj, a_in, a_out):
+    """(status, params, MACs, depth) of a centred block whose input and output maps have a_in and a_out
+    positions; proj: its shortcut is a 1x1 projection (a stride on some axis, or new channels)."""
+    if code == CONV:
+        if c % g:
+            return INVALID, 0, 0, 0
+        params, macs = _conv_cost(kk, c, w, g, a_out)
+        return OK, params, macs, 1
+    if code == DWSEP:
+        p1, m1 = _conv_cost(kk, c, c, c, a_out)
+        p2, m2 = _conv_cost(1, c, w, 1, a_out)
+        return OK, p1 + p2, m1 + m2, 2
+    if code == MBCONV:
+        hidden = c * e
+        params = 0
+        macs = 0
+        depth = 2
+        if e != 1:
+            params, macs = _conv_cost(1, c, hidden, 1, a_in)
+            depth = 3
+        p2, m2 = _conv_cost(kk, hidden, hidden, hidden, a_out)
+        p3, m3 = _conv_cost(1, hidden, w, 1, a_out)
+        return OK, params + p2 + p3, macs + m2 + m3, depth
+    if code == BASIC:
+        if c % g:
+            return INVALID, 0, 0, 0
+        p1, m1 = _conv_cost(kk, c, w, g, a_out)
+        p2, m2 = _conv_cost(kk, w, w, g, a_out)
+        params = p1 + p2
+        macs = m1 + m2
+        depth = 2
+    else:  # BOTTLENECK
+        inner = w // e
+        p1, m1 = _conv_cost(1, c, inner, 1, a_in)
+        p2, m2 = _conv_cost(kk, inner, inner, g, a_out)
+        p3, m3 = _conv_cost(1, inner, w, 1, a_out)
+        params = p1 + p2 + p3
+        macs = m1 + m2 + m3
+        depth = 3
+    if proj:
+        p4, m4 = _conv_cost(1, c, w, 1, a_out)
+        params += p4
+        macs += m4
+    return OK, params, macs, depth
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unproductive(code, e, proj, u0, u1, u2):
+    """A centred block's unproductive convs: u0, u1, u2 say whether rf_min, rf_min + grow and
+    rf_min + grow + grow2 exceed the input (on every axis), the narrowest field each conv ends with."""
+    if code == CONV:
+        return int(u1)
+    if code == DWSEP:
+        return 2 * int(u1)
+    if code == MBCONV:
+        return 2 * int(u1) + int(e != 1 and u0)
+    if code == BASIC:
+        return int(u1) + int(u2) + int(proj and u0)
+    return int(u0) + 2 * int(u1) + int(proj and u0)  # BOTTLENECK
+
+
 @njit(cache=True, nogil=True)
-def _stage(T, pos, v, st, var_st, mean_st, in_size, axes, causal):
+def _stage_axes(T, pos, v, st, va, sizes, axes):
+    """Stage `pos` at choice v in a per-axis space: every block axis by axis (`_axis_block`, the stride
+    T[F_STRIDE_AXES + a] on axis a), its costs over the product of the axes' sizes. Writes the per-axis
+    state into st[S_AXES:, pos + 1] and va[:, pos + 1]; returns `_stage`'s tuple, with the smallest
+    size and the largest RF, RF_min and jump (what the monotone limits compare)."""
+    if not T[F_VALID, pos, v]:
+        return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
+    code = T[F_BLOCK, pos, v]
+    k = T[F_KERNEL, pos, v]
+    kk = T[F_KPOW, pos, v]
+    d = T[F_DILATION, pos, v]
+    w = T[F_WIDTH, pos, v]
+    e = T[F_EXPANSION, pos, v]
+    g = T[F_GROUPS, pos, v]
+    c = st[S_C, pos]
+    params = st[S_PARAMS, pos]
+    macs = st[S_MACS, pos]
+    depth = st[S_DEPTH, pos]
+    unprod = st[S_UNPROD, pos]
+    src = pos
+    dst = pos + 1
+    for b in range(T[F_REPEATS, pos, v]):
+        strided = False
+        for a in range(len(axes)):
+            strided = strided or (b == 0 and T[F_STRIDE_AXES + a, pos, v] != 1)
+        proj = strided or c != w
+        a_in = 1
+        a_out = 1
+        u0 = True
+        u1 = True
+        u2 = True
+        for a in range(len(axes)):
+            r = S_AXES + 4 * a
+            s = T[F_STRIDE_AXES + a, pos, v] if b == 0 else 1
+            n = st[r + A_N, src]
+            rfmin = st[r + A_RFMIN, src]
+            n2, rf2, rfmin2, jump2, var2, grow, grow2 = _axis_block(
+                code, n, st[r + A_RF, src], rfmin, st[r + A_JUMP, src], va[a, src], k, s, d,
+                code == MBCONV and not proj)
+            if n2 < 1:
+                return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
+            a_in *= n
+            a_out *= n2
+            u0 = u0 and rfmin > sizes[a]
+            u1 = u1 and rfmin + grow > sizes[a]
+            u2 = u2 and rfmin + grow + grow2 > sizes[a]
+            st[r + A_N, dst] = n2
+            st[r + A_RF, dst] = rf2
+            st[r + A_RFMIN, dst] = rfmin2
+            st[r + A_JUMP, dst] = jump2
+            va[a, dst] = var2
+        status, p, m, dd = _block_cost(code, c, kk, w, e, g, proj, a_in, a_out)
+        if status != OK:
+            return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
+        params += p
+        macs += m
+        depth += dd
+        unprod += _unproductive(code, e, proj, u0, u1, u2)
+        c = w
+        src = dst
+    n = st[S_AXES + A_N, dst]
+    rf = st[S_AXES + A_RF, dst]
+    rfmin = st[S_AXES + A_RFMIN, dst]
+    jump = st[S_AXES + A_JUMP, dst]
+    for a in range(1, len(axes)):
+        r = S_AXES + 4 * a
+        n = min(n, st[r + A_N, dst])
+        rf = max(rf, st[r + A_RF, dst])
+        rfmin = max(rfmin, st[r + A_RFMIN, dst])
+        jump = max(jump, st[r + A_JUMP, dst])
+    return OK, n, c, rf, rfmin, jump, params, macs, va[0, dst], 0.0, depth, unprod
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rf_low(st, f, rf, axes, per_axis):
+    """The RF that min_rf compares: the row's (isotropic) or its smallest axis's (per-axis spaces)."""
+    if len(per_axis) != len(PER_AXIS):
+        return rf
+    low = st[S_AXES + A_RF, f]
+    for a in range(1, len(axes)):
+        low = min(low, st[S_AXES + 4 * a + A_RF, f])
+    return low
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _write_axes(row, st, va, f, o_axes, o_axes_f, axes, per_axis):
+    """Per-axis spaces: the row's rf, jump, out_size (o_axes[3a + 0, 1, 2]) and erf_std, erf_ratio
+    (o_axes_f[2a + 0, 1]) of each axis a, from the state column f. Isotropic spaces: nothing."""
+    if len(per_axis) != len(PER_AXIS):
+        return
+    for a in range(len(axes)):
+        r = S_AXES + 4 * a
+        rf = st[r + A_RF, f]
+        std = np.sqrt(va[a, f])
+        o_axes[3 * a, row] = rf
+        o_axes[3 * a + 1, row] = st[r + A_JUMP, f]
+        o_axes[3 * a + 2, row] = st[r + A_N, f]
+        o_axes_f[2 * a, row] = std
+        o_axes_f[2 * a + 1, row] = erf_ratio(std, rf)
+
+
+@njit(cache=True, nogil=True)
+def _stage(T, pos, v, st, var_st, mean_st, va, in_size, sizes, axes, causal, per_axis):
     """Stage `pos` at choice v on the state st[:, pos], var_st[pos], mean_st[pos]: (status, n, c, rf, rf_min, jump,
     params, macs, var, mean, depth, unproductive) after all of its blocks (totals, not increments)."""
+    if len(per_axis) == len(PER_AXIS):  # known at compile time
+        return _stage_axes(T, pos, v, st, va, sizes, axes)
     if not T[F_VALID, pos, v]:
         return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
     code = T[F_BLOCK, pos, v]
@@ -323,9 +521,9 @@ def _carry(digits, pos, radix):
 
 
 @njit(cache=True, nogil=True)
-def _part_range(T, radix, stem, stem_var, in_size, axes, causal, limits, lo, hi, row0,
+def _part_range(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, lo, hi, row0,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-                o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
+                o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
     """Evaluate ids lo..hi-1; write kept rows from row0 on. Returns (kept, invalid, pruned, skipped)."""
     stages = radix.shape[0]
     last = stages - 1
@@ -337,11 +535,13 @@ def _part_range(T, radix, stem, stem_var, in_size, axes, causal, limits, lo, hi,
     block = np.ones(stages, np.int64)  # ids below one digit of each stage
     for pos in range(last - 1, -1, -1):
         block[pos] = block[pos + 1] * radix[pos + 1]
-    st = np.zeros((9, stages + 1), np.int64)
+    st = np.zeros((S_AXES + 4 * stem_vars.shape[0], stages + 1), np.int64)  # per-axis rows in per-axis spaces
     var_st = np.zeros(stages + 1, np.float64)
     mean_st = np.zeros(stages + 1, np.float64)  # relative to the stem's
+    va = np.zeros((stem_vars.shape[0], stages + 1), np.float64)
     st[:, 0] = stem
     var_st[0] = stem_var
+    va[:, 0] = stem_vars
     kept = 0
     invalid = 0
     pruned = 0
@@ -354,7 +554,7 @@ def _part_range(T, radix, stem, stem_var, in_size, axes, causal, limits, lo, hi,
         status = OK
         for pos in range(dirty, last):
             status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
-                T, pos, digits[pos], st, var_st, mean_st, in_size, axes, causal)
+                T, pos, digits[pos], st, var_st, mean_st, va, in_size, sizes, axes, causal, per_axis)
             if status == OK and _over_budget(rf, params, macs, n, limits):
                 status = PRUNED
             if status != OK:
@@ -375,15 +575,16 @@ def _part_range(T, radix, stem, stem_var, in_size, axes, causal, limits, lo, hi,
         block_row = row
         while v < radix[last] and i < hi:
             status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
-                T, last, v, st, var_st, mean_st, in_size, axes, causal)
+                T, last, v, st, var_st, mean_st, va, in_size, sizes, axes, causal, per_axis)
             if status != OK:
                 invalid += 1
-            elif _over_budget(rf, params, macs, n, limits) or rf < limits[0]:
+            elif _over_budget(rf, params, macs, n, limits) or _rf_low(st, stages, rf, axes, per_axis) < limits[0]:
                 pruned += 1
             else:
                 _write_row(row, i, n, c, rf, jump, params, macs, var, depth, unprod,
                            o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std,
                            o_erf_ratio, o_depth, o_unprod)
+                _write_axes(row, st, va, stages, o_axes, o_axes_f, axes, per_axis)
                 _write_stage(T, last, v, row, row + 1, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
                 row += 1
                 kept += 1
@@ -401,18 +602,20 @@ def _part_range(T, radix, stem, stem_var, in_size, axes, causal, limits, lo, hi,
 
 
 @njit(cache=True, nogil=True)
-def _part_ids(T, radix, stem, stem_var, in_size, axes, causal, limits, ids, lo, hi, row0,
+def _part_ids(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, ids, lo, hi, row0,
               o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-              o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
+              o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
     """Evaluate the sorted ids[lo:hi] (a sample); prefixes shared with the previous id are reused."""
     stages = radix.shape[0]
     digits = np.zeros(stages, np.int64)
     prev = np.full(stages, -1, np.int64)
-    st = np.zeros((9, stages + 1), np.int64)
+    st = np.zeros((S_AXES + 4 * stem_vars.shape[0], stages + 1), np.int64)  # per-axis rows in per-axis spaces
     var_st = np.zeros(stages + 1, np.float64)
     mean_st = np.zeros(stages + 1, np.float64)  # relative to the stem's
+    va = np.zeros((stem_vars.shape[0], stages + 1), np.float64)
     st[:, 0] = stem
     var_st[0] = stem_var
+    va[:, 0] = stem_vars
     ready = 0  # states st[:, 1..ready] hold for the digits in prev
     kept = 0
     invalid = 0
@@ -431,8 +634,9 @@ def _part_ids(T, radix, stem, stem_var, in_size, axes, causal, limits, ids, lo, 
         ready = dirty
         for pos in range(dirty, stages):
             status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
-                T, pos, digits[pos], st, var_st, mean_st, in_size, axes, causal)
-            if status == OK and (_over_budget(rf, params, macs, n, limits) or (pos == stages - 1 and rf < limits[0])):
+                T, pos, digits[pos], st, var_st, mean_st, va, in_size, sizes, axes, causal, per_axis)
+            if status == OK and (_over_budget(rf, params, macs, n, limits)
+                                 or (pos == stages - 1 and _rf_low(st, stages, rf, axes, per_axis) < limits[0])):
                 status = PRUNED
             if status != OK:
                 break
@@ -448,6 +652,7 @@ def _part_ids(T, radix, stem, stem_var, in_size, axes, causal, limits, ids, lo, 
                        st[S_MACS, f], var_st[f], st[S_DEPTH, f], st[S_UNPROD, f],
                        o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
                        o_depth, o_unprod)
+            _write_axes(row, st, va, f, o_axes, o_axes_f, axes, per_axis)
             for pos in range(stages):
                 _write_stage(T, pos, digits[pos], row, row + 1, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
             row += 1
@@ -456,9 +661,9 @@ def _part_ids(T, radix, stem, stem_var, in_size, axes, causal, limits, ids, lo, 
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def sweep_blocks(T, radix, stem, stem_var, in_size, axes, causal, limits, ids, use_ids, lo, hi, parts,
-                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-                 o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g, counts):
+def sweep_blocks(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, ids, use_ids,
+                 lo, hi, parts, o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
+                 o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g, counts):
     """Evaluate ids lo..hi-1 (or ids[lo:hi] when use_ids) in `parts` independent slices.
 
     Part p covers [a, b) = [lo + span*p//parts, lo + span*(p+1)//parts) and writes its rows at
@@ -470,14 +675,14 @@ def sweep_blocks(T, radix, stem, stem_var, in_size, axes, causal, limits, ids, u
         b = lo + span * (p + 1) // parts
         if use_ids:
             kept, invalid, pruned, skipped = _part_ids(
-                T, radix, stem, stem_var, in_size, axes, causal, limits, ids, a, b, a - lo,
+                T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, ids, a, b, a - lo,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-                o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+                o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
         else:
             kept, invalid, pruned, skipped = _part_range(
-                T, radix, stem, stem_var, in_size, axes, causal, limits, a, b, a - lo,
+                T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, a, b, a - lo,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-                o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+                o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
         counts[p, 0] = kept
         counts[p, 1] = invalid
         counts[p, 2] = pruned
@@ -485,20 +690,21 @@ def sweep_blocks(T, radix, stem, stem_var, in_size, axes, causal, limits, ids, u
 
 
 @njit(nogil=True, cache=True)
-def sweep_blocks_serial(T, radix, stem, stem_var, in_size, axes, causal, limits, ids, use_ids, lo, hi, parts,
-                        o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-                        o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g, counts):
+def sweep_blocks_serial(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, ids,
+                        use_ids, lo, hi, parts, o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std,
+                        o_erf_ratio, o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g,
+                        counts):
     """`sweep_blocks` on the calling thread as one part (several Python threads may call it at once)."""
     if use_ids:
         kept, invalid, pruned, skipped = _part_ids(
-            T, radix, stem, stem_var, in_size, axes, causal, limits, ids, lo, hi, 0,
+            T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, ids, lo, hi, 0,
             o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-            o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+            o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
     else:
         kept, invalid, pruned, skipped = _part_range(
-            T, radix, stem, stem_var, in_size, axes, causal, limits, lo, hi, 0,
+            T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, lo, hi, 0,
             o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-            o_depth, o_unprod, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+            o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
     counts[0, 0] = kept
     counts[0, 1] = invalid
     counts[0, 2] = pruned

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from .block_fields import BLOCKS, CAUSAL, STAGE_COLUMNS, STAGE_FIELDS, TABLE_FIELDS
-from .block_kernel import CENTRED_ONLY, WITH_CAUSAL, sweep_blocks, sweep_blocks_serial
+from .block_kernel import CENTRED_ONLY, ISOTROPIC, PER_AXIS, WITH_CAUSAL, sweep_blocks, sweep_blocks_serial
 from .errors import RfsweepError
 from .space import PARALLEL_MIN_IDS, Counts
 
@@ -31,6 +31,8 @@ INT64_MAX = np.iinfo(np.int64).max
 TOTALS = ("config_id", "rf", "jump", "out_size", "out_channels", "params", "macs", "flops",
           "erf_std", "erf_ratio", "depth", "unproductive")
 CENTRED_BLOCKS = 5  # conv .. mbconv: the dictionary files of centred-block spaces have always had
+# per-axis spaces: these totals hold one value per axis (fixed-size lists of rank), as s{i}_stride does
+AXIS_TOTALS = ("rf", "jump", "out_size", "erf_std", "erf_ratio")
 
 
 def block_dictionary(spec) -> pa.Array:
@@ -45,8 +47,9 @@ def column_dtypes(spec) -> dict[str, np.dtype]:
     bounds = spec.bounds()
     small = np.dtype(np.uint32)
     geometry = small if max(bounds[k] for k in ("rf", "jump", "out_size", "channels")) < 2**32 else np.dtype(np.uint64)
-    values = [v for s in spec.stage for key in ("repeats", "kernel", "stride", "dilation", "width", "expansion")
+    values = [v for s in spec.stage for key in ("repeats", "kernel", "dilation", "width", "expansion")
               for v in s[key]] + [g for s in spec.stage for g in (s["groups"] or [])]
+    values += [max(spec.stride_axes(x)) for s in spec.stage for x in s["stride"]]
     stage = np.dtype(np.uint16) if max(values) < 2**16 else np.dtype(np.uint32)
     if bounds["depth"] >= 2**16:
         raise RfsweepError("spec: more than 65535 conv layers per network")
@@ -64,12 +67,19 @@ def stage_fields(spec) -> tuple[str, ...]:
     return STAGE_FIELDS if spec.has_groups else STAGE_COLUMNS
 
 
+def _column_type(spec, name: str, dtype) -> pa.DataType:
+    """A column's Arrow type: per-axis spaces hold rf, jump, out_size, erf_std, erf_ratio and s{i}_stride
+    as one value per axis (a fixed-size list of rank values), whatever the row."""
+    kind = pa.from_numpy_dtype(dtype)
+    return pa.list_(kind, spec.rank) if spec.per_axis and name in AXIS_TOTALS + ("stride",) else kind
+
+
 def block_schema(spec) -> pa.Schema:
     dtypes = column_dtypes(spec)
-    columns = [pa.field(name, pa.from_numpy_dtype(dtypes[name]), nullable=False) for name in TOTALS]
+    columns = [pa.field(name, _column_type(spec, name, dtypes[name]), nullable=False) for name in TOTALS]
     for i in range(1, spec.stages + 1):
         for name in stage_fields(spec):
-            kind = pa.dictionary(pa.int8(), pa.string()) if name == "block" else pa.from_numpy_dtype(dtypes[name])
+            kind = pa.dictionary(pa.int8(), pa.string()) if name == "block" else _column_type(spec, name, dtypes[name])
             columns.append(pa.field(f"s{i}_{name}", kind, nullable=False))
     return pa.schema(columns)
 
@@ -81,6 +91,9 @@ class BlockBuffers:
         dtypes = column_dtypes(spec)
         self.totals = {name: np.empty(capacity, dtypes[name]) for name in TOTALS}
         self.stages = {name: np.empty((spec.stages, capacity), dtypes[name]) for name in STAGE_FIELDS}
+        axes = spec.rank if spec.per_axis else 0  # per axis: rf, jump, out_size / erf_std, erf_ratio of each axis
+        self.axes = np.empty((3 * axes, capacity if axes else 1), dtypes["rf"])
+        self.axes_f = np.empty((2 * axes, capacity if axes else 1), dtypes["erf_std"])
 
 
 def _or_max(limit):
@@ -101,14 +114,23 @@ class BlockEvaluator:
         self.table = np.ascontiguousarray(np.stack([table[name] for name in TABLE_FIELDS]))
         self.radix = np.array(spec.radices, np.int64)
         stem = spec.stem_state()
-        self.stem = np.array([stem.size, stem.channels, stem.rf, stem.rf, stem.jump, stem.params, stem.macs,
-                              stem.depth, stem.unproductive], np.int64)
+        self.per_axis = PER_AXIS if spec.per_axis else ISOTROPIC  # its length is part of its type, as causal's
+        # the state after the stem (block_kernel's S_* rows); per-axis spaces add each axis's size, rf, rf_min, jump
+        size = min(stem.sizes) if spec.per_axis else stem.size
+        per_axis = [x for a in range(spec.rank) for x in (stem.sizes[a], stem.rfs[a], stem.rfs[a], stem.jumps[a])] \
+            if spec.per_axis else []
+        self.stem = np.array([size, stem.channels, stem.rf, stem.rf, stem.jump, stem.params, stem.macs,
+                              stem.depth, stem.unproductive] + per_axis, np.int64)
         self.stem_var = float(stem.erf_var)
+        self.stem_vars = np.array(stem.erf_vars if spec.per_axis else [], np.float64)
+        self.sizes = np.array(spec.sizes, np.int64)
+        self.strides = ([np.array([spec.stride_axes(x) for x in s["stride"]], np.dtype(column_dtypes(spec)["stride"]))
+                         for s in spec.stage] if spec.per_axis else None)  # s{i}_stride of each choice position
         self.limits = np.array([min(spec.min_rf or 0, INT64_MAX), _or_max(spec.max_rf), _or_max(spec.max_params),
                                 _or_max(spec.max_macs), min(spec.min_out_size or 0, INT64_MAX)], np.int64)
         # the stem alone over a monotone budget: every network is pruned there
         self.stem_pruned = bool(stem.rf > self.limits[1] or stem.params > self.limits[2]
-                                or stem.macs > self.limits[3] or stem.size < self.limits[4])
+                                or stem.macs > self.limits[3] or size < self.limits[4])
         sample = spec.sample_ids()
         self.ids = (np.zeros(1, np.int64) if sample is None else sample.astype(np.int64))
         self.use_ids = sample is not None
@@ -136,9 +158,11 @@ class BlockEvaluator:
             kernel, parts = sweep_blocks_serial, 1
         counts = np.zeros((parts, 4), np.int64)
         out, st = buffers.totals, buffers.stages
-        kernel(self.table, self.radix, self.stem, self.stem_var, self.spec.input_size, self.axes, self.causal,
-               self.limits, self.ids, self.use_ids, lo, hi, parts, *(out[name] for name in TOTALS),
-               *(st[name] for name in STAGE_FIELDS), counts)
+        in_size = min(self.spec.sizes)  # (isotropic spaces: their one length)
+        kernel(self.table, self.radix, self.stem, self.stem_var, self.stem_vars, in_size, self.sizes, self.axes,
+               self.causal, self.per_axis, self.limits, self.ids, self.use_ids, lo, hi, parts,
+               *(out[name] for name in TOTALS), buffers.axes, buffers.axes_f, *(st[name] for name in STAGE_FIELDS),
+               counts)
         span = hi - lo
         batches = [self._batch(buffers, span * p // parts, int(counts[p, 0])) for p in range(parts) if counts[p, 0]]
         table = pa.Table.from_batches(batches, self.schema) if batches else self.schema.empty_table()
@@ -147,9 +171,27 @@ class BlockEvaluator:
 
     def _batch(self, buffers: BlockBuffers, start: int, kept: int) -> pa.RecordBatch:
         end = start + kept
-        arrays = [pa.array(buffers.totals[name][start:end]) for name in TOTALS]
+        arrays = [self._axis_total(buffers, name, start, end) if self.strides is not None and name in AXIS_TOTALS
+                  else pa.array(buffers.totals[name][start:end]) for name in TOTALS]
         for i in range(self.spec.stages):
             for name in self.fields:
-                values = pa.array(buffers.stages[name][i, start:end])
+                values = buffers.stages[name][i, start:end]
+                if name == "stride" and self.strides is not None:  # the kernel wrote each choice's position
+                    arrays.append(_per_axis(self.strides[i][values]))
+                    continue
+                values = pa.array(values)
                 arrays.append(pa.DictionaryArray.from_arrays(values, self.dictionary) if name == "block" else values)
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def _axis_total(self, buffers: BlockBuffers, name: str, start: int, end: int) -> pa.Array:
+        """A per-axis total (rows of rank values) from the kernel's axis-major buffers."""
+        if name in ("erf_std", "erf_ratio"):
+            values = buffers.axes_f[AXIS_TOTALS.index(name) - 3::2, start:end]
+        else:
+            values = buffers.axes[AXIS_TOTALS.index(name)::3, start:end]
+        return _per_axis(values.T)
+
+
+def _per_axis(rows: np.ndarray) -> pa.Array:
+    """(rows, rank) values as a fixed-size-list array."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(rows).reshape(-1)), rows.shape[1])

@@ -33,7 +33,8 @@ import numpy as np
 
 from . import arithmetic
 from .block_fields import (BASIC, BLOCKS, BOTTLENECK, CAUSAL, CONV, DIGIT_KEYS, DWSEP,  # noqa: F401
-                           EXPANSION_APPLIES, GROUPS_APPLY, MBCONV, STAGE_COLUMNS, TABLE_FIELDS, TCN, WAVENET)
+                           EXPANSION_APPLIES, F_STRIDE_AXES, GROUPS_APPLY, MBCONV, STAGE_COLUMNS, TABLE_FIELDS, TCN,
+                           WAVENET)
 from .errors import RfsweepError, read_user_file
 from .jit import plain_python
 from .layers import MAX_FIELD, RANKS, check_rank, load_stack
@@ -82,7 +83,7 @@ def is_block_spec(values) -> bool:
     return isinstance(values, dict) and BlockSpec.marker in values
 
 
-def _int_list(value, where: str, key: str, minimum: int = 1) -> list[int]:
+def _int_list(value, where: str, key: str, minimum: int = 1, allow_repeats: bool = False) -> list[int]:
     items = value if isinstance(value, list) else [value]
     if not items:
         raise RfsweepError(f"{where}: {key}: needs at least one value")
@@ -93,12 +94,33 @@ def _int_list(value, where: str, key: str, minimum: int = 1) -> list[int]:
         if not minimum <= item <= MAX_FIELD:
             raise RfsweepError(f"{where}: {key}: {item} is out of range (allowed {minimum}..{MAX_FIELD})")
         out.append(item)
-    if len(set(out)) != len(out):
+    if len(set(out)) != len(out) and not allow_repeats:
         raise RfsweepError(f"{where}: {key}: duplicate values in {out}")
     return out
 
 
-def _stage(raw, index: int) -> dict:
+def _stride_list(value, where: str, rank: int) -> list:
+    """A stage's stride choices: each one number (the same on every axis) or a list of `rank` numbers;
+    a list whose numbers agree is that number, so an isotropic space stays isotropic."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise RfsweepError(f"{where}: stride: needs at least one value")
+    out = []
+    for item in items:
+        if isinstance(item, list):
+            if len(item) != rank:
+                raise RfsweepError(f"{where}: stride: {item!r} has {len(item)} values but the space has rank {rank} "
+                                   "(one number for every axis, or one per axis)")
+            axes = _int_list(item, where, "stride", allow_repeats=True)
+            out.append(axes[0] if len(set(axes)) == 1 else axes)
+        else:
+            out.append(_int_list(item, where, "stride")[0])
+    if any(out.count(x) > 1 for x in out):
+        raise RfsweepError(f"{where}: stride: duplicate values in {out}")
+    return out
+
+
+def _stage(raw, index: int, rank: int = 2) -> dict:
     """Validate one [[stage]] table into normalised lists."""
     where = f"stage {index}"
     if not isinstance(raw, dict):
@@ -119,14 +141,18 @@ def _stage(raw, index: int) -> dict:
     if len(set(blocks)) != len(blocks):
         raise RfsweepError(f"{where}: block: duplicate values in {blocks}")
     stage = {"block": list(blocks)}
-    for key in ("kernel", "stride", "dilation"):
+    for key in ("kernel", "dilation"):
         axes = [item for item in raw.get(key, []) if isinstance(item, list)] if isinstance(raw.get(key), list) else []
         if axes:
             raise RfsweepError(f"{where}: {key}: per-axis values such as {axes[0]!r} are not supported in block "
-                               "spaces (isotropic: one number per choice, the same on every axis)")
+                               "spaces (one number per choice, the same on every axis; only stride may be per axis)")
     for key in ("repeats", "kernel", "stride", "dilation", "width", "expansion"):
-        stage[key] = _int_list(raw.get(key, STAGE_DEFAULTS.get(key)), where, key)
+        value = raw.get(key, STAGE_DEFAULTS.get(key))
+        stage[key] = _stride_list(value, where, rank) if key == "stride" else _int_list(value, where, key)
     causal = [BLOCKS.index(name) in CAUSAL for name in blocks]
+    if any(causal) and any(isinstance(s, list) for s in stage["stride"]):
+        raise RfsweepError(f"{where}: stride: per-axis strides apply to the centred blocks (conv, basic, bottleneck, "
+                           "dwsep, mbconv), not to tcn or wavenet")
     even = [k for k in stage["kernel"] if k % 2 == 0]
     if even and not all(causal):
         raise RfsweepError(f"{where}: kernel: {even[0]} is even (blocks use odd kernels with 'same' padding, "
@@ -155,24 +181,24 @@ def _stage(raw, index: int) -> dict:
 def _rank_and_size(rank, size) -> tuple[int, object]:
     """(rank, input_size) of a block spec: `rank` (default 2) or the length of an input_size list.
 
-    Block spaces are isotropic: one number is that length on every axis; a
-    list must repeat one length (its length sets the rank when none is given).
+    One number is that length on every axis; a list gives one length per axis
+    (its length sets the rank when none is given) and is kept as a list only
+    where its lengths differ (a per-axis space, see `BlockSpec.per_axis`).
     """
     if rank is not None:
         check_rank(rank)
     if isinstance(size, (list, tuple)):
         if len(size) not in RANKS or (rank is not None and len(size) != rank and len(set(size)) != 1):
             raise RfsweepError(f"input_size: {list(size)!r} does not fit rank {rank or 'of 1, 2 or 3 axes'}")
-        if len(set(size)) != 1:
-            raise RfsweepError(f"input_size: block spaces are isotropic, one length on every axis; got {list(size)!r}")
         rank = rank or len(size)
-        size = size[0]
+        size = size[0] if len(set(size)) == 1 else list(size)
     return rank or 2, size
 
 
 @dataclass(frozen=True)
 class StemState:
-    """The fixed stem's totals: what every row starts from."""
+    """The fixed stem's totals: what every row starts from (size, rf, jump, erf_var: the largest axis's;
+    the per-axis values in sizes, rfs, jumps, erf_vars)."""
 
     size: int
     channels: int
@@ -183,6 +209,10 @@ class StemState:
     erf_var: float
     depth: int
     unproductive: int
+    sizes: tuple = ()
+    rfs: tuple = ()
+    jumps: tuple = ()
+    erf_vars: tuple = ()
 
 
 @register
@@ -226,12 +256,14 @@ class BlockSpec:
         stem = merged["stem"]
         if not isinstance(stem, str):
             raise RfsweepError(f"stem: expected a compact string such as 'c7s2p3x64nb,mp3s2p1', got {stem!r}")
-        spec = {"stem": stem.replace(" ", ""), "stage": tuple(_stage(raw, i) for i, raw in enumerate(stages, 1))}
-        spec["rank"], merged["input_size"] = _rank_and_size(merged["rank"], merged["input_size"])
+        rank, merged["input_size"] = _rank_and_size(merged["rank"], merged["input_size"])
+        spec = {"stem": stem.replace(" ", ""), "rank": rank,
+                "stage": tuple(_stage(raw, i, rank) for i, raw in enumerate(stages, 1))}
         for key in ("input_size", "in_channels"):
             value = merged[key]
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FIELD:
-                raise RfsweepError(f"{key}: expected an integer in 1..{MAX_FIELD}, got {value!r}")
+            for item in value if key == "input_size" and isinstance(value, list) else [value]:
+                if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= MAX_FIELD:
+                    raise RfsweepError(f"{key}: expected an integer in 1..{MAX_FIELD}, got {item!r}")
             spec[key] = value
         for key in LIMIT_KEYS:
             spec[key] = limit_or_none(merged[key], key)
@@ -243,6 +275,9 @@ class BlockSpec:
         spec.update(sample=sample, seed=seed)
         built = cls(**spec)
         built.stem_state()  # a stem that empties the map is a bad spec, not N invalid rows
+        if built.per_axis and built._has_causal():
+            raise RfsweepError("stage: tcn and wavenet stages take one length on every axis; this space's input, "
+                               "stem or strides differ between axes")
         built.check_int64()
         if sample is not None and sample > built.grid_total:
             raise RfsweepError(f"sample: {sample:,} is more than the {built.grid_total:,} networks of the space")
@@ -290,6 +325,26 @@ class BlockSpec:
         return [(self.stages, 0, self.total)]
 
     @property
+    def sizes(self) -> tuple[int, ...]:
+        """The input's length on each axis."""
+        size = self.input_size
+        return tuple(size) if isinstance(size, (list, tuple)) else (size,) * self.rank
+
+    @property
+    def per_axis(self) -> bool:
+        """Whether some axis can differ from another (a per-axis stride choice, stem layer or input
+        length): then the rows carry rf, jump, out_size, erf_std, erf_ratio and s{i}_stride per axis."""
+        if "per_axis" not in self._cache:
+            stem = self.stem_stack()
+            self._cache["per_axis"] = (len(set(self.sizes)) > 1 or (stem is not None and not stem.is_square)
+                                       or any(isinstance(x, list) for s in self.stage for x in s["stride"]))
+        return self._cache["per_axis"]
+
+    def stride_axes(self, stride) -> tuple[int, ...]:
+        """One stride choice on each axis."""
+        return tuple(stride) if isinstance(stride, list) else (stride,) * self.rank
+
+    @property
     def has_groups(self) -> bool:
         return any(s["groups"] or s["group_width"] for s in self.stage)
 
@@ -300,36 +355,38 @@ class BlockSpec:
         if not self.stem:
             return None
         try:
-            stack = load_stack(self.stem, self.input_size, self.in_channels, self.rank)
+            return load_stack(self.stem, list(self.sizes), self.in_channels, self.rank)
         except RfsweepError as exc:
             raise RfsweepError(f"stem: {exc}") from None
-        if not stack.is_square:
-            raise RfsweepError("stem: layers with per-axis values are not supported in block spaces "
-                               "(one number, the same on every axis)")
-        return stack
 
     def stem_state(self) -> StemState:
-        """Totals after the stem (each stem conv followed by BatchNorm: 2*C params)."""
+        """Totals after the stem (each stem conv followed by BatchNorm: 2*C params), axis by axis."""
         if "stem" in self._cache:
             return self._cache["stem"]
-        n, c, rf, jump, params, macs, var, depth, unprod = self.input_size, self.in_channels, 1, 1, 0, 0, 0.0, 0, 0
+        sizes = self.sizes
+        n, rf, jump, var = list(sizes), [1] * self.rank, [1] * self.rank, [0.0] * self.rank
+        c, params, macs, depth, unprod = self.in_channels, 0, 0, 0, 0
         stack = self.stem_stack()
         step, cost = plain_python(arithmetic.axis_step), plain_python(arithmetic.conv_cost)
         for index, layer in enumerate(stack.layers if stack else (), start=1):
-            k, s, p, d = layer.kernel[0], layer.stride[0], layer.padding[0], layer.dilation[0]
-            out, rf_out, jump_out, var = step(n, rf, jump, var, k, s, p, p, d, layer.ceil_mode)
-            if out < 1:
-                raise RfsweepError(f"stem: layer {index} empties the map ({n} px in, input_size {self.input_size})")
-            n, rf, jump = out, rf_out, jump_out
+            for a in range(self.rank):
+                k, s, p, d = layer.kernel[a], layer.stride[a], layer.padding[a], layer.dilation[a]
+                out, rf[a], jump[a], var[a] = step(n[a], rf[a], jump[a], var[a], k, s, p, p, d, layer.ceil_mode)
+                if out < 1:
+                    raise RfsweepError(f"stem: layer {index} empties the map ({n[a]} px in, input_size "
+                                       f"{self.input_size})")
+                n[a] = out
             if layer.is_conv:
-                r = self.rank - 1  # k^rank weights, n^rank positions: (k^(r), k) and (n^(r), n) at rank 2 are (k, k), (n, n)
-                weights, layer_macs = cost(k ** r, k, c, layer.out_channels, layer.groups, layer.bias, n ** r, n)
+                # prod(kernel) weights, prod(n) positions as (all axes but the last, the last): (k, k), (n, n) at rank 2
+                weights, layer_macs = cost(math.prod(layer.kernel[:-1]), layer.kernel[-1], c, layer.out_channels,
+                                           layer.groups, layer.bias, math.prod(n[:-1]), n[-1])
                 c = layer.out_channels
                 params += weights + 2 * c
                 macs += layer_macs
                 depth += 1
-                unprod += rf > self.input_size
-        state = StemState(n, c, rf, jump, params, macs, var, depth, unprod)
+                unprod += all(r > size for r, size in zip(rf, sizes))
+        state = StemState(max(n), c, max(rf), max(jump), params, macs, var[0] if len(set(var)) == 1 else max(var),
+                          depth, unprod, tuple(n), tuple(rf), tuple(jump), tuple(var))
         self._cache["stem"] = state
         return state
 
@@ -350,8 +407,11 @@ class BlockSpec:
                             for w in s["width"]:
                                 for ei, e in enumerate(s["expansion"]):
                                     for gi, gv in enumerate(gvalues):
-                                        rows.append(_resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, self.rank,
-                                                                 s.get("dilation_cycle")))
+                                        row = _resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, self.rank,
+                                                           s.get("dilation_cycle"))
+                                        if self.per_axis:  # every stride a list, as the file's column
+                                            row["stride"] = list(self.stride_axes(st))
+                                        rows.append(row)
         return rows
 
     def choice_table(self) -> dict[str, np.ndarray]:
@@ -360,10 +420,15 @@ class BlockSpec:
             return self._cache["table"]
         width = max(self.radices)
         table = {name: np.zeros((self.stages, width), np.int64) for name in TABLE_FIELDS}
+        per_axis = self.per_axis
         for i in range(self.stages):
+            strides = [self.stride_axes(st) for st in self.stage[i]["stride"]]
             for v, row in enumerate(self.stage_rows(i)):
-                for name in TABLE_FIELDS:
-                    table[name][i, v] = row[name]
+                for name in TABLE_FIELDS[:F_STRIDE_AXES]:
+                    table[name][i, v] = row[name] if name != "stride" or not per_axis else \
+                        strides.index(tuple(row["stride"]))  # per-axis spaces: the choice's position
+                for a, value in enumerate(self.stride_axes(row["stride"])):
+                    table[TABLE_FIELDS[F_STRIDE_AXES + a]][i, v] = value
         table = {name: np.ascontiguousarray(values) for name, values in table.items()}
         self._cache["table"] = table
         return table
@@ -444,7 +509,9 @@ class BlockSpec:
         parts = []
         for row in self.choices(config_id):
             text = f"{BLOCKS[row['block']]} x{row['repeats']} k{row['kernel']}"
-            text += f" s{row['stride']}" + (f" d{row['dilation']}" if row["dilation"] != 1 else "")
+            stride = _one_or_each(self.stride_axes(row["stride"]))
+            text += f" s{'_'.join(map(str, stride)) if isinstance(stride, list) else stride}"
+            text += f" d{row['dilation']}" if row["dilation"] != 1 else ""
             text += f" w{row['width']}" + (f" e{row['expansion']}" if row["block"] in EXPANSION_APPLIES else "")
             text += f" g{row['groups']}" if row["groups"] != 1 else ""
             parts.append(text)
@@ -468,8 +535,9 @@ class BlockSpec:
             per_block = 3 * k2 * (c * e) * (c * e) + 4 * c * e + c * c + 2 * c
             params += reps * per_block
             macs += reps * per_block * n ** self.rank
-            rf += reps * 3 * k_eff * jump * max(s["stride"])
-            jump *= max(s["stride"])
+            stride = max(max(self.stride_axes(x)) for x in s["stride"])
+            rf += reps * 3 * k_eff * jump * stride
+            jump *= stride
         return {"rf": rf, "jump": jump, "out_size": n, "channels": c, "params": params,
                 "macs": macs, "flops": 2 * macs, "depth": st.depth + 3 * sum(max(s["repeats"]) for s in self.stage) + 1}
 
@@ -502,7 +570,12 @@ class BlockSpec:
         """What the Parquet metadata says about the columns (writer.sweep_metadata reads it); the
         entries for rank and causal blocks only where they apply (rank-2 centred files unchanged)."""
         extra = {}
-        if self.rank != 2:
+        if self.per_axis:
+            extra["rank"] = (f"{self.rank} spatial axes, per axis: rf, jump, out_size, erf_std, erf_ratio and every "
+                             f"s{{i}}_stride hold one value per axis (lists of {self.rank}); params count "
+                             "kernel^rank weights per channel pair, macs run over the product of out_size; "
+                             "min_rf, max_rf and min_out_size hold on every axis")
+        elif self.rank != 2:
             extra["rank"] = (f"{self.rank} spatial axes, isotropic: rf, jump, out_size per axis; params count "
                              "kernel^rank weights per channel pair, macs run over out_size^rank positions")
         if self._has_causal():
@@ -544,7 +617,7 @@ def _resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, rank=2, dilation_cyc
             valid, groups = False, max(groups, 1)
     elif gi > 0:
         valid = False  # groups ignored by depthwise and causal blocks: enumerated once
-    if code == WAVENET and (st != 1 or w % e):
+    if code == WAVENET and (st != 1 or w % e):  # (never a per-axis stride: those are refused for causal stages)
         valid = False  # a wavenet stage keeps its length; its residual width is width / expansion
     cycle = dilation_cycle or (WAVENET_CYCLE if code == WAVENET else max(r, 1))
     return {"block": code, "repeats": r, "kernel": k, "stride": st, "dilation": d, "width": w,
@@ -668,6 +741,11 @@ def _block_nodes(nodes, prefix, src, code, c_in, k, s, d, w, e, g):
     return f"{prefix}.add"
 
 
+def _one_or_each(values):
+    """A per-axis figure as a graph writes it: one number where the axes agree, a list otherwise."""
+    return values[0] if len(set(values)) == 1 else list(values)
+
+
 def block_graph(spec: BlockSpec, config_id: int, stages: int | None = None) -> dict:
     """The network of one row as a graph dict (contract section 6) for `rfsweep.analyze`.
 
@@ -683,10 +761,10 @@ def block_graph(spec: BlockSpec, config_id: int, stages: int | None = None) -> d
     stem = spec.stem_stack()
     for j, layer in enumerate(stem.layers if stem else (), start=1):
         name = f"stem.{j}"
-        node = {"name": name, "type": layer.type, "inputs": [src], "kernel": layer.kernel[0],
-                "stride": layer.stride[0], "padding": layer.padding[0]}
+        node = {"name": name, "type": layer.type, "inputs": [src], "kernel": _one_or_each(layer.kernel),
+                "stride": _one_or_each(layer.stride), "padding": _one_or_each(layer.padding)}
         if layer.is_conv:
-            node.update(dilation=layer.dilation[0], groups=layer.groups, out_channels=layer.out_channels,
+            node.update(dilation=_one_or_each(layer.dilation), groups=layer.groups, out_channels=layer.out_channels,
                         bias=layer.bias)
             nodes.append(node)
             nodes.append({"name": f"{name}.bn", "type": "bn", "inputs": [name]})
@@ -703,8 +781,9 @@ def block_graph(spec: BlockSpec, config_id: int, stages: int | None = None) -> d
             src, c = _causal_stage(nodes, i, src, c, row, spec.rank)
             continue
         for b in range(1, row["repeats"] + 1):
+            stride = _one_or_each(spec.stride_axes(row["stride"]))  # a list only where the axes differ
             src = _block_nodes(nodes, f"s{i}.{b}", src, row["block"], c, row["kernel"],
-                               row["stride"] if b == 1 else 1, row["dilation"], row["width"],
+                               stride if b == 1 else 1, row["dilation"], row["width"],
                                row["expansion"], row["groups"])
             c = row["width"]
     if not nodes:

@@ -412,11 +412,9 @@ def _write_axes(row, st, va, f, o_axes, o_axes_f, axes, per_axis):
 
 
 @njit(cache=True, nogil=True)
-def _stage(T, pos, v, st, var_st, mean_st, va, in_size, sizes, axes, causal, per_axis):
+def _stage(T, pos, v, st, var_st, mean_st, in_size, axes, causal):
     """Stage `pos` at choice v on the state st[:, pos], var_st[pos], mean_st[pos]: (status, n, c, rf, rf_min, jump,
     params, macs, var, mean, depth, unproductive) after all of its blocks (totals, not increments)."""
-    if len(per_axis) == len(PER_AXIS):  # known at compile time
-        return _stage_axes(T, pos, v, st, va, sizes, axes)
     if not T[F_VALID, pos, v]:
         return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
     code = T[F_BLOCK, pos, v]
@@ -553,8 +551,12 @@ def _part_range(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causa
         failed = -1
         status = OK
         for pos in range(dirty, last):
-            status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
-                T, pos, digits[pos], st, var_st, mean_st, va, in_size, sizes, axes, causal, per_axis)
+            if len(per_axis) == len(PER_AXIS):  # known at compile time: isotropic kernels never branch here
+                status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage_axes(
+                    T, pos, digits[pos], st, va, sizes, axes)
+            else:
+                status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
+                    T, pos, digits[pos], st, var_st, mean_st, in_size, axes, causal)
             if status == OK and _over_budget(rf, params, macs, n, limits):
                 status = PRUNED
             if status != OK:
@@ -574,8 +576,12 @@ def _part_range(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causa
         v = digits[last]
         block_row = row
         while v < radix[last] and i < hi:
-            status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
-                T, last, v, st, var_st, mean_st, va, in_size, sizes, axes, causal, per_axis)
+            if len(per_axis) == len(PER_AXIS):
+                status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage_axes(
+                    T, last, v, st, va, sizes, axes)
+            else:
+                status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
+                    T, last, v, st, var_st, mean_st, in_size, axes, causal)
             if status != OK:
                 invalid += 1
             elif _over_budget(rf, params, macs, n, limits) or _rf_low(st, stages, rf, axes, per_axis) < limits[0]:
@@ -633,8 +639,12 @@ def _part_ids(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal,
         status = OK
         ready = dirty
         for pos in range(dirty, stages):
-            status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
-                T, pos, digits[pos], st, var_st, mean_st, va, in_size, sizes, axes, causal, per_axis)
+            if len(per_axis) == len(PER_AXIS):  # known at compile time: isotropic kernels never branch here
+                status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage_axes(
+                    T, pos, digits[pos], st, va, sizes, axes)
+            else:
+                status, n, c, rf, rfmin, jump, params, macs, var, mean, depth, unprod = _stage(
+                    T, pos, digits[pos], st, var_st, mean_st, in_size, axes, causal)
             if status == OK and (_over_budget(rf, params, macs, n, limits)
                                  or (pos == stages - 1 and _rf_low(st, stages, rf, axes, per_axis) < limits[0])):
                 status = PRUNED

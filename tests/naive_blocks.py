@@ -58,9 +58,19 @@ def longest_conv_path(graph: dict) -> int:
     return best[graph["output"]]
 
 
+AXIS_KEYS = ("rf", "jump", "out_size", "erf_std", "erf_ratio")
+
+
+def _each(value, rank: int) -> list:
+    """A per-axis figure as a list of rank values (analyze gives one number where the axes agree)."""
+    return list(value) if isinstance(value, (list, tuple)) else [value] * rank
+
+
 def _over(total: dict, spec) -> bool:
+    """A limit fails on some axis: max_rf, max_params, max_macs, min_out_size hold on every axis."""
     def over(value, limit, larger_is_worse=True):
-        return limit is not None and (value > limit if larger_is_worse else value < limit)
+        values = _each(value, 1)
+        return limit is not None and any(v > limit if larger_is_worse else v < limit for v in values)
     return (over(total["rf"], spec.max_rf) or over(total["params"], spec.max_params)
             or over(total["macs"], spec.max_macs) or over(total["out_size"], spec.min_out_size, False))
 
@@ -85,7 +95,7 @@ def naive_row(spec, config_id: int, choices: list[dict]):
         if _over(result["total"], spec):
             return "pruned", None
     total = result["total"]
-    if spec.min_rf is not None and total["rf"] < spec.min_rf:
+    if spec.min_rf is not None and min(_each(total["rf"], 1)) < spec.min_rf:
         return "pruned", None
     convs = {node["name"] for node in graph["nodes"] if node["type"] == "conv"}
     row = {"config_id": config_id, **{key: total[key] for key in (
@@ -95,6 +105,10 @@ def naive_row(spec, config_id: int, choices: list[dict]):
         for key in ORDER:
             row[f"s{i}_{key}"] = choice[key]
         row[f"s{i}_groups"] = choice["groups"]
+        if spec.per_axis:  # per-axis spaces: every stride a list, as the file's column
+            row[f"s{i}_stride"] = _each(choice["stride"], spec.rank)
+    if spec.per_axis:
+        row.update({key: _each(row[key], spec.rank) for key in AXIS_KEYS})
     return "ok", row
 
 

@@ -122,7 +122,8 @@ def _why_not(spec, network, metadata: dict | None) -> str:
         value = total.get(column)
         if limit is None or value is None:
             continue
-        value = max(value) if isinstance(value, (list, tuple)) else value
+        if isinstance(value, (list, tuple)):  # per axis: a limit holds on every axis
+            value = min(value) if op == "<" else max(value)
         if (value < limit) if op == "<" else (value > limit):
             return f"pruned: its {column} {value:,} is {'below' if op == '<' else 'above'} the spec's {key} {limit:,}"
     if metadata and "timing" in metadata:

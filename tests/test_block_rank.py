@@ -71,7 +71,7 @@ def test_rank_2_spec_keeps_its_stored_form():
 
 @pytest.mark.parametrize("values, message", [
     ({"rank": 4}, "rank must be 1, 2 or 3"),
-    ({"input_size": [8, 16]}, "isotropic"),
+    ({"input_size": [8, 16, 4, 4]}, "does not fit rank"),  # ([8, 16] is a per-axis space: test_block_axis_stride)
     ({"rank": 1, "input_size": [8, 16]}, "does not fit rank 1"),
     ({"rank": 1, "stem": "c1_3x4"}, "stem"),
 ])
@@ -301,7 +301,7 @@ BAD_CAUSAL = [
     ({"block": ["basic"], "width": [8], "dilation_cycle": 4}, "stage 1: dilation_cycle applies to tcn and wavenet"),
     ({"block": ["tcn"], "width": [8], "dilation_cycle": 0}, "stage 1: dilation_cycle: expected one integer"),
     ({"block": ["tcnn"], "width": [8]}, "stage 1: block: unknown block 'tcnn'"),
-    ({"block": ["basic"], "width": [8], "stride": [[1, 2, 2]]}, "stage 1: stride: per-axis values such as [1, 2, 2]"),
+    ({"block": ["basic"], "width": [8], "stride": [[1, 2, 2]]}, "stage 1: stride: [1, 2, 2] has 3 values but the space has rank 1"),
     ({"block": ["tcn"], "width": [8], "repeats": [70]}, "spec: rf could exceed 64-bit integers (a tcn or wavenet"),
 ]
 

@@ -26,6 +26,14 @@ kernel^rank per choice (the table's kpow) and n^rank per map (`_area`), the
 rank as `axes`, a tuple of `rank` ones: its length is part of its numba type, so
 each rank compiles (and caches) its own kernel and rank 2 pays for no branch.
 
+Per-axis spaces (a [1, 2, 2] stride, a 3x7x7 stem, a 16x112x112 input) take
+`_stage_axes` instead of `_stage`, chosen in the part loops by the length of
+the `per_axis` tuple (so isotropic kernels compile exactly as before): each
+block is evaluated axis by axis (`_axis_block`), its costs over the product of
+the axes' sizes (`_block_cost`), a conv unproductive where its narrowest field
+exceeds the input on every axis; each axis's state lives in extra rows of the
+state array and is written to per-axis output buffers.
+
 `sweep_blocks` splits a range into parts, one `prange` iteration each;
 part p writes its rows from its own offset, so threads never share a row.
 """

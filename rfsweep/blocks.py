@@ -5,7 +5,8 @@ repeats one block (`conv`, `basic`, `bottleneck`, `dwsep`, `mbconv`, built
 as torchvision builds them, or the causal `tcn` and `wavenet` blocks whose
 dilation doubles block by block, see docs/blocks.md) and every block of a
 stage shares the stage's choices. `rank` (1, 2 or 3) makes every conv
-k^rank; the space is isotropic. config_id is a mixed-radix number whose most
+k^rank; a stride choice, a stem layer or the input may differ between axes
+(`per_axis`: then the rows carry per-axis lists). config_id is a mixed-radix number whose most
 significant digit is stage 1; within a stage the digit enumerates `block`
 slowest, then repeats, kernel, stride, dilation, width, expansion, and
 groups (or group_width) fastest, each list in the order given.

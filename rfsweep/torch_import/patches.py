@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-import torch
+import numpy as np
 
 from .values import Val, _fail
 
@@ -61,10 +61,10 @@ def scramble(x: Val) -> Val:
         period, where, source = x.patches
         channels = int(x.meta.shape[-1])
         b, s = where // _spatial(source), where % _spatial(source)
-        index = (b[..., None] * channels + torch.arange(channels)) * _spatial(source) + s[..., None]
+        index = (b[..., None] * channels + np.arange(channels)) * _spatial(source) + s[..., None]
         return Val(x.node, x.meta, None, (), False, scrambled=(index, source, channels))
     channels = int(x.meta.shape[1])
-    index = torch.arange(x.meta.numel()).reshape(tuple(x.meta.shape))
+    index = np.arange(x.meta.numel()).reshape(tuple(x.meta.shape))
     return Val(x.node, x.meta, None, (), False, scrambled=(index, x, channels))
 
 
@@ -76,7 +76,7 @@ def apply(b, name, x: Val, move, out, note) -> Val:
         raise _fail(note, name, "the view's shape does not follow (a patch unfold)")
     spatial_sizes = tuple(int(source.meta.shape[d]) for d in source.hw)
     map_shape = (int(source.meta.shape[0]), channels, *spatial_sizes)
-    if tuple(index.shape) == map_shape and bool((index.flatten() == torch.arange(index.numel())).all()):
+    if tuple(index.shape) == map_shape and bool((index.ravel() == np.arange(index.size)).all()):
         return Val(x.node, out, source.hw, (1,))  # the fold is complete: the map again
     tokens = _as_tokens(index, source, channels)
     if tokens is not None:
@@ -92,35 +92,35 @@ def _spatial(source: Val) -> int:
 def _as_tokens(index, source: Val, channels: int):
     """(period per axis, rows x tokens -> flat b*S + s, (tokens per row, 1)) when index is patches as
     tokens, else None."""
-    if index.dim() != 3 or index.shape[2] != channels:
+    if index.ndim != 3 or index.shape[2] != channels:
         return None
     size = _spatial(source)
     b, rest = index // (channels * size), index % (channels * size)
     c, s = rest // size, rest % size
-    if not bool((c == torch.arange(channels)).all()) or not bool((b == b[..., :1]).all()) \
+    if not bool((c == np.arange(channels)).all()) or not bool((b == b[..., :1]).all()) \
             or not bool((s == s[..., :1]).all()):
         return None
     b, s = b[..., 0], s[..., 0]
     rows, n = b.shape
     sizes = [int(source.meta.shape[d]) for d in source.hw]
-    coords = torch.unravel_index(s, tuple(sizes))
+    coords = np.unravel_index(s, tuple(sizes))
     period = []
     for axis, n_axis in zip(coords, sizes):
-        distinct = len(torch.unique(axis[0]))
+        distinct = len(np.unique(axis[0]))
         if n_axis % distinct:
             return None
         period.append(n_axis // distinct)
     if math.prod(period) * n != size or rows != int(source.meta.shape[0]) * math.prod(period):
         return None
-    offsets = torch.stack([axis % p for axis, p in zip(coords, period)], dim=-1)  # rows x tokens x axes
+    offsets = np.stack([axis % p for axis, p in zip(coords, period)], axis=-1)  # rows x tokens x axes
     if not bool((offsets == offsets[:, :1]).all()) or not bool((b == b[:, :1]).all()):
         return None
     for row in range(rows):  # every position of the row's offset class once
-        if len(torch.unique(s[row])) != n:
+        if len(np.unique(s[row])) != n:
             return None
     keys = b[:, 0] * math.prod(period) + sum(
         offsets[:, 0, a] * math.prod(period[a + 1:]) for a in range(len(period)))
-    if len(torch.unique(keys)) != rows:
+    if len(np.unique(keys)) != rows:
         return None
     return tuple(period), b * size + s, (n, 1)
 

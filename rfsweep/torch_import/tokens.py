@@ -219,7 +219,7 @@ def space_to_depth(b, name, source: str, fh: int, fw: int, note) -> str:
 
 def permute(b, name, x: Val, perm: list, out, note) -> Val:
     if x.scrambled is not None:
-        return patches.apply(b, name, x, lambda index: index.permute(perm), out, note)
+        return patches.apply(b, name, x, lambda index: index.transpose(perm), out, note)
     r = roles(x)
     return from_roles(x, x.node, out, [r[p] for p in perm], (note, name), plain=x.plain)
 

@@ -994,3 +994,25 @@ def test_a_window_that_reads_some_offsets_of_the_patches_is_refused():
     graph = from_torch(_PatchAttention(fuse=nn.Conv2d(16, 8, 1, stride=2)), 16)
     with pytest.raises(RfsweepError, match="'fuse'.*only some offsets"):
         rfsweep.analyze(graph)
+
+
+class _SplitBias(nn.Module):
+    """BEiT's qkv: a Linear whose bias is cat(q_bias, a zero buffer for k, v_bias), per token."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch, self.qkv = nn.Conv2d(3, 8, 4, 4), nn.Linear(8, 24, bias=False)
+        self.q_bias, self.v_bias = nn.Parameter(torch.zeros(8)), nn.Parameter(torch.zeros(8))
+        self.register_buffer("k_bias", torch.zeros(8), persistent=False)
+
+    def forward(self, x):
+        t = self.patch(x).flatten(2).transpose(1, 2)
+        bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
+        return F.linear(t, self.qkv.weight, bias).transpose(1, 2).reshape(x.shape[0], 24, 4, 4)
+
+
+def test_a_bias_built_from_parameters_and_a_buffer_counts_its_parameters_once():
+    """The bias's 16 learned values, not 24 (the buffer's 8 are not parameters): the BEiT/EVA miscount."""
+    model = _SplitBias()
+    total = rfsweep.analyze(from_torch(model, 16))["total"]
+    assert total["params"] == sum(p.numel() for p in model.parameters()) == 3 * 8 * 16 + 8 + 8 * 24 + 16

@@ -50,6 +50,7 @@ EXACT = {
     "levit_128s": (128, {"img_size": 128}, "LeViT: BatchNorm over x.flatten(0, 1), attention with learned "
                                            "biases, subsampling attention"),
     "levit_conv_128s": (128, {"img_size": 128}, "LeViT in its conv layout: v @ attn^T"),
+    "beit_base_patch16_224": (64, {"img_size": 64}, "BEiT: a qkv bias of cat(q_bias, zero buffer, v_bias)"),
     "mobilevit_xxs": (128, {}, "MobileViT: patch unfold into the batch, attention across patches at one "
                                "offset, fold (global from the fusion conv on)"),
     "edgenext_xx_small": (64, {}, "EdgeNeXt: a positional encoding computed from x.shape (a conv on a "

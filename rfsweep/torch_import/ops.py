@@ -44,7 +44,7 @@ def op_conv(b, name, args, kwargs, out, note):
             raise _fail(note, name, f"unknown padding {padding!r}")
     else:
         pads = tuple((p, p) for p in _axes(padding, rank))
-    bias = a["bias"] is not None
+    bias = _learned_bias(b, a["bias"])
     fields = {"kernel": _field(kernel), "stride": _field(stride), "padding": _padding_field(pads),
               "dilation": _field(dilation), "groups": int(a["groups"]), "out_channels": int(weight.shape[0]),
               "bias": bias}
@@ -281,13 +281,23 @@ def op_same(b, name, args, kwargs, out, note):
     return replace(x, meta=out)
 
 
+def _learned_bias(b, bias) -> bool:
+    """Whether the node's formula should count a bias: one learned value per output. A bias built
+    from parameters and buffers (BEiT's cat(q_bias, zeros, v_bias)) or from a buffer is not: its
+    parameters, if any, reach the node as extras (params.py), so each is counted once."""
+    if bias is None:
+        return False
+    names = b.params.sources(bias)
+    return sum(b.params.numel[n] for n in names) == bias.numel()
+
+
 def op_linear(b, name, args, kwargs, out, note):
     a = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
     x = _val_of(a["input"], note, name)
     weight = a["weight"]
     if isinstance(weight, Val):
         raise _fail(note, name, "weights computed from the input are not supported")
-    bias = a["bias"] is not None
+    bias = _learned_bias(b, a["bias"])
     last = x.meta.dim() - 1
     if x.pending is not None:
         raise _fail(note, name, "Linear over attention scores")

@@ -1016,3 +1016,33 @@ def test_a_bias_built_from_parameters_and_a_buffer_counts_its_parameters_once():
     model = _SplitBias()
     total = rfsweep.analyze(from_torch(model, 16))["total"]
     assert total["params"] == sum(p.numel() for p in model.parameters()) == 3 * 8 * 16 + 8 + 8 * 24 + 16
+
+
+class _GatedByStatistics(nn.Module):
+    """ConvNeXt V2's global response norm (x.norm over H, W; torch.addcmul with a learned weight and
+    bias) and ECA's gate (a conv1d along the channels of the pooled vector, expand_as, x * gate)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.eca = nn.Conv2d(3, 8, 3, 2), nn.Conv1d(1, 1, 3, padding=1, bias=False)
+        self.weight, self.bias = nn.Parameter(torch.ones(1, 8, 1, 1)), nn.Parameter(torch.zeros(1, 8, 1, 1))
+
+    def forward(self, x):
+        x = self.stem(x)
+        g = x.norm(p=2, dim=(2, 3), keepdim=True)
+        x = x + torch.addcmul(self.bias, self.weight, x * (g / (g.mean(dim=1, keepdim=True) + 1e-6)))
+        y = self.eca(x.mean((2, 3)).view(x.shape[0], 1, -1)).sigmoid().view(x.shape[0], -1, 1, 1)
+        return x * y.expand_as(x)
+
+
+def test_global_response_norm_and_an_eca_gate():
+    """Params numel, MACs flop_counter's (the conv1d along 8 channels: 8 x 3), and the gates, which see
+    every pixel, make the field global from the first (the norm over the map)."""
+    model = _GatedByStatistics()
+    total = rfsweep.analyze(from_torch(model, 15))["total"]
+    assert total["params"] == sum(p.numel() for p in model.parameters())
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 15, 15))
+    assert 2 * total["macs"] == counter.get_total_flops()
+    assert total["global_from"] == "mul"  # x * (the norm over the map), inside the GRN
+    assert whole_input_oracle(model, None, size=15)

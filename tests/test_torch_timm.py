@@ -50,6 +50,8 @@ EXACT = {
     "levit_128s": (128, {"img_size": 128}, "LeViT: BatchNorm over x.flatten(0, 1), attention with learned "
                                            "biases, subsampling attention"),
     "levit_conv_128s": (128, {"img_size": 128}, "LeViT in its conv layout: v @ attn^T"),
+    "convnextv2_atto": (64, {}, "ConvNeXt V2: global response norm (x.norm over the map, addcmul)"),
+    "eca_nfnet_l0": (64, {}, "ECA-NFNet: a conv1d along the pooled channels, gate.expand_as(x)"),
     "beit_base_patch16_224": (64, {"img_size": 64}, "BEiT: a qkv bias of cat(q_bias, zero buffer, v_bias)"),
     "mobilevit_xxs": (128, {}, "MobileViT: patch unfold into the batch, attention across patches at one "
                                "offset, fold (global from the fusion conv on)"),

@@ -61,7 +61,7 @@ INT64_SAFE = 1 << 62
 
 _NODE_KEYS = {"name", "type", "inputs", "note", "params", "macs"}
 _EXTRA_KEYS = {"pad": {"padding"}, "slice": {"channels"}, "linear": {"out_features", "bias"},
-               "global": {"out_channels"},
+               "global": {"out_channels", "period"},
                "conv_transpose": {"kernel", "stride", "padding", "output_padding", "dilation", "out_channels",
                                   "groups", "bias"},
                "upsample": {"scale", "mode", "align_corners"}, "pixel_shuffle": {"factor"},
@@ -267,6 +267,10 @@ class Facts:
     fields: tuple | None = None  # per axis a periodic.Field once a decoder node is upstream, else None
     paths: tuple | None = None  # per axis the narrowest paths' Fields (rf_min), with `fields`
     origin: str | None = None  # the decoder node that first made a unit's field depend on its phase
+    # after a global node with a period (MobileViT's attention across patches at one offset): per axis
+    # None or (period, lo, hi), the interval every unit reaches once a window mixes all offsets; until
+    # then `fixed` is unit 0's field (offset 0), and unit i's is shifted by its offset times the jump
+    patch: tuple | None = None
 
     def seen(self, a: int) -> tuple:
         """(rf, start) of everything unit 0 sees along axis a: the moving and the fixed part."""
@@ -291,7 +295,7 @@ class Facts:
         """The fields a layer or pass-through node hands on unchanged (the fixed parts)."""
         return {"fixed": self.fixed, "fixed_min": self.fixed_min, "origin": self.origin,
                 "fields": self.fields, "paths": self.paths, "moving": self.moving,
-                "global_from": self.global_from}
+                "global_from": self.global_from, "patch": self.patch}
 
     def field(self, a: int) -> periodic.Field:
         """The moving field along axis a, as a periodic Field (one phase on ordinary maps)."""
@@ -440,7 +444,34 @@ def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mod
     geometry = dict(zip(_WINDOW_KEYS, zip(*axes)))
     if not f.moving:  # after a global node nothing moves: the window adds no new pixels
         geometry.update(rf=f.rf, rf_min=f.rf_min, start=f.start, start_min=f.start_min, var=f.var, mean=f.mean)
-    return {**geometry, **f.carried()}
+    carried = f.carried()
+    if f.patch is not None:
+        carried.update(_settle_patch(f, where, kernel, stride, dilation, pads))
+    return {**geometry, **carried}
+
+
+def _settle_patch(f: Facts, where: str, kernel, stride, dilation, pads) -> dict:
+    """A window after attention across patches at one offset: a 1x1 stride-1 window keeps each unit's
+    offset; a window whose every unit reads real positions at every offset modulo the period gives
+    each unit the whole interval; any other window mixes offsets unevenly and is refused."""
+    patch, fixed = list(f.patch), list(f.fixed)
+    for a, axis in enumerate(f.patch):
+        if axis is None:
+            continue
+        period, lo, hi = axis
+        if kernel[a] == 1 and stride[a] == 1 and pads[a] == (0, 0):
+            continue
+        n_out = arithmetic_out_size(f.n[a], kernel[a], stride[a], pads[a][0], pads[a][1], dilation[a], False)
+        for i in range(max(n_out, 0)):
+            read = {(i * stride[a] - pads[a][0] + j * dilation[a]) % period for j in range(kernel[a])
+                    if 0 <= i * stride[a] - pads[a][0] + j * dilation[a] < f.n[a]}
+            if len(read) < period:
+                raise RfsweepError(f"{where}: after attention across patches at one offset (period {period}), "
+                                   f"its unit {i} reads only some offsets of the patch, so its field is neither "
+                                   "one offset's nor the whole map's; not supported")
+        fixed[a] = (min(fixed[a][0], lo), max(fixed[a][1], hi))
+        patch[a] = None
+    return {"fixed": tuple(fixed), "patch": None if all(p is None for p in patch) else tuple(patch)}
 
 
 def _layer_node(node: dict, f: Facts, where: str) -> Facts:
@@ -532,6 +563,9 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
     merged = {key: tuple(values) for key, values in out.items()}
     global_from = _first_global(ins) or (node["name"] if _gate_sees_everything(ins, broadcast, moving) else None)
     if any(f.fields is not None for f in moving):  # past a decoder: union per phase
+        if any(f.patch is not None for f in ins):
+            raise RfsweepError(f"{where}: a merge of a decoder's per-phase fields with attention across "
+                               "patches at one offset is not supported")
         moving_weights = [w for w, fixed in zip(weights, broadcast) if not fixed]
         try:
             fields = tuple(periodic.union([f.field(a) for f in moving], moving_weights) for a in range(rank))
@@ -542,7 +576,7 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
         merged.update(_periodic_facts(main.n, fields, paths, origin))
         return Facts(channels=channels, spatial=any(f.spatial for f in ins), global_from=global_from, **merged)
     return Facts(n=main.n, jump=main.jump, channels=channels, spatial=any(f.spatial for f in ins),
-                 global_from=global_from, **merged)
+                 global_from=global_from, patch=_merged_patch(ins), **merged)
 
 
 def _gate_sees_everything(ins: list[Facts], broadcast: list[bool], moving: list[Facts]) -> bool:
@@ -574,12 +608,30 @@ def _global_merge(ins: list[Facts], main: Facts, channels: int) -> Facts:
         fixed.append((min(f.fixed[a][0] for f in ins), max(f.fixed[a][1] for f in ins)))
         fixed_min.append(min(f.fixed_min[a] for f in ins))
     return replace(main, channels=channels, params=0, macs=0, layer=None, pads=None, depends_on_input=False,
-                   fixed=tuple(fixed), fixed_min=tuple(fixed_min), global_from=_first_global(ins))
+                   fixed=tuple(fixed), fixed_min=tuple(fixed_min), global_from=_first_global(ins),
+                   patch=_merged_patch(ins))
+
+
+def _merged_patch(ins: list[Facts]):
+    """The patch classes of a merge: per axis the union of the inputs' whole intervals."""
+    if all(f.patch is None for f in ins):
+        return None
+    out = []
+    for a in range(len(ins[0].n)):
+        axes = [f.patch[a] for f in ins if f.patch is not None and f.patch[a] is not None]
+        if len({axis[0] for axis in axes}) > 1:
+            raise RfsweepError(f"a merge of attention across patches with different periods "
+                               f"({sorted({axis[0] for axis in axes})}) is not supported")
+        out.append((axes[0][0], min(x[1] for x in axes), max(x[2] for x in axes)) if axes else None)
+    return tuple(out)
 
 
 def _whole_extent(f: Facts, a: int) -> tuple:
     """(lo, hi, narrowest width) of the union of every unit's field of map f along axis a."""
     n, jump = f.n[a], f.jump[a]
+    if f.patch is not None and f.patch[a] is not None:  # unit 0 sees one offset; all units, every offset
+        lo, hi, narrow = _whole_extent(replace(f, patch=None), a)
+        return min(lo, f.patch[a][1]), max(hi, f.patch[a][2]), narrow
     if not f.moving:
         return f.fixed[a][0], f.fixed[a][1], f.fixed_min[a]
     # unit i sees [start + i*jump - (rf-1)/2, start + i*jump + (rf-1)/2], i = 0 .. n-1
@@ -595,25 +647,66 @@ def _whole_extent(f: Facts, a: int) -> tuple:
 def _global_node(node: dict, ins: list[Facts], where: str) -> Facts:
     """Every output unit reads every unit of every input map (attention: queries, keys, values):
     its field is the union of all their units' fields (fixed: it does not move with the unit), here
-    and on every narrowest path. The output has the first input's (the queries') size."""
+    and on every narrowest path. The output has the first input's (the queries') size.
+
+    With `period` p (per axis), a unit reads only the units at its own offset modulo p (MobileViT's
+    attention across patches): unit 0's field is the union over offset 0, unit i's that shifted by
+    (i mod p) jumps, and `patch` keeps the whole interval for the first window that mixes offsets."""
     f = ins[0]
     if any(g.fields is not None for g in ins):
         raise RfsweepError(f"{where}: a global node after a decoder node (per-phase fields) is not supported")
-    fixed, fixed_min, var, mean = [], [], [], []
+    period = _period(node, len(f.n), where)
+    fixed, fixed_min, var, mean, patch = [], [], [], [], []
     for a in range(len(f.n)):
         extents = [_whole_extent(g, a) for g in ins]
         lo, hi = min(e[0] for e in extents), max(e[1] for e in extents)
+        narrow = min(e[2] for e in extents)
+        if period[a] > 1:
+            patch.append((period[a], lo, hi))
+            first = [_offset_zero_extent(g, a, period[a], where) for g in ins]
+            lo, hi, narrow = min(e[0] for e in first), max(e[1] for e in first), min(e[2] for e in first)
+        else:
+            patch.append(None)
         fixed.append((lo, hi))
-        fixed_min.append(min(e[2] for e in extents))
+        fixed_min.append(narrow)
         width = hi - lo + 1
         var.append((width * width - 1) / 12.0)  # uniform over the whole field
         mean.append((lo + hi) / 2.0)
     channels = f.channels
     if "out_channels" in node:
         channels = _check_int(node["out_channels"], f"{where}: out_channels", None, 1)
+    patched = any(axis is not None for axis in patch)
     return replace(f, channels=channels, params=0, macs=0, layer=None, pads=None, depends_on_input=False,
                    var=tuple(var), mean=tuple(mean), fixed=tuple(fixed), fixed_min=tuple(fixed_min),
-                   moving=False, global_from=_first_global(ins) or node["name"])
+                   moving=False, patch=tuple(patch) if patched else None,
+                   global_from=_first_global(ins) or (None if patched else node["name"]))
+
+
+def _period(node: dict, rank: int, where: str) -> tuple:
+    value = node.get("period", 1)
+    values = value if isinstance(value, list) else [value] * rank
+    if len(values) != rank or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        raise RfsweepError(f"{where}: period must be a positive int or {rank} of them (one per axis), got {value!r}")
+    return tuple(values)
+
+
+def _offset_zero_extent(g: Facts, a: int, period: int, where: str) -> tuple:
+    """(lo, hi, narrowest width) of the union of the fields of g's units at offset 0 modulo period."""
+    if g.patch is not None and g.patch[a] is not None and g.patch[a][0] != period:
+        raise RfsweepError(f"{where}: attention across patches of period {period} after one of period "
+                           f"{g.patch[a][0]} is not supported")
+    if g.n[a] % period:
+        raise RfsweepError(f"{where}: period {period} does not divide the map's {g.n[a]} units")
+    if not g.moving:  # a global map: one interval, or unit 0's at offset 0 of the same period
+        return g.fixed[a][0], g.fixed[a][1], g.fixed_min[a]
+    last = g.n[a] - period  # units 0, p, 2p, ..., n - p
+    lo, hi = g.start[a] - (g.rf[a] - 1) / 2.0, g.start[a] + last * g.jump[a] + (g.rf[a] - 1) / 2.0
+    narrow = last * g.jump[a] + g.rf_min[a]
+    if g.fixed[a] is not None:
+        lo, hi = min(lo, g.fixed[a][0]), max(hi, g.fixed[a][1])
+    if g.fixed_min[a] is not None:
+        narrow = min(narrow, g.fixed_min[a])
+    return lo, hi, narrow
 
 
 def _jump_text(f: Facts, a: int) -> str:
@@ -723,6 +816,9 @@ _DECODERS = {"conv_transpose": _conv_transpose, "upsample": _upsample, "pixel_sh
 
 def _decoder_node(node: dict, f: Facts, where: str) -> Facts:
     """A node that reads its input through per-phase taps (`periodic.py`)."""
+    if f.patch is not None:
+        raise RfsweepError(f"{where}: a decoder node after attention across patches at one offset (before a "
+                           "window mixes the offsets) is not supported")
     n, reads, channels, params, macs = _DECODERS[node["type"]](node, f, where)
     _check_size(n, f, where)
     geometry = _periodic_step(f, n, reads, where, node["name"])
@@ -822,6 +918,8 @@ def evaluate(graph: Graph, end_point: str | None = None, where=None) -> dict[str
         names = node["inputs"]
         label = where(node)
         f = _node_facts(node, [facts[name] for name in names], names, label)
+        if f.patch is None and f.global_from is None and any(facts[name].patch is not None for name in names):
+            f.global_from = node["name"]  # a window mixed every offset after attention across patches
         f.params += node.get("params", 0)  # beyond the formula: a gain, layer scale, embeddings
         f.macs += node.get("macs", 0)  # attention's matmuls, a class token's rows
         if (f.params > INT64_SAFE or 2 * f.macs > INT64_SAFE

@@ -116,3 +116,36 @@ def test_a_gate_that_sees_part_of_the_map_is_not_global():
     """A 1x1 map from a strided 3x3 conv sees 3 pixels of 32: broadcast over the map it is no global view."""
     result = analyze(_se({"name": "p", "type": "conv", "kernel": 3, "stride": 32, "padding": 0, "inputs": ["a"]}))
     assert "global_from" not in result["total"]
+
+
+def test_a_period_reads_the_units_at_the_same_offset():
+    # patches of 4 on 32: 8 units, rf 4, jump 4, first centre 1.5. With period 2 unit 0 reads units
+    # 0, 2, 4, 6: [0, 27] (rf 28, centre 13.5), unit 1 reads 1, 3, 5, 7: [4, 31]. A 1x1 conv keeps that;
+    # a 3x3 conv (pad 1) reads both offsets from every unit: [0, 31] for all, global from it on
+    nodes = [PATCH, {"name": "attn", "type": "global", "period": 2},
+             {"name": "proj", "type": "conv", "kernel": 1, "out_channels": 8},
+             {"name": "fuse", "type": "conv", "kernel": 3, "padding": 1, "out_channels": 8}]
+    result = analyze(_graph(*nodes))
+    for name in ("attn", "proj"):
+        row = _row(result, name)
+        assert (row["rf"], row["rf_min"], row["start"], row["jump"]) == (28, 28, 13.5, 4)
+    row = _row(result, "fuse")
+    assert (row["rf"], row["start"]) == (32, 15.5)
+    assert result["total"]["global_from"] == "fuse"
+    rect = analyze(_graph(PATCH, {"name": "attn", "type": "global", "period": [1, 2]}))["total"]
+    assert (rect["rf"], rect["start"]) == ([32, 28], [15.5, 13.5])
+
+
+@pytest.mark.parametrize("period, words", [
+    (3, "period 3 does not divide the map's 8 units"), ([2, 2, 2], "one per axis"), (0, "positive int"),
+    ("2", "positive int")])
+def test_bad_periods_name_the_node(period, words):
+    with pytest.raises(RfsweepError, match=words):
+        analyze(_graph(PATCH, {"name": "attn", "type": "global", "period": period}))
+
+
+def test_a_window_reading_some_offsets_is_refused():
+    nodes = [PATCH, {"name": "attn", "type": "global", "period": 2},
+             {"name": "down", "type": "maxpool", "kernel": 1, "stride": 2}]
+    with pytest.raises(RfsweepError, match="'down'.*unit 0 reads only some offsets"):
+        analyze(_graph(*nodes))

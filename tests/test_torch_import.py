@@ -928,3 +928,121 @@ def test_macs_of_a_conv_on_a_positional_grid_are_counted_per_image(fixed, untrac
     assert 2 * total["macs"] == counter.get_total_flops()
     assert (total["rf"], total["jump"]) == (7, 2)  # 3x3 stride 2, then 3x3: the grid adds no pixel
     assert [node["name"] for node in graph["nodes"] if node.get("macs")] == ["add"]
+
+
+class _PatchAttention(nn.Module):
+    """MobileViT's block in plain torch: a 2x2-stride-2 stem (rf 2, jump 2), the unfold of 2x2
+    patches into (B * 4, patches, C), attention across the patches at each offset, the fold, then a
+    fusion conv over [shortcut, result] (`fuse`)."""
+
+    def __init__(self, fuse=None, patch=2):
+        super().__init__()
+        self.stem, self.local, self.qkv = nn.Conv2d(3, 8, 2, 2), nn.Conv2d(8, 8, 1), nn.Linear(8, 24)
+        self.proj = nn.Conv2d(8, 8, 1)
+        self.fuse = fuse or nn.Conv2d(16, 8, 3, padding=1)
+        self.patch = patch
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.local(x)
+        b, c, h, w = y.shape
+        p, nh, nw = self.patch, h // self.patch, w // self.patch
+        t = y.reshape(b * c * nh, p, nw, p).transpose(1, 2)
+        t = t.reshape(b, c, nh * nw, p * p).transpose(1, 3).reshape(b * p * p, nh * nw, c)
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        t = t + F.scaled_dot_product_attention(q, k, v)
+        y = t.contiguous().view(b, p * p, nh * nw, c).transpose(1, 3).reshape(b * c * nh, nw, p, p)
+        y = self.proj(y.transpose(1, 2).reshape(b, c, h, w))
+        return self.fuse(torch.cat((x, y), dim=1))
+
+
+def test_attention_across_patches_at_one_offset():
+    """MobileViT's unfold / attention / fold (issue 17): before the fusion conv a unit sees the
+    patches' units at its own offset only (unit 0: pixels 0-1, 4-5, 8-9, 12-13 of 16, so its field is
+    [0, 13] and unit 1's [2, 15]); the 3x3 fusion conv mixes every offset, so from it on every unit
+    sees the whole input. Params are numel, MACs flop_counter's, the fields the gradient support."""
+    torch.manual_seed(0)
+    model = _PatchAttention()
+    graph = from_torch(model, 16)
+    total = rfsweep.analyze(graph)["total"]
+    assert total["params"] == sum(p.numel() for p in model.parameters())
+    meta = copy.deepcopy(model).to("meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        meta.eval()(torch.zeros(1, 3, 16, 16, device="meta"))
+    assert 2 * total["macs"] == counter.get_total_flops()
+    # unit 0 of the fusion conv: through the shortcut stem units -1..1 (pixels -2..3, padding included,
+    # as for any conv), through the patches every pixel 0..15: [-2, 15]
+    assert (total["global_from"], total["rf"], total["start"]) == ("fuse", 18, 6.5)
+    assert whole_input_oracle(model, None, size=16)
+    inner = rfsweep.analyze(graph, end_point="proj")["total"]
+    assert "global_from" not in inner
+    lin = _linearised(model)
+    x = torch.ones((1, 3, 16, 16), dtype=torch.float64, requires_grad=True)
+    with _Linearise():
+        out = _capture(lin, "proj", x)
+    for i, j in [(0, 0), (0, 1), (1, 0), (3, 6), (7, 7)]:
+        (g,) = torch.autograd.grad(out[0, :, i, j].sum(), x, retain_graph=True)
+        for a, unit in enumerate((i, j)):
+            shift = (unit % 2) * inner["jump"]  # unit i sees unit 0's field moved by its offset in the patch
+            lo, hi = inner["start"] - (inner["rf"] - 1) / 2 + shift, inner["start"] + (inner["rf"] - 1) / 2 + shift
+            assert _support(g[0].sum(0), a) == (max(0, lo), min(15, hi)), ((i, j), a)
+
+
+def test_a_window_that_reads_some_offsets_of_the_patches_is_refused():
+    """A stride-2 1x1 conv after the fold reads offset 0 of every patch only: its units' fields are
+    neither one offset's nor the whole map's, so the graph is refused, naming the node."""
+    graph = from_torch(_PatchAttention(fuse=nn.Conv2d(16, 8, 1, stride=2)), 16)
+    with pytest.raises(RfsweepError, match="'fuse'.*only some offsets"):
+        rfsweep.analyze(graph)
+
+
+class _SplitBias(nn.Module):
+    """BEiT's qkv: a Linear whose bias is cat(q_bias, a zero buffer for k, v_bias), per token."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch, self.qkv = nn.Conv2d(3, 8, 4, 4), nn.Linear(8, 24, bias=False)
+        self.q_bias, self.v_bias = nn.Parameter(torch.zeros(8)), nn.Parameter(torch.zeros(8))
+        self.register_buffer("k_bias", torch.zeros(8), persistent=False)
+
+    def forward(self, x):
+        t = self.patch(x).flatten(2).transpose(1, 2)
+        bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
+        return F.linear(t, self.qkv.weight, bias).transpose(1, 2).reshape(x.shape[0], 24, 4, 4)
+
+
+def test_a_bias_built_from_parameters_and_a_buffer_counts_its_parameters_once():
+    """The bias's 16 learned values, not 24 (the buffer's 8 are not parameters): the BEiT/EVA miscount."""
+    model = _SplitBias()
+    total = rfsweep.analyze(from_torch(model, 16))["total"]
+    assert total["params"] == sum(p.numel() for p in model.parameters()) == 3 * 8 * 16 + 8 + 8 * 24 + 16
+
+
+class _GatedByStatistics(nn.Module):
+    """ConvNeXt V2's global response norm (x.norm over H, W; torch.addcmul with a learned weight and
+    bias) and ECA's gate (a conv1d along the channels of the pooled vector, expand_as, x * gate)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.eca = nn.Conv2d(3, 8, 3, 2), nn.Conv1d(1, 1, 3, padding=1, bias=False)
+        self.weight, self.bias = nn.Parameter(torch.ones(1, 8, 1, 1)), nn.Parameter(torch.zeros(1, 8, 1, 1))
+
+    def forward(self, x):
+        x = self.stem(x)
+        g = x.norm(p=2, dim=(2, 3), keepdim=True)
+        x = x + torch.addcmul(self.bias, self.weight, x * (g / (g.mean(dim=1, keepdim=True) + 1e-6)))
+        y = self.eca(x.mean((2, 3)).view(x.shape[0], 1, -1)).sigmoid().view(x.shape[0], -1, 1, 1)
+        return x * y.expand_as(x)
+
+
+def test_global_response_norm_and_an_eca_gate():
+    """Params numel, MACs flop_counter's (the conv1d along 8 channels: 8 x 3), and the gates, which see
+    every pixel, make the field global from the first (the norm over the map)."""
+    model = _GatedByStatistics()
+    total = rfsweep.analyze(from_torch(model, 15))["total"]
+    assert total["params"] == sum(p.numel() for p in model.parameters())
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 15, 15))
+    assert 2 * total["macs"] == counter.get_total_flops()
+    assert total["global_from"] == "mul"  # x * (the norm over the map), inside the GRN
+    assert whole_input_oracle(model, None, size=15)

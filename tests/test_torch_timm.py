@@ -50,6 +50,11 @@ EXACT = {
     "levit_128s": (128, {"img_size": 128}, "LeViT: BatchNorm over x.flatten(0, 1), attention with learned "
                                            "biases, subsampling attention"),
     "levit_conv_128s": (128, {"img_size": 128}, "LeViT in its conv layout: v @ attn^T"),
+    "convnextv2_atto": (64, {}, "ConvNeXt V2: global response norm (x.norm over the map, addcmul)"),
+    "eca_nfnet_l0": (64, {}, "ECA-NFNet: a conv1d along the pooled channels, gate.expand_as(x)"),
+    "beit_base_patch16_224": (64, {"img_size": 64}, "BEiT: a qkv bias of cat(q_bias, zero buffer, v_bias)"),
+    "mobilevit_xxs": (128, {}, "MobileViT: patch unfold into the batch, attention across patches at one "
+                               "offset, fold (global from the fusion conv on)"),
     "edgenext_xx_small": (64, {}, "EdgeNeXt: a positional encoding computed from x.shape (a conv on a "
                                   "Fourier grid: MACs per image), cross-covariance attention"),
 }
@@ -191,7 +196,8 @@ def _axes(value):
     return list(value) if isinstance(value, list) else [value, value]
 
 
-@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "coatnet_nano_rw_224", "edgenext_xx_small"])
+@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "coatnet_nano_rw_224", "edgenext_xx_small",
+                                  "mobilevit_xxs"])
 def test_attention_makes_the_field_global(name):
     """After the first attention every unit sees the whole input: the gradient of one output token
     reaches every pixel, and rfsweep says from which node on."""
@@ -203,7 +209,8 @@ def test_attention_makes_the_field_global(name):
     # CoAtNet's MBConv stages gate with squeeze-excitation (a pool of the whole map) before any attention:
     # every unit sees the whole input from its first gate on
     first = {"vit_tiny_patch16_224": "scaled_dot_product_attention", "coatnet_nano_rw_224": "stages.0.blocks.0.se.mul",
-             "edgenext_xx_small": "stages.1.blocks.1.xca.matmul"}  # k^T v over all tokens
+             "edgenext_xx_small": "stages.1.blocks.1.xca.matmul",  # k^T v over all tokens
+             "mobilevit_xxs": "stages.2.1.conv_fusion.conv"}  # the first conv that mixes the patch offsets
     assert total["global_from"].endswith(first[name])
     assert total["rf"] >= size
     if name == "vit_tiny_patch16_224":  # 16x16 patches, stride 16: the whole 64 pixels, and the skip
@@ -218,7 +225,7 @@ def test_attention_makes_the_field_global(name):
 
 
 @pytest.mark.parametrize("name, words", [
-    ("mobilevit_xxs", ["stages.2.1", "reshape", "patch unfold", "--end-point"]),
+    ("mobilevit_xxs", ["stages.4.1.transformer.0.attn.reshape", "1-unit axis"]),  # 64 px: one 2x2 patch
 ])
 def test_refusals_name_the_op_the_module_path_and_a_way_out(name, words):
     with torch.device("meta"):

@@ -6,6 +6,7 @@ Both tracers (fx.py, meta.py) feed this one table, through recorder.py.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import torch
@@ -19,10 +20,12 @@ def op_conv(b, name, args, kwargs, out, note):
     a = _bind(args, kwargs, ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
               {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1})
     x = _val_of(a["input"], note, name)
-    _check_std(x, note, name)
     weight = a["weight"]
     if isinstance(weight, Val):
         raise _fail(note, name, "weights computed from the input (dynamic convolution) are not supported")
+    if not x.spatial and any(n > 1 for n in x.meta.shape[2:]):  # sliding along a vector's channels
+        return _conv_on_a_vector(b, name, x, weight, out, note)
+    _check_std(x, note, name)
     rank = weight.dim() - 2
     if rank not in (1, 2, 3) or x.meta.dim() != rank + 2:
         raise _fail(note, name, f"a convolution with weight {tuple(weight.shape)} on input {tuple(x.meta.shape)} "
@@ -44,7 +47,7 @@ def op_conv(b, name, args, kwargs, out, note):
             raise _fail(note, name, f"unknown padding {padding!r}")
     else:
         pads = tuple((p, p) for p in _axes(padding, rank))
-    bias = a["bias"] is not None
+    bias = _learned_bias(b, a["bias"])
     fields = {"kernel": _field(kernel), "stride": _field(stride), "padding": _padding_field(pads),
               "dilation": _field(dilation), "groups": int(a["groups"]), "out_channels": int(weight.shape[0]),
               "bias": bias}
@@ -52,6 +55,18 @@ def op_conv(b, name, args, kwargs, out, note):
         fields["fixed_weights"] = True
     node = b.emit(name, "conv", [x.node], x.spatial, note, **fields)
     return _new(b, node, out, x.spatial)
+
+
+def _conv_on_a_vector(b, name, x: Val, weight, out, note) -> Val:
+    """A conv along the channels of a pooled vector (ECA's gate: conv1d over the C means): no field
+    (the vector is 1x1 already), so an identity node with the conv's MACs; the recorder charges its
+    parameters to it. The vector must keep its length (its channel count in the graph)."""
+    if out.numel() != x.meta.numel():
+        raise _fail(note, name, f"a convolution on a vector {tuple(x.meta.shape)} -> {tuple(out.shape)} "
+                                "that changes its length (only a same-length conv along the channels)")
+    macs = out.numel() // BATCH * math.prod(weight.shape[1:])
+    node = b.emit(name, "identity", [x.node], False, f"{note} along the channels of a vector", macs=int(macs))
+    return Val(node, out, None, x.chans)
 
 
 def op_conv_transpose(b, name, args, kwargs, out, note):
@@ -212,6 +227,37 @@ def _raise(exc):
     raise exc
 
 
+def op_vector_norm(b, name, args, kwargs, out, note):
+    """x.norm(p, dim) / torch.linalg.vector_norm(x, ord, dim): a reduction like mean (ConvNeXt V2's
+    global response norm: over the spatial dims, every unit of the map)."""
+    keys = ("input", "ord", "dim", "keepdim") if note == "vector_norm" else ("input", "p", "dim", "keepdim")
+    a = _bind(args, kwargs, keys, {keys[1]: 2, "dim": None, "keepdim": False})
+    if a["dim"] is None:
+        raise _fail(note, name, "a norm over every dim (batch included)")
+    return _reduce(b, name, (a["input"], a["dim"], a["keepdim"]), {}, out, note)
+
+
+def op_expand(b, name, args, kwargs, out, note):
+    """gate.expand_as(x) / gate.expand(...) of a vector (ECA's channel gate) before x * gate: the
+    graph's mul broadcasts a 1x1 input, so the gate stays what it is; a map cannot grow."""
+    x = _val_of(args[0] if args else kwargs.get("input"), note, name)
+    if x.spatial and tuple(out.shape) != tuple(x.meta.shape):
+        raise _fail(note, name, f"expanding {tuple(x.meta.shape)} to {tuple(out.shape)} grows the map")
+    if x.spatial:
+        return replace(x, meta=out)
+    return Val(x.node, out, None, tuple(range(1, out.dim())))
+
+
+def op_addcmul(b, name, args, kwargs, out, note):
+    """torch.addcmul(input, t1, t2, value=v) = input + v * t1 * t2 (ResMLP's affine, ConvNeXt V2's GRN
+    with learned weight and bias): a product, then a sum, as the two ops."""
+    a = _bind(args, kwargs, ("input", "tensor1", "tensor2"), {})
+    t1, t2 = a["tensor1"], a["tensor2"]
+    shape = torch.broadcast_shapes(*(t.meta.shape if isinstance(t, Val) else t.shape for t in (t1, t2)))
+    product = _binary("mul")(b, f"{name}.mul", (t1, t2), {}, torch.empty(shape, device="meta"), note)
+    return _binary("add")(b, name, (a["input"], product), {}, out, note)
+
+
 def op_norm(b, name, x, affine: bool, note):
     """A bn node (2C parameters) when it has both a weight and a bias; else an identity node, to which
     the recorder charges the parameters it does use (a bias-free LayerNorm's C weights)."""
@@ -281,13 +327,23 @@ def op_same(b, name, args, kwargs, out, note):
     return replace(x, meta=out)
 
 
+def _learned_bias(b, bias) -> bool:
+    """Whether the node's formula should count a bias: one learned value per output. A bias built
+    from parameters and buffers (BEiT's cat(q_bias, zeros, v_bias)) or from a buffer is not: its
+    parameters, if any, reach the node as extras (params.py), so each is counted once."""
+    if bias is None:
+        return False
+    names = b.params.sources(bias)
+    return sum(b.params.numel[n] for n in names) == bias.numel()
+
+
 def op_linear(b, name, args, kwargs, out, note):
     a = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
     x = _val_of(a["input"], note, name)
     weight = a["weight"]
     if isinstance(weight, Val):
         raise _fail(note, name, "weights computed from the input are not supported")
-    bias = a["bias"] is not None
+    bias = _learned_bias(b, a["bias"])
     last = x.meta.dim() - 1
     if x.pending is not None:
         raise _fail(note, name, "Linear over attention scores")
@@ -594,6 +650,8 @@ _OPS = {
     "chunk": op_split, "split": op_split, "tensor_split": op_split, "unbind": op_split,
     "split_with_sizes": op_split,
     "getitem": op_getitem,
+    "norm": op_vector_norm, "vector_norm": op_vector_norm, "expand": op_expand, "expand_as": op_expand,
+    "addcmul": op_addcmul,
     "view": op_reshape, "reshape": op_reshape, "flatten": op_flatten, "unflatten": op_reshape,
     "squeeze": op_reshape, "unsqueeze": op_reshape, "view_as": op_reshape, "reshape_as": op_reshape,
     "permute": op_permute, "transpose": op_permute, "swapaxes": op_permute, "swapdims": op_permute,

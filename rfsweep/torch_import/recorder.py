@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import RfsweepError
-from . import tokens
+from . import patches, tokens
 from .ops import _OPS, _op_key, op_pad, op_pass, op_softmax
 from .shapes import _compute
 from .targets import _one_line
@@ -230,6 +230,7 @@ class Recorder:
         x = args[0]
         if not isinstance(x, Val):
             raise _fail(f"module {type(mod).__name__}", qual, "its input is not computed from the network's input")
+        patches.check(args, key, f"module {type(mod).__name__}", qual)
         try:
             out = _compute(getattr(fn, "__name__", key), fn, (x.meta, *extra), {})
         except Exception as exc:
@@ -323,6 +324,7 @@ class Recorder:
             return out  # sizes, dims, shapes: plain Python values
         if handler is None:
             raise _fail(f"op {key!r}", name, _why_not(_op_key(key)))
+        patches.check((args, kwargs), _op_key(key), _op_key(key), name)
         before = len(self.b.nodes)
         result = handler(self.b, name, args, kwargs, out, _op_key(key))
         return self._charge(result, self.b.params.sources((args, kwargs)), name, before,

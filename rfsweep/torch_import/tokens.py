@@ -22,6 +22,7 @@ import math
 from dataclasses import replace
 
 
+from . import patches
 from .values import BATCH, Val, _bind, _fail, _val_of
 
 KEEP = object()
@@ -62,14 +63,14 @@ def from_roles(x: Val, node: str, meta, r: list, where, tok=None, pending=KEEP, 
             tok = (0, 1, int(x.meta.shape[x.hw[0]]))  # a signal read as tokens (roles(x, tokens=True))
         prefix, h, w = tok if tok is not None else x.tok[1:]
         t = (r.index("T"), prefix, h, w)
-        if h == 1 and not prefix and not axes:  # a signal's tokens are its map again (rank 1)
+        if h == 1 and not prefix and not axes and x.patches is None:  # a signal's tokens are its map again
             hw, t = (t[0],), None
     p = x.pending if pending is KEEP else pending
     if p is not None:
         p = (p[0], p[1], r.index("K") if "K" in r else None)
     chans = tuple(i for i, role in enumerate(r) if role == "C")
     fine = tuple((i, role) for i, role in enumerate(r) if role in ("h", "w"))
-    return Val(node, meta, hw, chans, plain and len(chans) == 1, t, r.index("B"), p, fine)
+    return Val(node, meta, hw, chans, plain and len(chans) == 1, t, r.index("B"), p, fine, patches=x.patches)
 
 
 def _tok_geometry(x: Val, r: list, s: list):
@@ -109,6 +110,9 @@ def _groups(s: list, t: list):
 
 def reshape(b, name, x: Val, out, note) -> Val:
     s, t = list(x.meta.shape), list(out.shape)
+    if x.scrambled is not None or _unfolds(x, s, t):
+        return patches.apply(b, name, x if x.scrambled is not None else patches.scramble(x),
+                             lambda index: index.reshape(t), out, note)
     if x.merged is not None:  # tokens flattened into the batch: only the reshape back
         if t != list(x.merged.meta.shape):
             raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} of tokens flattened into the batch (only "
@@ -117,7 +121,8 @@ def reshape(b, name, x: Val, out, note) -> Val:
     r = roles(x)
     where = (note, name)
     if any(n == 1 and r[i] in "BDHWTK" for i, n in enumerate(s)):
-        raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} of a map with a 1-unit axis")
+        raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} of a map with a 1-unit axis (its dims cannot "
+                                "be told apart): use a larger input size, or pass --end-point a node before it")
     groups = _groups(s, t)
     if groups is None:
         raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)}")
@@ -154,6 +159,21 @@ def reshape(b, name, x: Val, out, note) -> Val:
         raise _fail(note, name, f"reshape {tuple(s)} -> {tuple(t)} ({''.join(r)} -> ?): "
                                 f"{_why_mixed(kinds, prefix)}; pass --end-point a node before it")
     return from_roles(x, node, out, new, where, tok=tok, plain=x.plain and channel_groups_kept and node == x.node)
+
+
+def _unfolds(x: Val, s: list, t: list) -> bool:
+    """Whether this reshape starts a patch unfold (a plain map's positions into the batch) or a fold
+    (patches as tokens into anything but their channels): followed concretely by patches.py."""
+    groups = _groups(s, t)
+    if x.patches is not None:
+        r = roles(x)
+        return groups is None or any(len(gi) != 1 or len(gj) != 1 for gi, gj in groups
+                                     if any(r[i] != "C" for i in gi))
+    if not patches.is_plain_map(x):
+        return False
+    r = roles(x)
+    return groups is None or any("B" in kinds and len(kinds) > 1 for kinds in
+                                 ([r[i] for i in gi] for gi, _ in groups))
 
 
 def _batch_merge(x: Val, r: list, t: list, groups, out):
@@ -198,6 +218,8 @@ def space_to_depth(b, name, source: str, fh: int, fw: int, note) -> str:
 
 
 def permute(b, name, x: Val, perm: list, out, note) -> Val:
+    if x.scrambled is not None:
+        return patches.apply(b, name, x, lambda index: index.transpose(perm), out, note)
     r = roles(x)
     return from_roles(x, x.node, out, [r[p] for p in perm], (note, name), plain=x.plain)
 
@@ -350,7 +372,7 @@ def _emit_global(b, name, sources, out_val: Val, out, macs: int, note) -> Val:
     r = roles(out_val)
     channels = math.prod(out.shape[d] for d, k in enumerate(r) if k == "C")
     node = b.emit(name, "global", list(dict.fromkeys(sources)), True, note, out_channels=int(channels),
-                  macs=int(macs))
+                  macs=int(macs), **patches.global_fields(out_val))
     return replace(out_val, node=node, meta=out, pending=None)
 
 
@@ -442,7 +464,7 @@ def multihead_attention(b, name, mod, args, kwargs, out, note) -> Val:
                   stride=1, padding=0, dilation=1, groups=1, out_channels=3 * e, bias=bias,
                   **extra_token_macs(x, e * 3 * e))
     mixed = b.emit(name, "global", [proj], True, "MultiheadAttention: every unit reads every token",
-                   out_channels=e, macs=int(2 * n * n * e))
+                   out_channels=e, macs=int(2 * n * n * e), **patches.global_fields(x))
     out_bias = mod.out_proj.bias is not None
     node = b.emit(f"{name}.out_proj", "conv", [mixed], True, "MultiheadAttention out-projection", kernel=1,
                   stride=1, padding=0, dilation=1, groups=1, out_channels=e, bias=out_bias,

@@ -40,16 +40,18 @@ class Val:
     pending: tuple | None = None
     fine: tuple = ()  # ((dim, "h" or "w"), ...): offsets inside f-sized blocks of a space-to-depth view
     merged: "Val | None" = None  # tokens flattened into the batch (LeViT's BatchNorm): the Val before it
+    scrambled: tuple | None = None  # a patch unfold under way (patches.py): (index, map Val, channels)
+    patches: tuple | None = None  # tokens of one offset per row (patches.py): (period, rows x tokens, map Val)
 
     @property
     def spatial(self) -> bool:
-        return self.hw is not None or self.tok is not None or self.merged is not None
+        return self.hw is not None or self.tok is not None or self.merged is not None or self.scrambled is not None
 
     @property
     def unusual(self) -> bool:
         """Not a plain NC[H]W-like layout: tokens.py handles it."""
         return self.tok is not None or self.pending is not None or self.batch != 0 or bool(self.fine) \
-            or self.merged is not None
+            or self.merged is not None or self.scrambled is not None
 
 
 class Builder:

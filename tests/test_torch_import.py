@@ -931,6 +931,19 @@ def test_macs_of_a_conv_on_a_positional_grid_are_counted_per_image(fixed, untrac
     assert [node["name"] for node in graph["nodes"] if node.get("macs")] == ["add"]
 
 
+def _imported_with_torchs_counts(model, size):
+    """(graph, total) of the model at `size`, after checking params against numel and MACs against
+    flop_counter on the meta device (batch 1)."""
+    graph = from_torch(model, size)
+    total = rfsweep.analyze(graph)["total"]
+    assert total["params"] == sum(p.numel() for p in model.parameters())
+    meta = copy.deepcopy(model).to("meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        meta.eval()(torch.zeros(1, 3, size, size, device="meta"))
+    assert 2 * total["macs"] == counter.get_total_flops()
+    return graph, total
+
+
 class _PatchAttention(nn.Module):
     """MobileViT's block in plain torch: a 2x2-stride-2 stem (rf 2, jump 2), the unfold of 2x2
     patches into (B * 4, patches, C), attention across the patches at each offset, the fold, then a
@@ -964,13 +977,7 @@ def test_attention_across_patches_at_one_offset():
     sees the whole input. Params are numel, MACs flop_counter's, the fields the gradient support."""
     torch.manual_seed(0)
     model = _PatchAttention()
-    graph = from_torch(model, 16)
-    total = rfsweep.analyze(graph)["total"]
-    assert total["params"] == sum(p.numel() for p in model.parameters())
-    meta = copy.deepcopy(model).to("meta")
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        meta.eval()(torch.zeros(1, 3, 16, 16, device="meta"))
-    assert 2 * total["macs"] == counter.get_total_flops()
+    graph, total = _imported_with_torchs_counts(model, 16)
     # unit 0 of the fusion conv: through the shortcut stem units -1..1 (pixels -2..3, padding included,
     # as for any conv), through the patches every pixel 0..15: [-2, 15]
     assert (total["global_from"], total["rf"], total["start"]) == ("fuse", 18, 6.5)
@@ -1040,11 +1047,7 @@ def test_global_response_norm_and_an_eca_gate():
     """Params numel, MACs flop_counter's (the conv1d along 8 channels: 8 x 3), and the gates, which see
     every pixel, make the field global from the first (the norm over the map)."""
     model = _GatedByStatistics()
-    total = rfsweep.analyze(from_torch(model, 15))["total"]
-    assert total["params"] == sum(p.numel() for p in model.parameters())
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model.eval()(torch.zeros(1, 3, 15, 15))
-    assert 2 * total["macs"] == counter.get_total_flops()
+    _, total = _imported_with_torchs_counts(model, 15)
     assert total["global_from"] == "mul"  # x * (the norm over the map), inside the GRN
     assert whole_input_oracle(model, None, size=15)
 
@@ -1096,13 +1099,7 @@ def test_window_attention_is_a_window_of_its_own_size(end_point):
     gradient support; params numel, MACs flop_counter's."""
     torch.manual_seed(0)
     model = _Windowed()
-    graph = from_torch(model, 24)
-    total = rfsweep.analyze(graph)["total"]
-    assert total["params"] == sum(p.numel() for p in model.parameters())
-    meta = copy.deepcopy(model).to("meta")
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        meta.eval()(torch.zeros(1, 3, 24, 24, device="meta"))
-    assert 2 * total["macs"] == counter.get_total_flops()
+    graph, _ = _imported_with_torchs_counts(model, 24)
     part = rfsweep.analyze(graph, end_point=end_point)["total"]
     assert "global_from" not in part
     lin = _linearised(model)

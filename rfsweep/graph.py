@@ -61,7 +61,7 @@ INT64_SAFE = 1 << 62
 
 _NODE_KEYS = {"name", "type", "inputs", "note", "params", "macs"}
 _EXTRA_KEYS = {"pad": {"padding"}, "slice": {"channels"}, "linear": {"out_features", "bias"},
-               "global": {"out_channels", "period"},
+               "global": {"out_channels", "period", "window"},
                "conv_transpose": {"kernel", "stride", "padding", "output_padding", "dilation", "out_channels",
                                   "groups", "bias"},
                "upsample": {"scale", "mode", "align_corners"}, "pixel_shuffle": {"factor"},
@@ -418,7 +418,8 @@ def _periodic_step(f: Facts, n, reads, where: str, name) -> dict:
     except periodic.PeriodError as exc:
         raise RfsweepError(f"{where}: {exc}") from None
     origin = f.origin if f.origin is not None else name
-    return {**_periodic_facts(n, fields, paths, origin), "fixed": f.fixed, "fixed_min": f.fixed_min}
+    return {**_periodic_facts(n, fields, paths, origin), "fixed": f.fixed, "fixed_min": f.fixed_min,
+            "global_from": f.global_from}
 
 
 def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mode) -> dict:
@@ -634,6 +635,14 @@ def _whole_extent(f: Facts, a: int) -> tuple:
         return min(lo, f.patch[a][1]), max(hi, f.patch[a][2]), narrow
     if not f.moving:
         return f.fixed[a][0], f.fixed[a][1], f.fixed_min[a]
+    if f.fields is not None:  # past a decoder or window attention: phase by phase
+        lo, hi = _field_extent(f.fields[a], n)
+        narrow = min(h - l + 1 for l, h in (_field_extent(p, n) for p in f.path_fields(a)))
+        if f.fixed[a] is not None:
+            lo, hi = min(lo, f.fixed[a][0]), max(hi, f.fixed[a][1])
+        if f.fixed_min[a] is not None:
+            narrow = min(narrow, f.fixed_min[a])
+        return lo, hi, narrow
     # unit i sees [start + i*jump - (rf-1)/2, start + i*jump + (rf-1)/2], i = 0 .. n-1
     lo, hi = f.start[a] - (f.rf[a] - 1) / 2.0, f.start[a] + (n - 1) * jump + (f.rf[a] - 1) / 2.0
     if f.fixed[a] is not None:
@@ -642,6 +651,43 @@ def _whole_extent(f: Facts, a: int) -> tuple:
     if f.fixed_min[a] is not None:  # or a gate's path, the same for every unit
         narrow = min(narrow, f.fixed_min[a])
     return lo, hi, narrow
+
+
+def _field_extent(field: periodic.Field, n: int) -> tuple:
+    """(lo, hi) of the union of units 0 .. n-1's intervals of a periodic field."""
+    ends = [field.interval(o) for o in range(min(field.period, n))]
+    ends += [field.interval(o) for o in range(max(n - field.period, 0), n)]
+    ends = [e for e in ends if e is not None]
+    return min(e[0] for e in ends), max(e[1] for e in ends)
+
+
+def _window_node(node: dict, ins: list[Facts], where: str) -> Facts:
+    """Attention inside non-overlapping w-unit tiles (Swin-style windows, TinyViT): unit o reads the
+    units of its tile, w*floor(o/w) .. w*floor(o/w) + w - 1, per axis: a pixel unshuffle's reads,
+    then a pixel shuffle's (the periodic fields of decoders), exactly."""
+    f = ins[0]
+    rank = len(f.n)
+    value = node["window"]
+    sizes = value if isinstance(value, list) else [value] * rank
+    if len(sizes) != rank or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes):
+        raise RfsweepError(f"{where}: window must be a positive int or {rank} of them (one per axis), got {value!r}")
+    if any(g.n != f.n or g.fields != f.fields or (g.rf, g.start, g.fixed) != (f.rf, f.start, f.fixed)
+           for g in ins[1:]):
+        raise RfsweepError(f"{where}: window attention whose inputs (queries, keys, values) see different "
+                           "fields is not supported")
+    if f.patch is not None or not f.moving:
+        raise RfsweepError(f"{where}: window attention after a global node is not supported")
+    for a in range(rank):
+        if f.n[a] % sizes[a]:
+            raise RfsweepError(f"{where}: window {sizes[a]} does not divide the map's {f.n[a]} units")
+    tiles = tuple(f.n[a] // sizes[a] for a in range(rank))
+    mid = Facts(**_periodic_step(f, tiles, [periodic.gather(w) for w in sizes], where, node["name"]),
+                channels=f.channels, spatial=f.spatial)
+    geometry = _periodic_step(mid, f.n, [periodic.nearest(w) for w in sizes], where, node["name"])
+    channels = f.channels
+    if "out_channels" in node:
+        channels = _check_int(node["out_channels"], f"{where}: out_channels", None, 1)
+    return Facts(**geometry, channels=channels, spatial=f.spatial)
 
 
 def _global_node(node: dict, ins: list[Facts], where: str) -> Facts:
@@ -653,9 +699,14 @@ def _global_node(node: dict, ins: list[Facts], where: str) -> Facts:
     attention across patches): unit 0's field is the union over offset 0, unit i's that shifted by
     (i mod p) jumps, and `patch` keeps the whole interval for the first window that mixes offsets."""
     f = ins[0]
-    if any(g.fields is not None for g in ins):
-        raise RfsweepError(f"{where}: a global node after a decoder node (per-phase fields) is not supported")
+    if "window" in node:
+        if "period" in node:
+            raise RfsweepError(f"{where}: a global node takes a period or a window, not both")
+        return _window_node(node, ins, where)
     period = _period(node, len(f.n), where)
+    if any(g.fields is not None for g in ins) and any(p > 1 for p in period):
+        raise RfsweepError(f"{where}: attention across patches after a decoder node (per-phase fields) is "
+                           "not supported")
     fixed, fixed_min, var, mean, patch = [], [], [], [], []
     for a in range(len(f.n)):
         extents = [_whole_extent(g, a) for g in ins]
@@ -678,7 +729,7 @@ def _global_node(node: dict, ins: list[Facts], where: str) -> Facts:
     patched = any(axis is not None for axis in patch)
     return replace(f, channels=channels, params=0, macs=0, layer=None, pads=None, depends_on_input=False,
                    var=tuple(var), mean=tuple(mean), fixed=tuple(fixed), fixed_min=tuple(fixed_min),
-                   moving=False, patch=tuple(patch) if patched else None,
+                   moving=False, patch=tuple(patch) if patched else None, fields=None, paths=None, origin=None,
                    global_from=_first_global(ins) or (None if patched else node["name"]))
 
 

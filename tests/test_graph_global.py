@@ -149,3 +149,29 @@ def test_a_window_reading_some_offsets_is_refused():
              {"name": "down", "type": "maxpool", "kernel": 1, "stride": 2}]
     with pytest.raises(RfsweepError, match="'down'.*unit 0 reads only some offsets"):
         analyze(_graph(*nodes))
+
+
+def test_window_attention_reads_its_tile():
+    # patches of 4 on 32: 8 units (rf 4, jump 4); windows of 2 units: unit 0 and 1 read units 0-1,
+    # pixels [0, 7]; unit 2 reads units 2-3, pixels [8, 15]. Every unit's field is 8 wide, and unit 1's
+    # centre is unit 0's (3.5): no longer start + i*jump. A 3x3 conv after it (pad 1): unit 1 reads
+    # units 0..2 -> [0, 15]; unit 0 reads -1..1, and padding counts with the field it would have (as for
+    # any conv: test_padding_reaches_beyond_the_border), unit -1's tile [-8, -1]: [-8, 7]. A global
+    # node then reads units 0..7: [-8, 39] (unit 7 reads the padding unit 8: [32, 39])
+    nodes = [PATCH, {"name": "attn", "type": "global", "window": 2},
+             {"name": "conv", "type": "conv", "kernel": 3, "padding": 1, "out_channels": 8},
+             {"name": "mix", "type": "global"}]
+    result = analyze(_graph(*nodes))
+    row = _row(result, "attn")
+    assert (row["rf"], row["jump"], row["start"], row["out_size"]) == (8, 4, 3.5, 8)
+    assert _row(result, "conv")["rf"] == 16
+    row = _row(result, "mix")
+    assert (row["rf"], row["start"]) == (48, 15.5)
+    assert result["total"]["global_from"] == "mix"
+
+
+@pytest.mark.parametrize("window, words", [(3, "window 3 does not divide the map's 8 units"),
+                                           ([2, 2, 2], "one per axis")])
+def test_bad_windows_name_the_node(window, words):
+    with pytest.raises(RfsweepError, match=words):
+        analyze(_graph(PATCH, {"name": "attn", "type": "global", "window": window}))

@@ -10,6 +10,7 @@ import json
 import operator
 import sys
 import warnings
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -930,6 +931,19 @@ def test_macs_of_a_conv_on_a_positional_grid_are_counted_per_image(fixed, untrac
     assert [node["name"] for node in graph["nodes"] if node.get("macs")] == ["add"]
 
 
+def _imported_with_torchs_counts(model, size):
+    """(graph, total) of the model at `size`, after checking params against numel and MACs against
+    flop_counter on the meta device (batch 1)."""
+    graph = from_torch(model, size)
+    total = rfsweep.analyze(graph)["total"]
+    assert total["params"] == sum(p.numel() for p in model.parameters())
+    meta = copy.deepcopy(model).to("meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        meta.eval()(torch.zeros(1, 3, size, size, device="meta"))
+    assert 2 * total["macs"] == counter.get_total_flops()
+    return graph, total
+
+
 class _PatchAttention(nn.Module):
     """MobileViT's block in plain torch: a 2x2-stride-2 stem (rf 2, jump 2), the unfold of 2x2
     patches into (B * 4, patches, C), attention across the patches at each offset, the fold, then a
@@ -963,13 +977,7 @@ def test_attention_across_patches_at_one_offset():
     sees the whole input. Params are numel, MACs flop_counter's, the fields the gradient support."""
     torch.manual_seed(0)
     model = _PatchAttention()
-    graph = from_torch(model, 16)
-    total = rfsweep.analyze(graph)["total"]
-    assert total["params"] == sum(p.numel() for p in model.parameters())
-    meta = copy.deepcopy(model).to("meta")
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        meta.eval()(torch.zeros(1, 3, 16, 16, device="meta"))
-    assert 2 * total["macs"] == counter.get_total_flops()
+    graph, total = _imported_with_torchs_counts(model, 16)
     # unit 0 of the fusion conv: through the shortcut stem units -1..1 (pixels -2..3, padding included,
     # as for any conv), through the patches every pixel 0..15: [-2, 15]
     assert (total["global_from"], total["rf"], total["start"]) == ("fuse", 18, 6.5)
@@ -1039,10 +1047,85 @@ def test_global_response_norm_and_an_eca_gate():
     """Params numel, MACs flop_counter's (the conv1d along 8 channels: 8 x 3), and the gates, which see
     every pixel, make the field global from the first (the norm over the map)."""
     model = _GatedByStatistics()
-    total = rfsweep.analyze(from_torch(model, 15))["total"]
-    assert total["params"] == sum(p.numel() for p in model.parameters())
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model.eval()(torch.zeros(1, 3, 15, 15))
-    assert 2 * total["macs"] == counter.get_total_flops()
+    _, total = _imported_with_torchs_counts(model, 15)
     assert total["global_from"] == "mul"  # x * (the norm over the map), inside the GRN
     assert whole_input_oracle(model, None, size=15)
+
+
+class _WindowAttention(nn.Module):
+    """Swin's window partition on a channels-last map (view, permute, reshape into (B * windows,
+    ws * ws, C)), attention inside each window, and the reverse back to an NCHW map."""
+
+    def __init__(self, ws):
+        super().__init__()
+        self.ws, self.qkv = ws, nn.Linear(8, 24)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        ws = self.ws
+        t = x.permute(0, 2, 3, 1).reshape(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+        t = t.reshape(-1, ws * ws, c)
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        t = F.scaled_dot_product_attention(q, k, v)
+        t = t.view(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        return t.permute(0, 3, 1, 2)
+
+
+class _Windowed(nn.Module):
+    def __init__(self, ws=3):
+        super().__init__()
+        self.stem, self.attn, self.after = nn.Conv2d(3, 8, 2, 2), _WindowAttention(ws), nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x):
+        return self.after(self.attn(self.stem(x)))
+
+
+def _unit_interval(total, unit: int, axis: int):
+    """Unit `unit`'s interval along `axis` from analyze's periodic keys (period, phases, jump_fraction)."""
+    period = total["period"] if not isinstance(total["period"], list) else total["period"][axis]
+    phases = total["phases"] if isinstance(total["phases"][0], dict) else total["phases"][axis]
+    step = Fraction(total["jump_fraction"] if not isinstance(total["jump_fraction"], list)
+                    else total["jump_fraction"][axis]) * period
+    phase = phases[unit % period]
+    centre = phase["start"] + unit // period * step
+    return centre - (phase["size"] - 1) / 2, centre + (phase["size"] - 1) / 2
+
+
+@pytest.mark.parametrize("end_point", ["attn", "after"])
+def test_window_attention_is_a_window_of_its_own_size(end_point):
+    """Issue 17: attention inside 3x3 windows of a 12x12 map (2x2-stride-2 patches of a 24 px input).
+    A unit sees its own window: 6 pixels from 6 * (unit // 3), the same for the window's three units;
+    a 3x3 conv after it joins neighbouring windows. Every unit of a row and a column against the
+    gradient support; params numel, MACs flop_counter's."""
+    torch.manual_seed(0)
+    model = _Windowed()
+    graph, _ = _imported_with_torchs_counts(model, 24)
+    part = rfsweep.analyze(graph, end_point=end_point)["total"]
+    assert "global_from" not in part
+    lin = _linearised(model)
+    x = torch.ones((1, 3, 24, 24), dtype=torch.float64, requires_grad=True)
+    with _Linearise():
+        out = _capture(lin, end_point, x)
+    for i, j in [(u, 5) for u in range(12)] + [(7, u) for u in range(12)]:
+        (g,) = torch.autograd.grad(out[0, :, i, j].sum(), x, retain_graph=True)
+        for axis, unit in enumerate((i, j)):
+            lo, hi = _unit_interval(part, unit, axis)
+            assert _support(g[0].sum(0), axis) == (max(0, lo), min(23, hi)), (end_point, (i, j), axis)
+    if end_point == "attn":
+        assert _unit_interval(part, 4, 0) == (6, 11)  # units 3-5 share the window of pixels 6-11
+
+
+def test_cli_end_point_before_a_refused_op(tmp_path, capsys):
+    """`explain --torch ... --end-point 0`: the model is refused at its 1.5x upsampling, after layer 0,
+    so the graph up to layer 0 is analysed; an end-point at or after the refusal still exits 2."""
+    model_file = tmp_path / "model.py"
+    model_file.write_text("import torch.nn as nn\n\ndef build():\n"
+                          "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=1.5), nn.Conv2d(4, 4, 3))\n")
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{model_file}:build", "--input-size", "16",
+                             "--end-point", "0", "--format", "json")
+    assert code == 0, err
+    total = json.loads(out)["total"]
+    assert (total["rf"], total["out_size"], total["params"]) == (3, 14, 3 * 4 * 9 + 4)
+    code, out, err = run_cli(capsys, "explain", "--torch", f"{model_file}:build", "--input-size", "16",
+                             "--end-point", "2")
+    assert code == 2 and "Upsample" in err and "'1'" in err

@@ -53,6 +53,7 @@ EXACT = {
     "convnextv2_atto": (64, {}, "ConvNeXt V2: global response norm (x.norm over the map, addcmul)"),
     "eca_nfnet_l0": (64, {}, "ECA-NFNet: a conv1d along the pooled channels, gate.expand_as(x)"),
     "beit_base_patch16_224": (64, {"img_size": 64}, "BEiT: a qkv bias of cat(q_bias, zero buffer, v_bias)"),
+    "tiny_vit_5m_224": (112, {}, "TinyViT: window attention (7x7 windows of a padded 14x14 map), then global"),
     "mobilevit_xxs": (128, {}, "MobileViT: patch unfold into the batch, attention across patches at one "
                                "offset, fold (global from the fusion conv on)"),
     "edgenext_xx_small": (64, {}, "EdgeNeXt: a positional encoding computed from x.shape (a conv on a "
@@ -238,15 +239,16 @@ def test_refusals_name_the_op_the_module_path_and_a_way_out(name, words):
         assert word in message
 
 
-def test_windowed_attention_is_refused_not_read_as_global():
-    """Swin's window partition moves the map into the batch: a unit sees its own tile, which the graph
-    has no node for; reading it as global would be a wrong field (issue 17), so it is refused."""
+def test_shifted_windows_are_refused_not_read_as_global():
+    """Swin's first block (plain windows) is exact; the second shifts the map cyclically (torch.roll)
+    before its windows, so the windows at the border join opposite edges of the map: not a window
+    and not global, so it is refused there, naming the op and a way out (issue 17)."""
     with torch.device("meta"):
         model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10, img_size=112)
     with pytest.raises(RfsweepError) as info:
         from_torch(model, 112)
     message = str(info.value)
-    for word in ("layers.0.blocks.0.view", "window partition", "not read as global", "--end-point"):
+    for word in ("layers.0.blocks.1.roll", "cyclic shift", "opposite edges", "--end-point"):
         assert word in message
 
 
@@ -266,3 +268,63 @@ def test_end_point_by_module_path():
     inside = [node["name"] for node in graph["nodes"] if node["name"].startswith("stages.1.")]
     assert result["output"] == inside[-1]
     assert result["total"]["out_size"] == size // 8
+
+
+def test_window_attention_fields_against_the_gradient_support():
+    """TinyViT's first attention stage: 7x7 windows (at 112 px its 14x14 map is two windows a side). Every unit of a middle row and column of `stages.1`'s output: its field
+    from analyze's phases equals the gradient support; the field is not global there."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_torch_import import _unit_interval
+
+    size = 112
+    torch.manual_seed(0)
+    model = timm.create_model("tiny_vit_5m_224", pretrained=False, num_classes=10)
+    part = rfsweep.analyze(from_torch(model, size), end_point="stages.1")["total"]
+    assert "global_from" not in part and part["period"] == 7
+    lin = _linearised(model)
+    box = {}
+    lin.get_submodule("stages.1").register_forward_hook(lambda m, a, o: box.setdefault("out", o))
+    x = torch.ones((1, 3, size, size), dtype=torch.float64, requires_grad=True)
+    with _Linearise():
+        lin.forward_features(x)
+    out = box["out"]
+    n = out.shape[2]
+    for i, j in [(u, n // 2) for u in range(n)] + [(n // 2, u) for u in range(n)]:
+        (g,) = torch.autograd.grad(out[0, :, i, j].sum(), x, retain_graph=True)
+        g = g[0].sum(0)
+        for axis, unit in enumerate((i, j)):
+            lo, hi = _unit_interval(part, unit, axis)
+            assert _support(g, axis) == (max(0, math.ceil(lo)), min(size - 1, math.floor(hi))), ((i, j), axis)
+
+
+def test_swin_up_to_its_first_shifted_block():
+    """`--end-point layers.0.blocks.0`: the refusal comes after it, so the graph up to it is returned.
+    Params and MACs equal numel and flop_counter of patch_embed + that block run alone; the window
+    fields (7x7 windows of a 28x28 channels-last map, partitioned by view/permute) equal the gradient
+    support of every unit of a middle row."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_torch_import import _unit_interval
+
+    torch.manual_seed(0)
+    model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=10, img_size=112)
+    graph = from_torch(model, 112, end_point="layers.0.blocks.0")
+    part = rfsweep.analyze(graph, end_point="layers.0.blocks.0")["total"]
+    head = torch.nn.Sequential(model.patch_embed, model.layers[0].blocks[0])
+    assert part["params"] == sum(p.numel() for p in head.parameters())
+    meta = copy.deepcopy(head).to("meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        meta.eval()(torch.empty(1, 3, 112, 112, device="meta"))
+    assert 2 * part["macs"] == counter.get_total_flops()
+    assert part["period"] == 7 and "global_from" not in part
+    lin = _linearised(head)
+    x = torch.ones((1, 3, 112, 112), dtype=torch.float64, requires_grad=True)
+    with _Linearise():
+        out = lin(x)  # (1, 28, 28, C): channels-last
+    for j in range(28):
+        (g,) = torch.autograd.grad(out[0, 14, j].sum(), x, retain_graph=True)
+        g = g[0].sum(0)
+        for axis, unit in ((0, 14), (1, j)):
+            lo, hi = _unit_interval(part, unit, axis)
+            assert _support(g, axis) == (max(0, math.ceil(lo)), min(111, math.floor(hi))), (j, axis)
+    with pytest.raises(RfsweepError, match="roll"):  # an end-point past the shift is still refused
+        from_torch(model, 112, end_point="layers.0.blocks.1")

@@ -115,7 +115,7 @@ def round_pair(value, digits: int = 3):
     return round(value, digits)
 
 
-def network_source(stack, arch, torch_target, input_size, in_channels, rank=None):
+def network_source(stack, arch, torch_target, input_size, in_channels, rank=None, end_point=None):
     """What STACK, --arch NAME or --torch TARGET names (exactly one of them), and its name.
 
     Returns (source, name): a compact string or file path for STACK and --arch, the imported
@@ -132,7 +132,8 @@ def network_source(stack, arch, torch_target, input_size, in_channels, rank=None
         except ImportError:
             _fail('--torch needs PyTorch: pip install -e ".[torch]"')
         from ..torch_import import from_torch, load_target
-        graph = from_torch(load_target(torch_target), input_size=input_size or 224, in_channels=in_channels or 3)
+        graph = from_torch(load_target(torch_target), input_size=input_size or 224, in_channels=in_channels or 3,
+                           end_point=end_point)
         if rank is not None and rank != graph.get("rank", 2):  # the model's first layer sets it
             _fail(f"--rank {rank}, but {torch_target} is a {graph.get('rank', 2)}-D model (its first convolution "
                   "or pool); leave --rank out")

@@ -40,7 +40,7 @@ def explain(
     from ..layers import parse_size
 
     input_size = parse_size(input_size)
-    source, _ = network_source(stack, arch, torch_target, input_size, in_channels, rank)
+    source, _ = network_source(stack, arch, torch_target, input_size, in_channels, rank, end_point)
     graph = (load_graph(source, rank=rank) if torch_target is not None
              else load_graph(source, input_size, in_channels, rank))
     result = analyze(graph, end_point=end_point)

@@ -42,7 +42,7 @@ def tile(
     if tile_size is None and max_memory is None:
         _fail("give --tile T (and/or --max-memory)")
     input_size = parse_size(input_size)
-    source, _ = network_source(stack, arch, torch_target, input_size, in_channels, rank)
+    source, _ = network_source(stack, arch, torch_target, input_size, in_channels, rank, end_point)
     source = (load_graph(source, rank=rank) if torch_target is not None
               else load_graph(source, input_size, in_channels, rank))
     plan = tile_plan(source, tile=tile_size, end_point=end_point, max_memory=max_memory, dtype=dtype)

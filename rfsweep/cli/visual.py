@@ -66,7 +66,7 @@ def draw(
     from .app import network_source
 
     input_size = parse_size(input_size)
-    source, name = network_source(stack, arch, torch_target, input_size, in_channels, rank)
+    source, name = network_source(stack, arch, torch_target, input_size, in_channels, rank, end_point)
     if torch_target is not None:  # traced at that size already
         input_size = in_channels = None
     drawing = draw_picture(source, output, unit=parse_unit(unit), input_size=input_size,

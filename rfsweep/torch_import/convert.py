@@ -33,7 +33,7 @@ def _input_rank(module) -> int:
     return (_torch_rank(type(first[1])) or 2) if first else 2
 
 
-def from_torch(module, input_size=224, in_channels: int = 3) -> dict:
+def from_torch(module, input_size=224, in_channels: int = 3, end_point: str | None = None) -> dict:
     """The graph (contract section 6) of a torch.nn.Module: one node per mapped op.
 
     input_size: an int (that length on every axis) or one length per axis. The
@@ -51,6 +51,8 @@ def from_torch(module, input_size=224, in_channels: int = 3) -> dict:
     identity; its modes are restored after) with torch.fx; if fx cannot trace
     it, it is run once on the meta device (shapes only). Nothing is computed at
     the real input size.
+    end_point: a module path or node name; when an op after it cannot be
+    mapped, the graph up to it is returned (its "output"), not the refusal.
     """
     if not isinstance(module, nn.Module):
         raise RfsweepError(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
@@ -75,13 +77,14 @@ def from_torch(module, input_size=224, in_channels: int = 3) -> dict:
     modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
-        return _trace(module, shape, _field(size) if rank == 2 else list(size), in_channels, qualnames, rank)
+        return _trace(module, shape, _field(size) if rank == 2 else list(size), in_channels, qualnames, rank,
+                      end_point)
     finally:
         for m, training in modes:
             m.training = training
 
 
-def _trace(module, shape, size, in_channels, qualnames, rank) -> dict:
+def _trace(module, shape, size, in_channels, qualnames, rank, end_point=None) -> dict:
     errors = []
     for record in (_fx_record, _hook_record):
         builder = Builder(size, in_channels)
@@ -92,8 +95,11 @@ def _trace(module, shape, size, in_channels, qualnames, rank) -> dict:
             with warnings.catch_warnings():  # 'same' padding with even kernels warns about a copy
                 warnings.simplefilter("ignore")
                 record(module, x, builder, qualnames)
-        except Unsupported:
-            raise
+        except Unsupported as exc:
+            graph = _up_to(builder, rank, end_point, exc)
+            if graph is None:
+                raise
+            return graph
         except RfsweepError:
             raise
         except Exception as exc:  # fx could not trace it (or the meta forward failed): try the next
@@ -102,6 +108,24 @@ def _trace(module, shape, size, in_channels, qualnames, rank) -> dict:
         return _finish(builder, rank)
     raise RfsweepError(f"cannot trace {type(module).__name__}: torch.fx failed ({errors[0]}); "
                        f"a meta-device forward failed too ({errors[-1]})")
+
+
+def _up_to(b: Builder, rank: int, end_point: str | None, exc: Unsupported):
+    """The graph up to `end_point` when the refused op lies outside it and after it (every node it
+    needs was recorded first: ops are recorded in execution order), else None."""
+    if end_point is None or exc.where is None:
+        return None
+    inside = [i for i, node in enumerate(b.nodes) if node["name"] == end_point or
+              node["name"].startswith(end_point + ".")]
+    if not inside or exc.where == end_point or exc.where.startswith(end_point + "."):
+        return None
+    last = inside[-1]
+    for node in b.nodes[last + 1:]:
+        del b.by_name[node["name"]]
+    del b.nodes[last + 1:]
+    graph = _finish(b, rank)
+    graph["output"] = b.nodes[-1]["name"]
+    return graph
 
 
 def _finish(b: Builder, rank: int) -> dict:
@@ -120,5 +144,6 @@ def _finish(b: Builder, rank: int) -> dict:
         except RfsweepError:  # analyze will say why; the extras cannot be placed on a broken graph
             return graph
         for node, extra in b.params.extras({name: f.params for name, f in facts.items()}).items():
-            b.by_name[node]["params"] = b.by_name[node].get("params", 0) + extra
+            if node in b.by_name:  # not cut off after an end-point (_up_to)
+                b.by_name[node]["params"] = b.by_name[node].get("params", 0) + extra
     return graph

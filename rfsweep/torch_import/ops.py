@@ -237,6 +237,12 @@ def op_vector_norm(b, name, args, kwargs, out, note):
     return _reduce(b, name, (a["input"], a["dim"], a["keepdim"]), {}, out, note)
 
 
+def op_roll(b, name, args, kwargs, out, note):
+    raise _fail(note, name, "a cyclic shift of the map (Swin's shifted windows): the windows at the border "
+                            "then join opposite edges of the map, so a unit's field there is neither a window "
+                            "nor global; pass --end-point a node before it")
+
+
 def op_expand(b, name, args, kwargs, out, note):
     """gate.expand_as(x) / gate.expand(...) of a vector (ECA's channel gate) before x * gate: the
     graph's mul broadcasts a 1x1 input, so the gate stays what it is; a map cannot grow."""
@@ -651,7 +657,7 @@ _OPS = {
     "split_with_sizes": op_split,
     "getitem": op_getitem,
     "norm": op_vector_norm, "vector_norm": op_vector_norm, "expand": op_expand, "expand_as": op_expand,
-    "addcmul": op_addcmul,
+    "addcmul": op_addcmul, "roll": op_roll,
     "view": op_reshape, "reshape": op_reshape, "flatten": op_flatten, "unflatten": op_reshape,
     "squeeze": op_reshape, "unsqueeze": op_reshape, "view_as": op_reshape, "reshape_as": op_reshape,
     "permute": op_permute, "transpose": op_permute, "swapaxes": op_permute, "swapdims": op_permute,

@@ -49,52 +49,75 @@ def _flat(obj):
         yield obj
 
 
-def is_plain_map(x: Val) -> bool:
-    nd = x.meta.dim()
-    return (x.hw is not None and x.tok is None and x.pending is None and not x.fine and x.merged is None
-            and x.batch == 0 and x.chans == (1,) and x.hw == tuple(range(2, nd)))
+def can_scramble(x: Val) -> bool:
+    """A map in any layout of batch, channel, spatial and block-offset dims (NCHW, channels-last, the
+    blocks of a window partition), or patches as tokens (the fold)."""
+    if x.patches is not None:
+        return True
+    return x.hw is not None and x.tok is None and x.pending is None and x.merged is None
 
 
 def scramble(x: Val) -> Val:
-    """The value as a scrambled one: from a plain map, or from patches as tokens (the fold)."""
+    """The value as a scrambled one: every element's flat position (b*C + c)*S + s in the map."""
     if x.patches is not None:
-        period, where, source = x.patches
+        _, _, where, geometry = x.patches
         channels = int(x.meta.shape[-1])
-        b, s = where // _spatial(source), where % _spatial(source)
-        index = (b[..., None] * channels + np.arange(channels)) * _spatial(source) + s[..., None]
-        return Val(x.node, x.meta, None, (), False, scrambled=(index, source, channels))
-    channels = int(x.meta.shape[1])
-    index = np.arange(x.meta.numel()).reshape(tuple(x.meta.shape))
-    return Val(x.node, x.meta, None, (), False, scrambled=(index, x, channels))
+        size = math.prod(geometry[1])
+        b, s = where // size, where % size
+        index = (b[..., None] * channels + np.arange(channels)) * size + s[..., None]
+        return Val(x.node, x.meta, None, (), False, scrambled=(index, geometry, channels))
+    shape = tuple(int(n) for n in x.meta.shape)
+    fine = dict(x.fine)
+    axes = "DHW"[-len(x.hw):]
+    sizes = []
+    for d, axis in zip(x.hw, axes):  # a block dim and, after a split, its offset dim (size f each)
+        offset = next((e for e, role in fine.items() if role == axis.lower()), None)
+        sizes.append(shape[d] * (shape[offset] if offset is not None else 1))
+    channels = math.prod(shape[d] for d in x.chans)
+    grids = np.ix_(*(np.arange(n) for n in shape))
+    b = grids[x.batch]
+    c = 0
+    for d in x.chans:  # channel dims in order: the channel index, row-major
+        c = c * shape[d] + grids[d]
+    s = 0
+    for a, (d, axis) in enumerate(zip(x.hw, axes)):
+        offset = next((e for e, role in fine.items() if role == axis.lower()), None)
+        coordinate = grids[d] * (shape[offset] if offset is not None else 1) + (grids[offset] if offset is not None
+                                                                                 else 0)
+        s = s * sizes[a] + coordinate
+    index = np.broadcast_to((b * channels + c) * math.prod(sizes) + s, shape).copy()
+    return Val(x.node, x.meta, None, (), False, scrambled=(index, (shape[x.batch], tuple(sizes)), channels))
 
 
 def apply(b, name, x: Val, move, out, note) -> Val:
     """A view (`move` on the index tensor) of a scrambled value, matched against the known layouts."""
-    index, source, channels = x.scrambled
+    index, geometry, channels = x.scrambled
     index = move(index)
     if tuple(index.shape) != tuple(out.shape):
         raise _fail(note, name, "the view's shape does not follow (a patch unfold)")
-    spatial_sizes = tuple(int(source.meta.shape[d]) for d in source.hw)
-    map_shape = (int(source.meta.shape[0]), channels, *spatial_sizes)
-    if tuple(index.shape) == map_shape and bool((index.ravel() == np.arange(index.size)).all()):
-        return Val(x.node, out, source.hw, (1,))  # the fold is complete: the map again
-    tokens = _as_tokens(index, source, channels)
+    batch, sizes = geometry
+    canonical = np.arange(index.size).reshape(batch, channels, *sizes)
+    rank = len(sizes)
+    if index.shape == canonical.shape and bool((index == canonical).all()):
+        return Val(x.node, out, tuple(range(2, 2 + rank)), (1,))  # the fold is complete: the map again
+    last = canonical.transpose(0, *range(2, 2 + rank), 1)
+    if index.shape == last.shape and bool((index == last).all()):
+        return Val(x.node, out, tuple(range(1, 1 + rank)), (rank + 1,))  # the map again, channels-last
+    tokens = _as_tokens(index, geometry, channels)
     if tokens is not None:
-        period, where, grid = tokens
-        return Val(x.node, out, None, (2,), True, tok=(1, 0, *grid), patches=(period, where, source))
-    return replace(x, meta=out, scrambled=(index, source, channels))
+        kind, dims, where = tokens
+        return Val(x.node, out, None, (2,), True, tok=(1, 0, where.shape[1], 1), patches=(kind, dims, where, geometry))
+    return replace(x, meta=out, scrambled=(index, geometry, channels))
 
 
-def _spatial(source: Val) -> int:
-    return math.prod(int(source.meta.shape[d]) for d in source.hw)
-
-
-def _as_tokens(index, source: Val, channels: int):
-    """(period per axis, rows x tokens -> flat b*S + s, (tokens per row, 1)) when index is patches as
-    tokens, else None."""
+def _as_tokens(index, geometry, channels: int):
+    """("period" or "window", per-axis sizes, rows x tokens -> flat b*S + s) when index is rows of
+    tokens of one image each, channels last, every row all units of one offset class (period p: the
+    units = r modulo p) or of one tile (window w: the w units from a multiple of w), else None."""
     if index.ndim != 3 or index.shape[2] != channels:
         return None
-    size = _spatial(source)
+    batch, sizes = geometry
+    size = math.prod(sizes)
     b, rest = index // (channels * size), index % (channels * size)
     c, s = rest // size, rest % size
     if not bool((c == np.arange(channels)).all()) or not bool((b == b[..., :1]).all()) \
@@ -102,31 +125,36 @@ def _as_tokens(index, source: Val, channels: int):
         return None
     b, s = b[..., 0], s[..., 0]
     rows, n = b.shape
-    sizes = [int(source.meta.shape[d]) for d in source.hw]
+    if not bool((b == b[:, :1]).all()) or any(len(np.unique(row)) != n for row in s):
+        return None  # a row mixes images, or repeats a unit
     coords = np.unravel_index(s, tuple(sizes))
-    period = []
+    shapes = []  # per axis {"window": w, "period": p} for the readings that fit every row
     for axis, n_axis in zip(coords, sizes):
         distinct = len(np.unique(axis[0]))
         if n_axis % distinct:
             return None
-        period.append(n_axis // distinct)
-    if math.prod(period) * n != size or rows != int(source.meta.shape[0]) * math.prod(period):
-        return None
-    offsets = np.stack([axis % p for axis, p in zip(coords, period)], axis=-1)  # rows x tokens x axes
-    if not bool((offsets == offsets[:, :1]).all()) or not bool((b == b[:, :1]).all()):
-        return None
-    for row in range(rows):  # every position of the row's offset class once
-        if len(np.unique(s[row])) != n:
-            return None
-    keys = b[:, 0] * math.prod(period) + sum(
-        offsets[:, 0, a] * math.prod(period[a + 1:]) for a in range(len(period)))
-    if len(np.unique(keys)) != rows:
-        return None
-    return tuple(period), b * size + s, (n, 1)
+        lo, hi, period = axis.min(axis=1), axis.max(axis=1), n_axis // distinct
+        fits = {}
+        if bool((hi - lo + 1 == distinct).all()) and bool((lo % distinct == 0).all()):
+            fits["window"] = distinct  # a tile: the `distinct` units from a multiple of it
+        if bool((axis % period == axis[:, :1] % period).all()):
+            fits["period"] = period  # every unit at one offset modulo the period
+        shapes.append(fits)
+    for kind in ("window", "period"):
+        if all(kind in fits for fits in shapes):
+            dims = tuple(fits[kind] for fits in shapes)
+            keys = b[:, 0]
+            for axis, n_axis, d in zip(coords, sizes, dims):
+                keys = keys * n_axis + (axis[:, 0] // d * d if kind == "window" else axis[:, 0] % d)
+            if math.prod(sizes) * batch != rows * n or len(np.unique(keys)) != rows:
+                return None
+            whole = dims == (tuple(sizes) if kind == "window" else (1,) * len(sizes))
+            return ("whole" if whole else kind), dims, b * size + s
+    return None
 
 
 def global_fields(x: Val) -> dict:
-    """The `period` of a global node reading x's tokens (nothing on an ordinary token layout)."""
-    if x.patches is None or all(p == 1 for p in x.patches[0]):
+    """The `period` or `window` of a global node reading x's tokens (nothing on an ordinary layout)."""
+    if x.patches is None or x.patches[0] == "whole":
         return {}
-    return {"period": list(x.patches[0])}
+    return {x.patches[0]: list(x.patches[1])}

@@ -162,17 +162,19 @@ def reshape(b, name, x: Val, out, note) -> Val:
 
 
 def _unfolds(x: Val, s: list, t: list) -> bool:
-    """Whether this reshape starts a patch unfold (a plain map's positions into the batch) or a fold
-    (patches as tokens into anything but their channels): followed concretely by patches.py."""
+    """Whether this reshape starts a patch unfold or a window partition (a map's positions into the
+    batch) or a fold (patches as tokens into anything but their channels): followed concretely by
+    patches.py."""
+    if not patches.can_scramble(x):
+        return False
     groups = _groups(s, t)
+    r = roles(x)
     if x.patches is not None:
-        r = roles(x)
         return groups is None or any(len(gi) != 1 or len(gj) != 1 for gi, gj in groups
                                      if any(r[i] != "C" for i in gi))
-    if not patches.is_plain_map(x):
-        return False
-    r = roles(x)
-    return groups is None or any("B" in kinds and len(kinds) > 1 for kinds in
+    if any(n == 1 and r[i] in "BDHWhw" for i, n in enumerate(s)):
+        return False  # a 1-unit axis: dims cannot be told apart (refused below)
+    return groups is None or any("B" in kinds and len(set(kinds)) > 1 for kinds in
                                  ([r[i] for i in gi] for gi, _ in groups))
 
 

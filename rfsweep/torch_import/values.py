@@ -129,12 +129,16 @@ class Builder:
 
 
 class Unsupported(RfsweepError):
-    """An op or module the importer cannot map (bad input: exit 2)."""
+    """An op or module the importer cannot map (bad input: exit 2); `where` is its module path."""
+
+    where: str | None = None
 
 
 def _fail(what: str, where: str, why: str = "") -> Unsupported:
     tail = f": {why}" if why else ""
-    return Unsupported(f"cannot import {what} at {where!r}{tail}")
+    exc = Unsupported(f"cannot import {what} at {where!r}{tail}")
+    exc.where = where
+    return exc
 
 
 # ------------------------------------------------------------------ helpers on layouts and numbers

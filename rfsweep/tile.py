@@ -63,6 +63,10 @@ def _refuse_size_dependent(graph: Graph, needed: set, facts: dict) -> None:
             continue
         where = f"node {node['name']!r}"
         kind = node["type"]
+        if kind == "global" and "window" in node:
+            raise RfsweepError(f"{where}: window attention cuts each tile's map into windows from the tile's own "
+                               "origin (and models pad the map to whole windows), so a tile is not exact in "
+                               "general; choose an end-point before it")
         if kind in GLOBAL_NODES:
             raise RfsweepError(f"{where}: a {kind} reads the whole map, so no tile equals the whole image "
                                "(choose an end-point before it)")

@@ -113,6 +113,9 @@ def test_unet_halo_by_hand():
         {"name": "c", "type": "conv", "kernel": 3},
         {"name": "gp", "type": "global_pool", "inputs": ["c"]},
         {"name": "gate", "type": "mul", "inputs": ["c", "gp"]}]}, "node 'gp'"),
+    ({"input_size": 32, "in_channels": 2, "nodes": [
+        {"name": "c", "type": "conv", "kernel": 4, "stride": 4},
+        {"name": "attn", "type": "global", "window": 2}]}, "node 'attn': window attention"),
 ])
 def test_size_dependent_networks_are_refused(graph, message):
     with pytest.raises(RfsweepError, match=message):

@@ -1,16 +1,19 @@
-"""Patch unfold and fold (MobileViT): a map's positions moved into the batch and back.
+"""Patch unfold and fold (MobileViT), window partition and reverse (Swin, TinyViT): a map's positions
+moved into the batch and back.
 
 MobileViT cuts the map into p x p patches and attends across patches at one offset: a reshape
 puts (image, offset in the patch) in the batch and the patches in the token dim, and the fold
 undoes it. The views in between have no role per dim (one dim holds batch, channels and block
 rows together), so they are followed *concretely*: a scrambled value carries an index tensor
 giving, for every element, its flat position in the map the unfold started from. After each
-view / reshape / permute the index is matched against two layouts:
+view / reshape / permute the index is matched against these layouts:
 
-- the map again (the index is 0, 1, 2, ... in the map's shape): the fold is complete;
+- the map again, channels first or last (the index is 0, 1, 2, ... in that order): the fold is done;
 - patches as tokens, (rows, tokens, channels): every row holds one image and one offset r, its
   tokens are exactly the positions = r modulo the patch size. Attention over the tokens then
-  reads every unit at its own offset: a `global` node with `period` (graph.py).
+  reads every unit at its own offset: a `global` node with `period` (graph.py);
+- windows as tokens: every row holds one image and one tile of w units per axis, from a multiple
+  of w: attention reads the unit's tile, a `global` node with `window`.
 
 Anything else done to a scrambled value is refused with the op and the module path.
 """
@@ -27,9 +30,9 @@ from .values import Val, _fail
 _VIEWS = ("view", "reshape", "flatten", "unflatten", "view_as", "reshape_as", "permute", "transpose",
           "swapaxes", "swapdims", "contiguous", "clone", "detach", "to", "float", "double", "half", "type",
           "type_as")
-_WHY = ("it moves the map into the batch (a patch unfold): only view, reshape, permute and transpose are "
-        "followed until the layout is patches as tokens (rows = image x offset, tokens = patches, channels "
-        "last) or the map again")
+_WHY = ("it moves the map into the batch (a patch unfold or a window partition): only view, reshape, permute "
+        "and transpose are followed until the layout is (rows, tokens, channels) with one tile or one offset "
+        "class of one image per row, or the map again")
 
 
 def check(args, key: str, note, name: str) -> None:

@@ -566,15 +566,52 @@ def _text_field(schema, name: str):
     return kind
 
 
-def _numeric_field(schema, name: str, what: str):
+def _numeric_field(schema, name: str, what: str, per_axis: bool = False):
+    """The Arrow type of a numeric column, else the one-line error; with per_axis, a column of one
+    number per axis (a per-axis block space's rf, jump, ...) too."""
     import pyarrow as pa
 
     if name not in schema.names:
         raise unknown_name(f"{what}: the sweep has no column", name, schema.names)
     kind = schema.field(name).type
-    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+    values = kind.value_type if pa.types.is_fixed_size_list(kind) else kind
+    if not (pa.types.is_integer(values) or pa.types.is_floating(values)):
         raise RfsweepError(f"{what}: column {name!r} is not numeric ({kind})")
+    if values is not kind and not per_axis:
+        raise RfsweepError(f"{what}: column {name!r} holds one value per axis (a space whose axes differ); "
+                           "use a column of one number per row (params, macs, depth, ...)")
     return kind
+
+
+def _objective_names(schema, names: Sequence[str], flips: Sequence[bool]) -> tuple[list[str], list[bool]]:
+    """The objectives a front compares: a per-axis column is one objective per axis, `rf[0]`, `rf[1]`, ..."""
+    import pyarrow as pa
+
+    out, out_flips = [], []
+    for name, flip in zip(names, flips):
+        kind = _numeric_field(schema, name, "minimize/maximize", per_axis=True)
+        axes = [f"{name}[{a}]" for a in range(kind.list_size)] if pa.types.is_fixed_size_list(kind) else [name]
+        out += axes
+        out_flips += [flip] * len(axes)
+    return out, out_flips
+
+
+def _objective_columns(batch, names: Sequence[str], path) -> dict[str, np.ndarray]:
+    """config_id and the objective columns of a batch as numpy, a per-axis column split into its axes."""
+    import pyarrow as pa
+
+    out = {}
+    for name in names:
+        column = batch.column(name)
+        if not pa.types.is_fixed_size_list(column.type):
+            out[name] = batch_column(batch, name, path, "; filter them out with --where")
+            continue
+        if column.null_count or column.flatten().null_count:
+            raise RfsweepError(f"{path}: column {name!r} has null values; filter them out with --where")
+        size = column.type.list_size
+        values = column.flatten().to_numpy().reshape(-1, size)
+        out.update({f"{name}[{a}]": values[:, a] for a in range(size)})
+    return out
 
 
 def _open_sweep(path, allow_incomplete: bool, strict: bool = True):
@@ -756,8 +793,7 @@ def _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample,
     names, flips = _objectives(minimize, maximize)
     dataset, metadata = _open_sweep(path, allow_incomplete)
     schema = dataset.schema
-    for name in names:
-        _numeric_field(schema, name, "minimize/maximize")
+    objectives, flips = _objective_names(schema, names, flips)
     if "config_id" not in schema.names:
         raise RfsweepError(f"{path}: no config_id column (not a sweep written by rfsweep sweep)")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
@@ -766,11 +802,11 @@ def _pareto_scan(path, minimize, maximize, where, top, allow_incomplete, sample,
     for name in plot_columns:
         _numeric_field(schema, name, "plot")
     wanted = list(dict.fromkeys(["config_id", *names]))
-    running = RunningFront(names, flips)
+    running = RunningFront(objectives, flips)
     sampler = RunningSample(sample if plot_columns else 0)
     considered = 0
     for batch in scan_batches(dataset, list(dict.fromkeys([*wanted, *plot_columns])), expression, where_columns):
-        columns = {name: batch_column(batch, name, path, "; filter them out with --where") for name in wanted}
+        columns = _objective_columns(batch, wanted, path)
         running.add(columns)
         sampler.add({name: columns[name] if name in columns else batch_column(batch, name, path)
                      for name in plot_columns})

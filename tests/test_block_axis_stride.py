@@ -253,6 +253,28 @@ def test_show_of_a_row_agrees_with_the_row(tmp_path, capsys):
     assert stored["stage"][0]["stride"] == [1, [1, 2, 2]]
 
 
+def test_pareto_takes_a_per_axis_column_as_one_objective_per_axis(tmp_path, capsys):
+    out = tmp_path / "r3d.parquet"
+    from rfsweep.engines import write_range
+    write_range(BlockSpec.build(R3D_LIKE), out)
+    rows = pq.read_table(out).to_pylist()
+
+    def key(row):  # minimise params; maximise rf on each axis
+        return (row["params"], *(-r for r in row["rf"]))
+
+    def dominates(a, b):
+        return all(x <= y for x, y in zip(key(a), key(b))) and key(a) != key(b)
+    front = {row["config_id"] for row in rows if not any(dominates(other, row) for other in rows)}
+    code, text, err = run_cli(capsys, "pareto", out, "--minimize", "params", "--maximize", "rf", "--format", "json")
+    assert code == 0, err
+    got = json.loads(text)["rows"]
+    assert {row["config_id"] for row in got} == front and len(front) > 1
+    assert all(isinstance(row["rf"], list) and len(row["rf"]) == 3 for row in got)
+    for argv in (["pareto", out, "--where", "rf>=20"], ["report", out, "-o", tmp_path / "r.html"]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2 and "column 'rf' holds one value per axis" in err and len(err.strip().splitlines()) == 1
+
+
 def test_isotropic_lists_stay_isotropic():
     spec = BlockSpec.build({"stem": "c3x4nb", "rank": 3, "input_size": [8, 8, 8],
                             "stage": [{"block": "basic", "stride": [[2, 2, 2], 1], "width": [4]}]})

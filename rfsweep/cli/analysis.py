@@ -203,7 +203,9 @@ def pareto(
 
 
 def _plain(value):
-    """Floats (erf columns) to 4 decimals for the table."""
+    """Floats (erf columns) to 4 decimals for the table; a per-axis cell as explain writes it (19x39x39)."""
+    if hasattr(value, "tolist") and not isinstance(value, (int, float)):
+        return "x".join(str(_plain(v)) for v in value.tolist())
     return round(value, 4) if isinstance(value, float) else value
 
 

@@ -1129,3 +1129,31 @@ def test_cli_end_point_before_a_refused_op(tmp_path, capsys):
     code, out, err = run_cli(capsys, "explain", "--torch", f"{model_file}:build", "--input-size", "16",
                              "--end-point", "2")
     assert code == 2 and "Upsample" in err and "'1'" in err
+
+
+class _SharedUp(nn.Module):
+    """A refused module (1.5x upsampling) named at the top level but called inside `block`'s forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=1.5)
+        self.block = _BlockUsing(self.up)
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class _BlockUsing(nn.Module):
+    def __init__(self, up):
+        super().__init__()
+        self.conv, self.up = nn.Conv2d(3, 4, 3), up
+
+    def forward(self, x):
+        return self.up(self.conv(x))
+
+
+def test_an_end_point_whose_forward_is_still_running_is_not_cut_short():
+    """The refusal is at 'up' (not inside 'block' by name) but block's forward called it: the graph up
+    to 'block' would miss the end of block, so the refusal stands."""
+    with pytest.raises(RfsweepError, match="Upsample"):
+        from_torch(_SharedUp(), 16, end_point="block")

@@ -111,13 +111,17 @@ def _trace(module, shape, size, in_channels, qualnames, rank, end_point=None) ->
 
 
 def _up_to(b: Builder, rank: int, end_point: str | None, exc: Unsupported):
-    """The graph up to `end_point` when the refused op lies outside it and after it (every node it
-    needs was recorded first: ops are recorded in execution order), else None."""
+    """The graph up to `end_point` when the refused op lies outside it and after it: the end-point's
+    nodes were recorded and its forward had returned (no module on the refused op's call stack is
+    inside it); ops are recorded in execution order, so every node it needs was recorded. Else None."""
     if end_point is None or exc.where is None:
         return None
-    inside = [i for i, node in enumerate(b.nodes) if node["name"] == end_point or
-              node["name"].startswith(end_point + ".")]
-    if not inside or exc.where == end_point or exc.where.startswith(end_point + "."):
+    def within(name):
+        return name == end_point or name.startswith(end_point + ".")
+
+    inside = [i for i, node in enumerate(b.nodes) if within(node["name"])]
+    running = exc.scopes if exc.scopes is not None else [exc.where]  # forwards not finished when refused
+    if not inside or within(exc.where) or any(within(scope) for scope in running):
         return None
     last = inside[-1]
     for node in b.nodes[last + 1:]:

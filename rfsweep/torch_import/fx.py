@@ -8,7 +8,7 @@ import torch
 
 from ..errors import RfsweepError
 from .recorder import Recorder, _has_val, _meta, is_leaf
-from .values import INPUT, Builder, _new
+from .values import INPUT, Builder, Unsupported, _new
 
 
 def _fx_record(module, x_meta, b: Builder, qualnames):
@@ -51,44 +51,49 @@ def _fx_record(module, x_meta, b: Builder, qualnames):
     def load(arg):
         return fx.node.map_arg(arg, lambda n: env[n.name])
 
-    for node in graph.nodes:
-        scope = _fx_scope(node)
-        if node.op == "placeholder":
-            placeholders += 1
-            if placeholders > 1:
-                if node.args:  # a default value
-                    env[node.name] = node.args[0]
+    node = None
+    try:
+        for node in graph.nodes:
+            scope = _fx_scope(node)
+            if node.op == "placeholder":
+                placeholders += 1
+                if placeholders > 1:
+                    if node.args:  # a default value
+                        env[node.name] = node.args[0]
+                        continue
+                    raise RfsweepError(f"the model's forward takes more than one input ({node.target!r}); "
+                                       "rfsweep feeds it one image tensor")
+                env[node.name] = _new(b, INPUT, x_meta, True)
+            elif node.op == "get_attr":
+                value = _attr(graph_module, node.target)
+                env[node.name] = _meta(value) if isinstance(value, torch.Tensor) else value
+                b.params.mark(env[node.name], [node.target])
+            elif node.op == "call_module":
+                mod = graph_module.get_submodule(node.target)
+                args, kwargs = load(node.args), load(node.kwargs)
+                if not _has_val(args) and not _has_val(kwargs):  # on constants: a positional encoding
+                    env[node.name] = rec.constant_module(mod, node.target, args, kwargs)
                     continue
-                raise RfsweepError(f"the model's forward takes more than one input ({node.target!r}); "
-                                   "rfsweep feeds it one image tensor")
-            env[node.name] = _new(b, INPUT, x_meta, True)
-        elif node.op == "get_attr":
-            value = _attr(graph_module, node.target)
-            env[node.name] = _meta(value) if isinstance(value, torch.Tensor) else value
-            b.params.mark(env[node.name], [node.target])
-        elif node.op == "call_module":
-            mod = graph_module.get_submodule(node.target)
-            args, kwargs = load(node.args), load(node.kwargs)
-            if not _has_val(args) and not _has_val(kwargs):  # on constants: a positional encoding
-                env[node.name] = rec.constant_module(mod, node.target, args, kwargs)
-                continue
-            env[node.name] = rec.module_call(mod, node.target, args, kwargs)
-        elif node.op in ("call_function", "call_method"):
-            args, kwargs = load(node.args), load(node.kwargs)
-            if node.op == "call_method":
-                key = node.target
-                func = _method(node.target)
-            else:
-                func = node.target
-                key = getattr(func, "__name__", str(func))
-            base = _fx_base(node.name)
-            name = f"{scope}.{base}" if scope else base
-            if not _has_val(args) and not _has_val(kwargs):
-                env[node.name] = rec.constant(key, func, args, kwargs)
-                continue
-            env[node.name] = rec.function_call(name, key, func, args, kwargs)
-        elif node.op == "output":
-            pass
+                env[node.name] = rec.module_call(mod, node.target, args, kwargs)
+            elif node.op in ("call_function", "call_method"):
+                args, kwargs = load(node.args), load(node.kwargs)
+                if node.op == "call_method":
+                    key = node.target
+                    func = _method(node.target)
+                else:
+                    func = node.target
+                    key = getattr(func, "__name__", str(func))
+                base = _fx_base(node.name)
+                name = f"{scope}.{base}" if scope else base
+                if not _has_val(args) and not _has_val(kwargs):
+                    env[node.name] = rec.constant(key, func, args, kwargs)
+                    continue
+                env[node.name] = rec.function_call(name, key, func, args, kwargs)
+            elif node.op == "output":
+                pass
+    except Unsupported as exc:
+        exc.scopes = _fx_scopes(node)  # the modules whose forward was running (convert._up_to)
+        raise
     return placeholders
 
 
@@ -103,6 +108,12 @@ def _attr(root, target: str):
     for part in target.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def _fx_scopes(node) -> list:
+    """Every module whose forward contains the node (outermost first)."""
+    stack = (node.meta.get("nn_module_stack") or {}) if node is not None else {}
+    return [entry[0] if isinstance(entry, tuple) else str(entry) for entry in stack.values()]
 
 
 def _fx_scope(node) -> str:

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from .ops import _op_key
 from .recorder import COSTLY, Recorder, _has_val, _meta, is_leaf
-from .values import INPUT, Builder, Val, _fail, _new
+from .values import INPUT, Builder, Unsupported, Val, _new
 
 
 
@@ -72,6 +72,9 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
             busy[0] = True
             try:
                 result = rec.function_call(name, key, func, wargs, wkwargs, out=out, run=False)
+            except Unsupported as exc:
+                exc.scopes = list(scopes)  # the modules whose forward was running (convert._up_to)
+                raise
             finally:
                 busy[0] = False
             remember(result, out)
@@ -107,6 +110,9 @@ def _hook_record(module, x_meta, b: Builder, qualnames):
         _, m, q, wargs = entry
         try:
             result = rec.module_call(m, q, wargs, {})
+        except Unsupported as exc:
+            exc.scopes = [*scopes, q]
+            raise
         finally:
             leaf_depth[0] -= 1
         remember(result, output)

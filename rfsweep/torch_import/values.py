@@ -132,6 +132,7 @@ class Unsupported(RfsweepError):
     """An op or module the importer cannot map (bad input: exit 2); `where` is its module path."""
 
     where: str | None = None
+    scopes: list | None = None  # the module paths whose forward was running (set by the tracers)
 
 
 def _fail(what: str, where: str, why: str = "") -> Unsupported:

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_blocks.py [--ids N] [--threads T]
     python benchmarks/bench_blocks.py --ranks [--ids N] [--rounds R]   # rank 1, 2, 3 kernels compared
+    python benchmarks/bench_blocks.py --axes [--ids N] [--rounds R]    # rank 3: isotropic vs per-axis strides
 
 Space: data/resnet_like.toml (268M networks: 4 stages x 2 blocks x 4 repeats x 2 kernels x 4 widths
 x 2 expansions). The kernel is compiled (and warmed) before any timing. Rates count enumerated
@@ -150,15 +151,42 @@ def compare_ranks(spec, ids: int, threads: int, rounds: int) -> None:
         print(f"rank {rank} / rank 2: {best[2] / best[rank]:.2f}x")
 
 
+def compare_axes(spec, ids: int, threads: int, rounds: int) -> None:
+    """The space at rank 3, isotropic, against the same space with every stride s as [1, s, s] and a
+    16-frame input (a per-axis space: the kernel's per-axis stage), kernel alone, best of `rounds`,
+    alternating within each round."""
+    base = {**spec.to_dict(), "rank": 3, "input_size": 112}
+    per_axis = {**base, "input_size": [16, 112, 112], "stem": "c3_7_7s1_2_2p1_3_3x64nb",
+                "stage": [{**s, "stride": [x if x == 1 else [1, x, x] for x in s["stride"]]} for s in base["stage"]]}
+    evaluators = {}
+    for name, values in (("rank 3, isotropic", base), ("rank 3, per-axis strides [1, s, s]", per_axis)):
+        built = BlockSpec.build(values)
+        evaluators[name] = BlockEvaluator(built, threads)
+    for evaluator in evaluators.values():
+        buffers = evaluator.new_buffers(1 << 20)
+        evaluator.evaluate(4, 0, 0, 1 << 17, buffers)  # compile (or load the cache) and warm up
+    best = {name: float("inf") for name in evaluators}
+    for _ in range(rounds):
+        for name, evaluator in evaluators.items():
+            best[name] = min(best[name], kernel_seconds(evaluator, ids, evaluator.new_buffers(1 << 20)))
+    for name, seconds in best.items():
+        rate(f"kernel alone, {name} (best of {rounds})", ids, seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ids", type=int, default=1 << 25, help="ids per timed run (default 33.5M)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--full", action="store_true", help="also sweep the whole 268M space end to end")
     parser.add_argument("--ranks", action="store_true", help="only compare the kernel at rank 1, 2 and 3")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of --ranks (best of)")
+    parser.add_argument("--axes", action="store_true", help="only compare isotropic and per-axis strides at rank 3")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --ranks or --axes (best of)")
     args = parser.parse_args()
     spec = load_spec(SPEC)
+    if args.axes:
+        print(f"{spec.summary()} at rank 3; the first {args.ids:,} ids on {args.threads} threads")
+        compare_axes(spec, args.ids, args.threads, args.rounds)
+        return
     if args.ranks:
         print(f"{spec.summary()} at rank 1, 2, 3; the first {args.ids:,} ids on {args.threads} threads")
         compare_ranks(spec, args.ids, args.threads, args.rounds)

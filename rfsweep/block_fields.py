@@ -18,8 +18,8 @@ STAGE_FIELDS = STAGE_COLUMNS + ("groups",)
 # the choice table T[field, stage, digit] the kernel reads, and each field's index
 # (kpow = kernel^rank: a kxk.. conv's weights per in/out channel pair, precomputed per choice;
 # cycle: causal blocks' dilation is dilation * 2^(b mod cycle) for block b = 0, 1, ... of a stage)
-# per-axis spaces (whose axes can differ): `stride` holds the choice's position in the stage's stride
-# list (what the s{i}_stride column decodes) and stride_0, stride_1, stride_2 its value on each axis
+# per-axis spaces (whose axes can differ): stride_0, stride_1, stride_2 hold a choice's stride on each axis
+# (what the kernel and the s{i}_stride lists read), `stride` only its position in the stage's list
 TABLE_FIELDS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "valid", "kpow",
                 "cycle", "stride_0", "stride_1", "stride_2")
 (F_BLOCK, F_REPEATS, F_KERNEL, F_STRIDE, F_DILATION, F_WIDTH, F_EXPANSION, F_GROUPS, F_VALID, F_KPOW,

@@ -404,19 +404,30 @@ def _rf_low(st, f, rf, axes, per_axis):
 
 @njit(cache=True, nogil=True, inline="always")
 def _write_axes(row, st, va, f, o_axes, o_axes_f, axes, per_axis):
-    """Per-axis spaces: the row's rf, jump, out_size (o_axes[3a + 0, 1, 2]) and erf_std, erf_ratio
-    (o_axes_f[2a + 0, 1]) of each axis a, from the state column f. Isotropic spaces: nothing."""
+    """Per-axis spaces: the row's rf, jump, out_size (o_axes[0, 1, 2][row, a]) and erf_std, erf_ratio
+    (o_axes_f[0, 1][row, a]) on each axis a, from the state column f (row-major: each row's axes
+    side by side, as Arrow's fixed-size lists hold them). Isotropic spaces: nothing."""
     if len(per_axis) != len(PER_AXIS):
         return
     for a in range(len(axes)):
         r = S_AXES + 4 * a
         rf = st[r + A_RF, f]
         std = np.sqrt(va[a, f])
-        o_axes[3 * a, row] = rf
-        o_axes[3 * a + 1, row] = st[r + A_JUMP, f]
-        o_axes[3 * a + 2, row] = st[r + A_N, f]
-        o_axes_f[2 * a, row] = std
-        o_axes_f[2 * a + 1, row] = erf_ratio(std, rf)
+        o_axes[0, row, a] = rf
+        o_axes[1, row, a] = st[r + A_JUMP, f]
+        o_axes[2, row, a] = st[r + A_N, f]
+        o_axes_f[0, row, a] = std
+        o_axes_f[1, row, a] = erf_ratio(std, rf)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _write_strides(T, pos, v, a, b, c_sa, axes, per_axis):
+    """Per-axis spaces: stage pos's stride on each axis for rows a..b-1 (c_sa[pos, row, axis]).
+    Isotropic spaces: nothing (their s{i}_stride is _write_stage's c_s)."""
+    if len(per_axis) != len(PER_AXIS):
+        return
+    for ax in range(len(axes)):
+        c_sa[pos, a:b, ax] = T[F_STRIDE_AXES + ax, pos, v]
 
 
 @njit(cache=True, nogil=True)
@@ -529,7 +540,7 @@ def _carry(digits, pos, radix):
 @njit(cache=True, nogil=True)
 def _part_range(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, lo, hi, row0,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-                o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
+                o_depth, o_unprod, o_axes, o_axes_f, c_sa, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
     """Evaluate ids lo..hi-1; write kept rows from row0 on. Returns (kept, invalid, pruned, skipped)."""
     stages = radix.shape[0]
     last = stages - 1
@@ -600,12 +611,14 @@ def _part_range(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causa
                            o_erf_ratio, o_depth, o_unprod)
                 _write_axes(row, st, va, stages, o_axes, o_axes_f, axes, per_axis)
                 _write_stage(T, last, v, row, row + 1, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+                _write_strides(T, last, v, row, row + 1, c_sa, axes, per_axis)
                 row += 1
                 kept += 1
             v += 1
             i += 1
         for pos in range(last):  # the prefix is the same for every row of this block
             _write_stage(T, pos, digits[pos], block_row, row, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+            _write_strides(T, pos, digits[pos], block_row, row, c_sa, axes, per_axis)
         digits[last] = v
         if v == radix[last] and stages > 1:
             digits[last] = 0
@@ -618,7 +631,7 @@ def _part_range(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causa
 @njit(cache=True, nogil=True)
 def _part_ids(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, ids, lo, hi, row0,
               o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-              o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
+              o_depth, o_unprod, o_axes, o_axes_f, c_sa, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g):
     """Evaluate the sorted ids[lo:hi] (a sample); prefixes shared with the previous id are reused."""
     stages = radix.shape[0]
     digits = np.zeros(stages, np.int64)
@@ -673,6 +686,7 @@ def _part_ids(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal,
             _write_axes(row, st, va, f, o_axes, o_axes_f, axes, per_axis)
             for pos in range(stages):
                 _write_stage(T, pos, digits[pos], row, row + 1, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+                _write_strides(T, pos, digits[pos], row, row + 1, c_sa, axes, per_axis)
             row += 1
             kept += 1
     return kept, invalid, pruned, 0
@@ -681,7 +695,7 @@ def _part_ids(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal,
 @njit(parallel=True, nogil=True, cache=True)
 def sweep_blocks(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, ids, use_ids,
                  lo, hi, parts, o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-                 o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g, counts):
+                 o_depth, o_unprod, o_axes, o_axes_f, c_sa, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g, counts):
     """Evaluate ids lo..hi-1 (or ids[lo:hi] when use_ids) in `parts` independent slices.
 
     Part p covers [a, b) = [lo + span*p//parts, lo + span*(p+1)//parts) and writes its rows at
@@ -695,12 +709,12 @@ def sweep_blocks(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, caus
             kept, invalid, pruned, skipped = _part_ids(
                 T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, ids, a, b, a - lo,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-                o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+                o_depth, o_unprod, o_axes, o_axes_f, c_sa, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
         else:
             kept, invalid, pruned, skipped = _part_range(
                 T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, a, b, a - lo,
                 o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-                o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+                o_depth, o_unprod, o_axes, o_axes_f, c_sa, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
         counts[p, 0] = kept
         counts[p, 1] = invalid
         counts[p, 2] = pruned
@@ -710,19 +724,19 @@ def sweep_blocks(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, caus
 @njit(nogil=True, cache=True)
 def sweep_blocks_serial(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, ids,
                         use_ids, lo, hi, parts, o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std,
-                        o_erf_ratio, o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g,
-                        counts):
+                        o_erf_ratio, o_depth, o_unprod, o_axes, o_axes_f, c_sa, c_block, c_rep, c_k, c_s, c_d, c_w,
+                        c_e, c_g, counts):
     """`sweep_blocks` on the calling thread as one part (several Python threads may call it at once)."""
     if use_ids:
         kept, invalid, pruned, skipped = _part_ids(
             T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, ids, lo, hi, 0,
             o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-            o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+            o_depth, o_unprod, o_axes, o_axes_f, c_sa, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
     else:
         kept, invalid, pruned, skipped = _part_range(
             T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal, per_axis, limits, lo, hi, 0,
             o_id, o_rf, o_jump, o_size, o_ch, o_params, o_macs, o_flops, o_erf_std, o_erf_ratio,
-            o_depth, o_unprod, o_axes, o_axes_f, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
+            o_depth, o_unprod, o_axes, o_axes_f, c_sa, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
     counts[0, 0] = kept
     counts[0, 1] = invalid
     counts[0, 2] = pruned

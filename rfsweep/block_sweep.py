@@ -91,9 +91,11 @@ class BlockBuffers:
         dtypes = column_dtypes(spec)
         self.totals = {name: np.empty(capacity, dtypes[name]) for name in TOTALS}
         self.stages = {name: np.empty((spec.stages, capacity), dtypes[name]) for name in STAGE_FIELDS}
-        axes = spec.rank if spec.per_axis else 0  # per axis: rf, jump, out_size / erf_std, erf_ratio of each axis
-        self.axes = np.empty((3 * axes, capacity if axes else 1), dtypes["rf"])
-        self.axes_f = np.empty((2 * axes, capacity if axes else 1), dtypes["erf_std"])
+        # per-axis spaces: rf, jump, out_size / erf_std, erf_ratio / s{i}_stride as [which, row, axis]
+        rows, axes = (capacity, spec.rank) if spec.per_axis else (1, 1)
+        self.axes = np.empty((3, rows, axes), dtypes["rf"])
+        self.axes_f = np.empty((2, rows, axes), dtypes["erf_std"])
+        self.strides = np.empty((spec.stages, rows, axes), dtypes["stride"])
 
 
 def _or_max(limit):
@@ -124,8 +126,6 @@ class BlockEvaluator:
         self.stem_var = float(stem.erf_var)
         self.stem_vars = np.array(stem.erf_vars if spec.per_axis else [], np.float64)
         self.sizes = np.array(spec.sizes, np.int64)
-        self.strides = ([np.array([spec.stride_axes(x) for x in s["stride"]], np.dtype(column_dtypes(spec)["stride"]))
-                         for s in spec.stage] if spec.per_axis else None)  # s{i}_stride of each choice position
         self.limits = np.array([min(spec.min_rf or 0, INT64_MAX), _or_max(spec.max_rf), _or_max(spec.max_params),
                                 _or_max(spec.max_macs), min(spec.min_out_size or 0, INT64_MAX)], np.int64)
         # the stem alone over a monotone budget: every network is pruned there
@@ -161,8 +161,8 @@ class BlockEvaluator:
         in_size = min(self.spec.sizes)  # (isotropic spaces: their one length)
         kernel(self.table, self.radix, self.stem, self.stem_var, self.stem_vars, in_size, self.sizes, self.axes,
                self.causal, self.per_axis, self.limits, self.ids, self.use_ids, lo, hi, parts,
-               *(out[name] for name in TOTALS), buffers.axes, buffers.axes_f, *(st[name] for name in STAGE_FIELDS),
-               counts)
+               *(out[name] for name in TOTALS), buffers.axes, buffers.axes_f, buffers.strides,
+               *(st[name] for name in STAGE_FIELDS), counts)
         span = hi - lo
         batches = [self._batch(buffers, span * p // parts, int(counts[p, 0])) for p in range(parts) if counts[p, 0]]
         table = pa.Table.from_batches(batches, self.schema) if batches else self.schema.empty_table()
@@ -171,27 +171,25 @@ class BlockEvaluator:
 
     def _batch(self, buffers: BlockBuffers, start: int, kept: int) -> pa.RecordBatch:
         end = start + kept
-        arrays = [self._axis_total(buffers, name, start, end) if self.strides is not None and name in AXIS_TOTALS
+        per_axis = self.per_axis is PER_AXIS
+        arrays = [_per_axis(_axis_buffer(buffers, name)[start:end]) if per_axis and name in AXIS_TOTALS
                   else pa.array(buffers.totals[name][start:end]) for name in TOTALS]
         for i in range(self.spec.stages):
             for name in self.fields:
-                values = buffers.stages[name][i, start:end]
-                if name == "stride" and self.strides is not None:  # the kernel wrote each choice's position
-                    arrays.append(_per_axis(self.strides[i][values]))
+                if name == "stride" and per_axis:
+                    arrays.append(_per_axis(buffers.strides[i, start:end]))
                     continue
-                values = pa.array(values)
+                values = pa.array(buffers.stages[name][i, start:end])
                 arrays.append(pa.DictionaryArray.from_arrays(values, self.dictionary) if name == "block" else values)
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
-    def _axis_total(self, buffers: BlockBuffers, name: str, start: int, end: int) -> pa.Array:
-        """A per-axis total (rows of rank values) from the kernel's axis-major buffers."""
-        if name in ("erf_std", "erf_ratio"):
-            values = buffers.axes_f[AXIS_TOTALS.index(name) - 3::2, start:end]
-        else:
-            values = buffers.axes[AXIS_TOTALS.index(name)::3, start:end]
-        return _per_axis(values.T)
+
+def _axis_buffer(buffers: BlockBuffers, name: str) -> np.ndarray:
+    """The (rows, rank) buffer the kernel writes a per-axis total into."""
+    which = AXIS_TOTALS.index(name)
+    return buffers.axes[which] if which < 3 else buffers.axes_f[which - 3]
 
 
 def _per_axis(rows: np.ndarray) -> pa.Array:
-    """(rows, rank) values as a fixed-size-list array."""
-    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(rows).reshape(-1)), rows.shape[1])
+    """(rows, rank) values, each row's axes side by side, as a fixed-size-list array (no copy)."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(rows.reshape(-1)), rows.shape[1])

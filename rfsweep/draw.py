@@ -201,8 +201,9 @@ def walk_graph(graph, facts: dict, end_point: str, unit) -> dict[str, list[list[
     The same explicit windows as `walk_axis`, node by node in reverse order: a
     window node reads o*s - p_before + t*d of its input, a pad node o - p_before,
     merges and pass-through nodes the same indices of every input (a 1x1 input
-    broadcast over a larger map: its unit 0), global pooling and flatten the
-    whole input map. Only indices inside a node's map read further. Each node's
+    broadcast over a larger map: its unit 0), global pooling, flatten and
+    attention the whole input map (a windowed one the unit's tile, one with a
+    period the units at its offset). Only indices inside a node's map read further. Each node's
     reads are collected as arrays and merged once, when the walk reaches it, so
     the walk is linear in nodes and edges (a 5,000-way concat included).
     """
@@ -242,6 +243,8 @@ def walk_graph(graph, facts: dict, end_point: str, unit) -> dict[str, list[list[
                     source_facts = facts.get(source) or SimpleNamespace(n=sizes[source], channels=graph.in_channels)
                     taps = node_reads(node, [source_facts], f, a)
                     reads = np.unique(np.fromiter((u for o in live.tolist() for u, _ in taps.taps(o)), np.int64))
+                elif kind == "global":  # attention: the whole map, the unit's tile, or its offset class
+                    reads = _global_reads(node, a, live, n_in)
                 elif kind == "global_pool" or (kind == "flatten" and sizes[source] != (1, 1)):
                     reads = np.arange(n_in, dtype=np.int64)
                 elif n_in == 1 and sizes[name][a] != 1:  # a broadcast gate
@@ -251,6 +254,20 @@ def walk_graph(graph, facts: dict, end_point: str, unit) -> dict[str, list[list[
                 pending[source][a].append(reads)
     found[INPUT] = merge(INPUT)
     return {name: [found[name][0].tolist(), found[name][1].tolist()] for name in sizes}
+
+
+def _global_reads(node: dict, a: int, live, n_in: int):
+    """The input units a global node's units `live` read along axis a (graph.py's `global`)."""
+    import numpy as np
+
+    every = np.arange(n_in, dtype=np.int64)
+    for key in ("window", "period"):
+        if key in node:
+            size = node[key][a] if isinstance(node[key], list) else node[key]
+            if key == "window":
+                return np.unique((live // size * size)[:, None] + np.arange(size)).astype(np.int64)
+            return every[np.isin(every % size, live % size)]
+    return every
 
 
 def _graph_footprint(graph, unit, end_point):

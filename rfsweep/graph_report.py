@@ -141,6 +141,8 @@ def analyze_graph(graph: Graph, end_point: str | None = None) -> dict:
              "erf_ratio": axis_value(tuple(erf_ratio(s, r) for s, r in zip(erf_std, end_rf)))}
     if end.global_from is not None:  # only then: outputs of networks without one stay byte-identical
         total["global_from"] = end.global_from
+    if end.patch is not None:  # attention across patches at one offset, not yet mixed: unit 0's field
+        total["offset_period"] = axis_value(tuple(1 if axis is None else axis[0] for axis in end.patch))
     if end.fields is not None:  # unit 0's ERF and padding, against unit 0's own field
         unit0 = [field.sizes[0] or field.rf for field in end.fields]
         total["eff_padding"] = axis_value(tuple((r - 1) / 2 - s for r, s in zip(unit0, end_start)))
@@ -209,6 +211,10 @@ def graph_story(result: dict) -> list[str]:
                      "sees more than the input, their narrowest does not); none is unproductive.")
     if "period" in total:
         lines.append(_phase_sentence(total))
+    if "offset_period" in total:
+        lines.append(f"Each unit sees the units at its own offset modulo {_text(total['offset_period'])} (attention "
+                     "across patches, as MobileViT's): rf and start are unit 0's, and unit i's field is unit 0's "
+                     "moved by (i mod the period) jumps, until a window reads every offset.")
     dependent = result["input_dependent_padding"]
     if dependent:
         lines.append(f"TF 'SAME' padding on stride-2 layers ({', '.join(dependent[:4])}"

@@ -611,3 +611,17 @@ def test_cli_draw_arch_and_torch(tmp_path, capsys):
         code, _, err = run_cli(capsys, "draw", *args, "-o", tmp_path / "x.png")
         assert code == 2 and "exactly one of STACK, --arch NAME or --torch TARGET" in err
 
+
+
+@pytest.mark.parametrize("key, value, rows", [
+    (None, None, list(range(16))),  # attention: every pixel
+    ("window", 2, [4, 5, 6, 7]),  # unit 3's tile: units 2-3, pixels 4-7
+    ("period", 2, [2, 3, 6, 7, 10, 11, 14, 15]),  # the units at unit 3's offset: 1, 3, 5, 7
+])
+def test_attention_footprints(key, value, rows):
+    """2x2-stride-2 patches of a 16 px input (8 units), then a global node: unit (3, 3)'s footprint."""
+    attn = {"name": "attn", "type": "global", **({key: value} if key else {})}
+    graph = {"input_size": 16, "in_channels": 1, "nodes": [
+        {"name": "patch", "type": "conv", "kernel": 2, "stride": 2, "out_channels": 2}, attn]}
+    drawing = draw(graph, unit=(3, 3), mode="schematic")
+    assert drawing.inside(0) == (rows, rows)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from rfsweep import analyze
+from rfsweep.graph_report import graph_story
 from rfsweep.errors import RfsweepError
 
 
@@ -131,7 +132,10 @@ def test_a_period_reads_the_units_at_the_same_offset():
         assert (row["rf"], row["rf_min"], row["start"], row["jump"]) == (28, 28, 13.5, 4)
     row = _row(result, "fuse")
     assert (row["rf"], row["start"]) == (32, 15.5)
-    assert result["total"]["global_from"] == "fuse"
+    assert result["total"]["global_from"] == "fuse" and "offset_period" not in result["total"]
+    inner = analyze(_graph(*nodes), end_point="proj")
+    assert inner["total"]["offset_period"] == 2
+    assert any("own offset modulo 2" in line for line in graph_story(inner))
     rect = analyze(_graph(PATCH, {"name": "attn", "type": "global", "period": [1, 2]}))["total"]
     assert (rect["rf"], rect["start"]) == ([32, 28], [15.5, 13.5])
 

@@ -1157,3 +1157,60 @@ def test_an_end_point_whose_forward_is_still_running_is_not_cut_short():
     to 'block' would miss the end of block, so the refusal stands."""
     with pytest.raises(RfsweepError, match="Upsample"):
         from_torch(_SharedUp(), 16, end_point="block")
+
+
+class _Partition(nn.Module):
+    """A map cut into windows (rows = image x tile, tokens = the tile's units) or into patches at one
+    offset (rows = image x offset, tokens = the patches), channels first or last, attention over the
+    tokens, and the exact inverse of the cut."""
+
+    def __init__(self, kind, size, channels_last, stem_k, stem_s):
+        super().__init__()
+        self.stem, self.qkv = nn.Conv2d(3, 4, stem_k, stem_s), nn.Linear(4, 12)
+        self.kind, self.size, self.channels_last = kind, size, channels_last
+
+    def forward(self, x):
+        x = self.stem(x)
+        b, c, h, w = x.shape
+        s = self.size
+        if self.channels_last:  # (b, h, w, c) cut into (b, blocks_h, s, blocks_w, s, c)
+            grid, order = x.permute(0, 2, 3, 1).reshape(b, h // s, s, w // s, s, c), [0, 1, 3, 2, 4, 5]
+        else:  # (b, c, blocks_h, s, blocks_w, s)
+            grid, order = x.reshape(b, c, h // s, s, w // s, s), [0, 2, 4, 3, 5, 1]
+        if self.kind == "period":  # offsets into the rows, blocks into the tokens
+            order = [0, 2, 4, 1, 3, 5] if self.channels_last else [0, 3, 5, 2, 4, 1]
+        cut = grid.permute(order)
+        t = cut.reshape(b * cut.shape[1] * cut.shape[2], cut.shape[3] * cut.shape[4], c)
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        t = F.scaled_dot_product_attention(q, k, v).reshape(cut.shape)
+        back = t.permute([order.index(d) for d in range(6)]).reshape(grid.shape)
+        return back.reshape(b, h, w, c).permute(0, 3, 1, 2) if self.channels_last else back.reshape(b, c, h, w)
+
+
+@given(kind=st.sampled_from(["window", "period"]), size=st.integers(2, 3), blocks=st.integers(2, 3),
+       channels_last=st.booleans(), stem_k=st.integers(1, 3), stem_s=st.integers(1, 2))
+@settings(max_examples=12, deadline=None)
+def test_random_partitions_against_the_gradient_support(kind, size, blocks, channels_last, stem_k, stem_s):
+    """Whatever the order of the views, a window partition reads the unit's tile (periodic phases) and
+    a patch cut reads the units at its offset (unit 0's field moved by its offset): every unit of the
+    middle row and column against the gradient support."""
+    torch.manual_seed(0)
+    n = size * blocks
+    pixels = (n - 1) * stem_s + stem_k
+    model = _Partition(kind, size, channels_last, stem_k, stem_s)
+    _, total = _imported_with_torchs_counts(model, pixels)
+    assert "global_from" not in total
+    lin = _linearised(model)
+    x = torch.ones((1, 3, pixels, pixels), dtype=torch.float64, requires_grad=True)
+    with _Linearise():
+        out = lin(x)
+    for i, j in [(u, n // 2) for u in range(n)] + [(n // 2, u) for u in range(n)]:
+        (g,) = torch.autograd.grad(out[0, :, i, j].sum(), x, retain_graph=True)
+        for axis, unit in enumerate((i, j)):
+            if kind == "window":
+                lo, hi = _unit_interval(total, unit, axis)
+            else:
+                shift = unit % size * total["jump"]
+                lo = total["start"] - (total["rf"] - 1) / 2 + shift
+                hi = total["start"] + (total["rf"] - 1) / 2 + shift
+            assert _support(g[0].sum(0), axis) == (max(0, lo), min(pixels - 1, hi)), ((i, j), axis)

@@ -53,6 +53,7 @@ EXACT = {
     "convnextv2_atto": (64, {}, "ConvNeXt V2: global response norm (x.norm over the map, addcmul)"),
     "eca_nfnet_l0": (64, {}, "ECA-NFNet: a conv1d along the pooled channels, gate.expand_as(x)"),
     "beit_base_patch16_224": (64, {"img_size": 64}, "BEiT: a qkv bias of cat(q_bias, zero buffer, v_bias)"),
+    "davit_tiny": (112, {}, "DaViT: window attention (padded to whole windows), then channel attention"),
     "tiny_vit_5m_224": (112, {}, "TinyViT: window attention (7x7 windows of a padded 14x14 map), then global"),
     "mobilevit_xxs": (128, {}, "MobileViT: patch unfold into the batch, attention across patches at one "
                                "offset, fold (global from the fusion conv on)"),
@@ -198,7 +199,7 @@ def _axes(value):
 
 
 @pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "coatnet_nano_rw_224", "edgenext_xx_small",
-                                  "mobilevit_xxs"])
+                                  "mobilevit_xxs", "davit_tiny"])
 def test_attention_makes_the_field_global(name):
     """After the first attention every unit sees the whole input: the gradient of one output token
     reaches every pixel, and rfsweep says from which node on."""
@@ -211,7 +212,8 @@ def test_attention_makes_the_field_global(name):
     # every unit sees the whole input from its first gate on
     first = {"vit_tiny_patch16_224": "scaled_dot_product_attention", "coatnet_nano_rw_224": "stages.0.blocks.0.se.mul",
              "edgenext_xx_small": "stages.1.blocks.1.xca.matmul",  # k^T v over all tokens
-             "mobilevit_xxs": "stages.2.1.conv_fusion.conv"}  # the first conv that mixes the patch offsets
+             "mobilevit_xxs": "stages.2.1.conv_fusion.conv",
+             "davit_tiny": "stages.0.blocks.0.1.attn.matmul"}  # the first channel attention (k^T v)  # the first conv that mixes the patch offsets
     assert total["global_from"].endswith(first[name])
     assert total["rf"] >= size
     if name == "vit_tiny_patch16_224":  # 16x16 patches, stride 16: the whole 64 pixels, and the skip

@@ -68,6 +68,7 @@ def scramble(x: Val) -> Val:
         size = math.prod(geometry[1])
         b, s = where // size, where % size
         index = (b[..., None] * channels + np.arange(channels)) * size + s[..., None]
+        geometry = (*geometry[:2], x.plain)  # per-token ops since the unfold keep their channels in order
         return Val(x.node, x.meta, None, (), False, scrambled=(index, geometry, channels))
     shape = tuple(int(n) for n in x.meta.shape)
     fine = dict(x.fine)
@@ -89,7 +90,8 @@ def scramble(x: Val) -> Val:
                                                                                  else 0)
         s = s * sizes[a] + coordinate
     index = np.broadcast_to((b * channels + c) * math.prod(sizes) + s, shape).copy()
-    return Val(x.node, x.meta, None, (), False, scrambled=(index, (shape[x.batch], tuple(sizes)), channels))
+    geometry = (shape[x.batch], tuple(sizes), x.plain and len(x.chans) == 1)  # plain: c is the node's channel
+    return Val(x.node, x.meta, None, (), False, scrambled=(index, geometry, channels))
 
 
 def apply(b, name, x: Val, move, out, note) -> Val:
@@ -98,18 +100,19 @@ def apply(b, name, x: Val, move, out, note) -> Val:
     index = move(index)
     if tuple(index.shape) != tuple(out.shape):
         raise _fail(note, name, "the view's shape does not follow (a patch unfold)")
-    batch, sizes = geometry
+    batch, sizes, plain = geometry
     canonical = np.arange(index.size).reshape(batch, channels, *sizes)
     rank = len(sizes)
-    if index.shape == canonical.shape and bool((index == canonical).all()):
-        return Val(x.node, out, tuple(range(2, 2 + rank)), (1,))  # the fold is complete: the map again
+    if index.shape == canonical.shape and bool((index == canonical).all()):  # the fold is complete: the map
+        return Val(x.node, out, tuple(range(2, 2 + rank)), (1,), plain)
     last = canonical.transpose(0, *range(2, 2 + rank), 1)
-    if index.shape == last.shape and bool((index == last).all()):
-        return Val(x.node, out, tuple(range(1, 1 + rank)), (rank + 1,))  # the map again, channels-last
+    if index.shape == last.shape and bool((index == last).all()):  # the map again, channels-last
+        return Val(x.node, out, tuple(range(1, 1 + rank)), (rank + 1,), plain)
     tokens = _as_tokens(index, geometry, channels)
     if tokens is not None:
         kind, dims, where = tokens
-        return Val(x.node, out, None, (2,), True, tok=(1, 0, where.shape[1], 1), patches=(kind, dims, where, geometry))
+        return Val(x.node, out, None, (2,), geometry[2], tok=(1, 0, where.shape[1], 1),
+                   patches=(kind, dims, where, geometry))
     return replace(x, meta=out, scrambled=(index, geometry, channels))
 
 
@@ -119,7 +122,7 @@ def _as_tokens(index, geometry, channels: int):
     units = r modulo p) or of one tile (window w: the w units from a multiple of w), else None."""
     if index.ndim != 3 or index.shape[2] != channels:
         return None
-    batch, sizes = geometry
+    batch, sizes, _ = geometry
     size = math.prod(sizes)
     b, rest = index // (channels * size), index % (channels * size)
     c, s = rest // size, rest % size

@@ -136,7 +136,11 @@ class Unsupported(RfsweepError):
 
 
 def _fail(what: str, where: str, why: str = "") -> Unsupported:
-    tail = f": {why}" if why else ""
+    """A refusal naming the op, the module path, why, and a way out (an end-point before it always works:
+    from_torch keeps the graph up to an end-point that a later refusal does not reach)."""
+    if "end-point" not in why:
+        why = f"{why}; pass --end-point a node before it" if why else "pass --end-point a node before it"
+    tail = f": {why}"
     exc = Unsupported(f"cannot import {what} at {where!r}{tail}")
     exc.where = where
     return exc

@@ -18,9 +18,12 @@ STAGE_FIELDS = STAGE_COLUMNS + ("groups",)
 # the choice table T[field, stage, digit] the kernel reads, and each field's index
 # (kpow = kernel^rank: a kxk.. conv's weights per in/out channel pair, precomputed per choice;
 # cycle: causal blocks' dilation is dilation * 2^(b mod cycle) for block b = 0, 1, ... of a stage)
-# per-axis spaces (whose axes can differ): stride_0, stride_1, stride_2 hold a choice's stride on each axis
-# (what the kernel and the s{i}_stride lists read), `stride` only its position in the stage's list
+# per-axis spaces (whose axes can differ): kernel_a, stride_a, dilation_a hold a choice's kernel, stride and
+# dilation on axis a (what the kernel and the s{i}_* lists read); kernel, stride, dilation are then 0
 TABLE_FIELDS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "valid", "kpow",
-                "cycle", "stride_0", "stride_1", "stride_2")
+                "cycle", "kernel_0", "kernel_1", "kernel_2", "stride_0", "stride_1", "stride_2",
+                "dilation_0", "dilation_1", "dilation_2")
 (F_BLOCK, F_REPEATS, F_KERNEL, F_STRIDE, F_DILATION, F_WIDTH, F_EXPANSION, F_GROUPS, F_VALID, F_KPOW,
- F_CYCLE, F_STRIDE_AXES) = range(12)  # stride on axis a: F_STRIDE_AXES + a
+ F_CYCLE, F_KERNEL_AXES) = range(12)  # on axis a: F_KERNEL_AXES + a, F_STRIDE_AXES + a, F_DILATION_AXES + a
+F_STRIDE_AXES = F_KERNEL_AXES + 3
+F_DILATION_AXES = F_KERNEL_AXES + 6

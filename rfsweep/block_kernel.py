@@ -26,7 +26,7 @@ kernel^rank per choice (the table's kpow) and n^rank per map (`_area`), the
 rank as `axes`, a tuple of `rank` ones: its length is part of its numba type, so
 each rank compiles (and caches) its own kernel and rank 2 pays for no branch.
 
-Per-axis spaces (a [1, 2, 2] stride, a 3x7x7 stem, a 16x112x112 input) take
+Per-axis spaces (a [1, 2, 2] stride, a 1x3x3 kernel, a 3x7x7 stem, a 16x112x112 input) take
 `_stage_axes` instead of `_stage`, chosen in the part loops by the length of
 the `per_axis` tuple (so isotropic kernels compile exactly as before): each
 block is evaluated axis by axis (`_axis_block`), its costs over the product of
@@ -43,8 +43,9 @@ from numba import njit, prange
 
 from . import arithmetic
 # block codes and the fields of the choice table T[field, stage, digit]
-from .block_fields import (BASIC, BOTTLENECK, CONV, DWSEP, F_BLOCK, F_DILATION, F_EXPANSION, F_CYCLE, F_GROUPS,
-                           F_KERNEL, F_KPOW, F_REPEATS, F_STRIDE, F_STRIDE_AXES, F_VALID, F_WIDTH, MBCONV, TCN)
+from .block_fields import (BASIC, BOTTLENECK, CONV, DWSEP, F_BLOCK, F_CYCLE, F_DILATION, F_DILATION_AXES,
+                           F_EXPANSION, F_GROUPS, F_KERNEL, F_KERNEL_AXES, F_KPOW, F_REPEATS, F_STRIDE, F_STRIDE_AXES,
+                           F_VALID, F_WIDTH, MBCONV, TCN)
 from .jit import compile_module
 from .odometer import skip_prefix
 
@@ -319,16 +320,14 @@ def _unproductive(code, e, proj, u0, u1, u2):
 
 @njit(cache=True, nogil=True)
 def _stage_axes(T, pos, v, st, va, sizes, axes):
-    """Stage `pos` at choice v in a per-axis space: every block axis by axis (`_axis_block`, the stride
-    T[F_STRIDE_AXES + a] on axis a), its costs over the product of the axes' sizes. Writes the per-axis
+    """Stage `pos` at choice v in a per-axis space: every block axis by axis (`_axis_block`, the kernel,
+    stride and dilation T[F_*_AXES + a] on axis a), its costs over the product of the axes' sizes. Writes the per-axis
     state into st[S_AXES:, pos + 1] and va[:, pos + 1]; returns `_stage`'s tuple, with the smallest
     size and the largest RF, RF_min and jump (what the monotone limits compare)."""
     if not T[F_VALID, pos, v]:
         return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
     code = T[F_BLOCK, pos, v]
-    k = T[F_KERNEL, pos, v]
-    kk = T[F_KPOW, pos, v]
-    d = T[F_DILATION, pos, v]
+    kk = T[F_KPOW, pos, v]  # the product of the kernel's axes
     w = T[F_WIDTH, pos, v]
     e = T[F_EXPANSION, pos, v]
     g = T[F_GROUPS, pos, v]
@@ -355,8 +354,8 @@ def _stage_axes(T, pos, v, st, va, sizes, axes):
             n = st[r + A_N, src]
             rfmin = st[r + A_RFMIN, src]
             n2, rf2, rfmin2, jump2, var2, grow, grow2 = _axis_block(
-                code, n, st[r + A_RF, src], rfmin, st[r + A_JUMP, src], va[a, src], k, s, d,
-                code == MBCONV and not proj)
+                code, n, st[r + A_RF, src], rfmin, st[r + A_JUMP, src], va[a, src], T[F_KERNEL_AXES + a, pos, v], s,
+                T[F_DILATION_AXES + a, pos, v], code == MBCONV and not proj)
             if n2 < 1:
                 return INVALID, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0
             a_in *= n
@@ -421,13 +420,15 @@ def _write_axes(row, st, va, f, o_axes, o_axes_f, axes, per_axis):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _write_strides(T, pos, v, a, b, c_sa, axes, per_axis):
-    """Per-axis spaces: stage pos's stride on each axis for rows a..b-1 (c_sa[pos, row, axis]).
-    Isotropic spaces: nothing (their s{i}_stride is _write_stage's c_s)."""
+def _write_axis_choices(T, pos, v, a, b, c_sa, axes, per_axis):
+    """Per-axis spaces: stage pos's kernel, stride, dilation on each axis for rows a..b-1
+    (c_sa[0, 1, 2][pos, row, axis]). Isotropic spaces: nothing (_write_stage's c_k, c_s, c_d)."""
     if len(per_axis) != len(PER_AXIS):
         return
     for ax in range(len(axes)):
-        c_sa[pos, a:b, ax] = T[F_STRIDE_AXES + ax, pos, v]
+        c_sa[0, pos, a:b, ax] = T[F_KERNEL_AXES + ax, pos, v]
+        c_sa[1, pos, a:b, ax] = T[F_STRIDE_AXES + ax, pos, v]
+        c_sa[2, pos, a:b, ax] = T[F_DILATION_AXES + ax, pos, v]
 
 
 @njit(cache=True, nogil=True)
@@ -611,14 +612,14 @@ def _part_range(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causa
                            o_erf_ratio, o_depth, o_unprod)
                 _write_axes(row, st, va, stages, o_axes, o_axes_f, axes, per_axis)
                 _write_stage(T, last, v, row, row + 1, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
-                _write_strides(T, last, v, row, row + 1, c_sa, axes, per_axis)
+                _write_axis_choices(T, last, v, row, row + 1, c_sa, axes, per_axis)
                 row += 1
                 kept += 1
             v += 1
             i += 1
         for pos in range(last):  # the prefix is the same for every row of this block
             _write_stage(T, pos, digits[pos], block_row, row, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
-            _write_strides(T, pos, digits[pos], block_row, row, c_sa, axes, per_axis)
+            _write_axis_choices(T, pos, digits[pos], block_row, row, c_sa, axes, per_axis)
         digits[last] = v
         if v == radix[last] and stages > 1:
             digits[last] = 0
@@ -686,7 +687,7 @@ def _part_ids(T, radix, stem, stem_var, stem_vars, in_size, sizes, axes, causal,
             _write_axes(row, st, va, f, o_axes, o_axes_f, axes, per_axis)
             for pos in range(stages):
                 _write_stage(T, pos, digits[pos], row, row + 1, c_block, c_rep, c_k, c_s, c_d, c_w, c_e, c_g)
-                _write_strides(T, pos, digits[pos], row, row + 1, c_sa, axes, per_axis)
+                _write_axis_choices(T, pos, digits[pos], row, row + 1, c_sa, axes, per_axis)
             row += 1
             kept += 1
     return kept, invalid, pruned, 0

@@ -33,6 +33,7 @@ TOTALS = ("config_id", "rf", "jump", "out_size", "out_channels", "params", "macs
 CENTRED_BLOCKS = 5  # conv .. mbconv: the dictionary files of centred-block spaces have always had
 # per-axis spaces: these totals hold one value per axis (fixed-size lists of rank), as s{i}_stride does
 AXIS_TOTALS = ("rf", "jump", "out_size", "erf_std", "erf_ratio")
+AXIS_CHOICES = ("kernel", "stride", "dilation")  # and these per-stage columns (buffers.choices[0, 1, 2])
 
 
 def block_dictionary(spec) -> pa.Array:
@@ -47,9 +48,9 @@ def column_dtypes(spec) -> dict[str, np.dtype]:
     bounds = spec.bounds()
     small = np.dtype(np.uint32)
     geometry = small if max(bounds[k] for k in ("rf", "jump", "out_size", "channels")) < 2**32 else np.dtype(np.uint64)
-    values = [v for s in spec.stage for key in ("repeats", "kernel", "dilation", "width", "expansion")
+    values = [v for s in spec.stage for key in ("repeats", "width", "expansion")
               for v in s[key]] + [g for s in spec.stage for g in (s["groups"] or [])]
-    values += [max(spec.stride_axes(x)) for s in spec.stage for x in s["stride"]]
+    values += [max(spec.axes_of(x)) for s in spec.stage for key in AXIS_CHOICES for x in s[key]]
     stage = np.dtype(np.uint16) if max(values) < 2**16 else np.dtype(np.uint32)
     if bounds["depth"] >= 2**16:
         raise RfsweepError("spec: more than 65535 conv layers per network")
@@ -68,10 +69,10 @@ def stage_fields(spec) -> tuple[str, ...]:
 
 
 def _column_type(spec, name: str, dtype) -> pa.DataType:
-    """A column's Arrow type: per-axis spaces hold rf, jump, out_size, erf_std, erf_ratio and s{i}_stride
-    as one value per axis (a fixed-size list of rank values), whatever the row."""
+    """A column's Arrow type: per-axis spaces hold rf, jump, out_size, erf_std, erf_ratio and s{i}_kernel,
+    s{i}_stride, s{i}_dilation as one value per axis (a fixed-size list of rank values), whatever the row."""
     kind = pa.from_numpy_dtype(dtype)
-    return pa.list_(kind, spec.rank) if spec.per_axis and name in AXIS_TOTALS + ("stride",) else kind
+    return pa.list_(kind, spec.rank) if spec.per_axis and name in AXIS_TOTALS + AXIS_CHOICES else kind
 
 
 def block_schema(spec) -> pa.Schema:
@@ -91,11 +92,12 @@ class BlockBuffers:
         dtypes = column_dtypes(spec)
         self.totals = {name: np.empty(capacity, dtypes[name]) for name in TOTALS}
         self.stages = {name: np.empty((spec.stages, capacity), dtypes[name]) for name in STAGE_FIELDS}
-        # per-axis spaces: rf, jump, out_size / erf_std, erf_ratio / s{i}_stride as [which, row, axis]
+        # per-axis spaces: rf, jump, out_size / erf_std, erf_ratio as [which, row, axis]; s{i}_kernel,
+        # s{i}_stride, s{i}_dilation as [which, stage, row, axis]
         rows, axes = (capacity, spec.rank) if spec.per_axis else (1, 1)
         self.axes = np.empty((3, rows, axes), dtypes["rf"])
         self.axes_f = np.empty((2, rows, axes), dtypes["erf_std"])
-        self.strides = np.empty((spec.stages, rows, axes), dtypes["stride"])
+        self.choices = np.empty((3, spec.stages, rows, axes), dtypes["stride"])
 
 
 def _or_max(limit):
@@ -161,7 +163,7 @@ class BlockEvaluator:
         in_size = min(self.spec.sizes)  # (isotropic spaces: their one length)
         kernel(self.table, self.radix, self.stem, self.stem_var, self.stem_vars, in_size, self.sizes, self.axes,
                self.causal, self.per_axis, self.limits, self.ids, self.use_ids, lo, hi, parts,
-               *(out[name] for name in TOTALS), buffers.axes, buffers.axes_f, buffers.strides,
+               *(out[name] for name in TOTALS), buffers.axes, buffers.axes_f, buffers.choices,
                *(st[name] for name in STAGE_FIELDS), counts)
         span = hi - lo
         batches = [self._batch(buffers, span * p // parts, int(counts[p, 0])) for p in range(parts) if counts[p, 0]]
@@ -176,8 +178,8 @@ class BlockEvaluator:
                   else pa.array(buffers.totals[name][start:end]) for name in TOTALS]
         for i in range(self.spec.stages):
             for name in self.fields:
-                if name == "stride" and per_axis:
-                    arrays.append(_per_axis(buffers.strides[i, start:end]))
+                if name in AXIS_CHOICES and per_axis:
+                    arrays.append(_per_axis(buffers.choices[AXIS_CHOICES.index(name), i, start:end]))
                     continue
                 values = pa.array(buffers.stages[name][i, start:end])
                 arrays.append(pa.DictionaryArray.from_arrays(values, self.dictionary) if name == "block" else values)

@@ -5,8 +5,9 @@ repeats one block (`conv`, `basic`, `bottleneck`, `dwsep`, `mbconv`, built
 as torchvision builds them, or the causal `tcn` and `wavenet` blocks whose
 dilation doubles block by block, see docs/blocks.md) and every block of a
 stage shares the stage's choices. `rank` (1, 2 or 3) makes every conv
-k^rank; a stride choice, a stem layer or the input may differ between axes
-(`per_axis`: then the rows carry per-axis lists). config_id is a mixed-radix number whose most
+k^rank; a kernel, stride or dilation choice, a stem layer or the input may
+differ between axes (`per_axis`: then the rows carry per-axis lists).
+config_id is a mixed-radix number whose most
 significant digit is stage 1; within a stage the digit enumerates `block`
 slowest, then repeats, kernel, stride, dilation, width, expansion, and
 groups (or group_width) fastest, each list in the order given.
@@ -34,13 +35,14 @@ import numpy as np
 
 from . import arithmetic
 from .block_fields import (BASIC, BLOCKS, BOTTLENECK, CAUSAL, CONV, DIGIT_KEYS, DWSEP,  # noqa: F401
-                           EXPANSION_APPLIES, F_STRIDE_AXES, GROUPS_APPLY, MBCONV, STAGE_COLUMNS, TABLE_FIELDS, TCN,
+                           EXPANSION_APPLIES, F_KERNEL_AXES, GROUPS_APPLY, MBCONV, STAGE_COLUMNS, TABLE_FIELDS, TCN,
                            WAVENET)
 from .errors import RfsweepError, read_user_file
 from .jit import plain_python
 from .layers import MAX_FIELD, RANKS, check_rank, load_stack
 from .space import LIMIT_KEYS, limit_or_none, register
 
+AXIS_KEYS = ("kernel", "stride", "dilation")  # choices that may be one number per axis
 STAGE_KEYS = ("block", "repeats", "kernel", "stride", "dilation", "width", "expansion", "groups", "group_width",
               "dilation_cycle")
 WAVENET_CYCLE = 10  # van den Oord et al. 2016, Sec. 2.1: dilations 1, 2, ..., 512, then repeated
@@ -100,25 +102,31 @@ def _int_list(value, where: str, key: str, minimum: int = 1, allow_repeats: bool
     return out
 
 
-def _stride_list(value, where: str, rank: int) -> list:
-    """A stage's stride choices: each one number (the same on every axis) or a list of `rank` numbers;
-    a list whose numbers agree is that number, so an isotropic space stays isotropic."""
+def _axis_choices(value, where: str, key: str, rank: int) -> list:
+    """A stage's kernel, stride or dilation choices: each one number (the same on every axis) or a
+    list of `rank` numbers; a list whose numbers agree is that number, so an isotropic space stays
+    isotropic."""
     items = value if isinstance(value, list) else [value]
     if not items:
-        raise RfsweepError(f"{where}: stride: needs at least one value")
+        raise RfsweepError(f"{where}: {key}: needs at least one value")
     out = []
     for item in items:
         if isinstance(item, list):
             if len(item) != rank:
-                raise RfsweepError(f"{where}: stride: {item!r} has {len(item)} values but the space has rank {rank} "
+                raise RfsweepError(f"{where}: {key}: {item!r} has {len(item)} values but the space has rank {rank} "
                                    "(one number for every axis, or one per axis)")
-            axes = _int_list(item, where, "stride", allow_repeats=True)
+            axes = _int_list(item, where, key, allow_repeats=True)
             out.append(axes[0] if len(set(axes)) == 1 else axes)
         else:
-            out.append(_int_list(item, where, "stride")[0])
+            out.append(_int_list(item, where, key)[0])
     if any(out.count(x) > 1 for x in out):
-        raise RfsweepError(f"{where}: stride: duplicate values in {out}")
+        raise RfsweepError(f"{where}: {key}: duplicate values in {out}")
     return out
+
+
+def axes_of(value, rank: int) -> tuple[int, ...]:
+    """A kernel, stride or dilation choice on each axis (one number: the same on every axis)."""
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,) * rank
 
 
 def _stage(raw, index: int, rank: int = 2) -> dict:
@@ -142,19 +150,15 @@ def _stage(raw, index: int, rank: int = 2) -> dict:
     if len(set(blocks)) != len(blocks):
         raise RfsweepError(f"{where}: block: duplicate values in {blocks}")
     stage = {"block": list(blocks)}
-    for key in ("kernel", "dilation"):
-        axes = [item for item in raw.get(key, []) if isinstance(item, list)] if isinstance(raw.get(key), list) else []
-        if axes:
-            raise RfsweepError(f"{where}: {key}: per-axis values such as {axes[0]!r} are not supported in block "
-                               "spaces (one number per choice, the same on every axis; only stride may be per axis)")
     for key in ("repeats", "kernel", "stride", "dilation", "width", "expansion"):
         value = raw.get(key, STAGE_DEFAULTS.get(key))
-        stage[key] = _stride_list(value, where, rank) if key == "stride" else _int_list(value, where, key)
+        stage[key] = _axis_choices(value, where, key, rank) if key in AXIS_KEYS else _int_list(value, where, key)
     causal = [BLOCKS.index(name) in CAUSAL for name in blocks]
-    if any(causal) and any(isinstance(s, list) for s in stage["stride"]):
-        raise RfsweepError(f"{where}: stride: per-axis strides apply to the centred blocks (conv, basic, bottleneck, "
-                           "dwsep, mbconv), not to tcn or wavenet")
-    even = [k for k in stage["kernel"] if k % 2 == 0]
+    for key in AXIS_KEYS:
+        if any(causal) and any(isinstance(x, list) for x in stage[key]):
+            raise RfsweepError(f"{where}: {key}: per-axis values apply to the centred blocks (conv, basic, "
+                               "bottleneck, dwsep, mbconv), not to tcn or wavenet")
+    even = [k for x in stage["kernel"] for k in axes_of(x, rank) if k % 2 == 0]
     if even and not all(causal):
         raise RfsweepError(f"{where}: kernel: {even[0]} is even (blocks use odd kernels with 'same' padding, "
                            "so that the shortcut and the main path stay aligned; only the causal tcn and "
@@ -338,12 +342,13 @@ class BlockSpec:
         if "per_axis" not in self._cache:
             stem = self.stem_stack()
             self._cache["per_axis"] = (len(set(self.sizes)) > 1 or (stem is not None and not stem.is_square)
-                                       or any(isinstance(x, list) for s in self.stage for x in s["stride"]))
+                                       or any(isinstance(x, list) for s in self.stage for key in AXIS_KEYS
+                                          for x in s[key]))
         return self._cache["per_axis"]
 
-    def stride_axes(self, stride) -> tuple[int, ...]:
-        """One stride choice on each axis."""
-        return tuple(stride) if isinstance(stride, list) else (stride,) * self.rank
+    def axes_of(self, value) -> tuple[int, ...]:
+        """A kernel, stride or dilation choice on each axis."""
+        return axes_of(value, self.rank)
 
     @property
     def has_groups(self) -> bool:
@@ -410,8 +415,8 @@ class BlockSpec:
                                     for gi, gv in enumerate(gvalues):
                                         row = _resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, self.rank,
                                                            s.get("dilation_cycle"))
-                                        if self.per_axis:  # every stride a list, as the file's column
-                                            row["stride"] = list(self.stride_axes(st))
+                                        if self.per_axis:  # lists on every axis, as the file's columns
+                                            row.update({key: list(self.axes_of(row[key])) for key in AXIS_KEYS})
                                         rows.append(row)
         return rows
 
@@ -421,15 +426,13 @@ class BlockSpec:
             return self._cache["table"]
         width = max(self.radices)
         table = {name: np.zeros((self.stages, width), np.int64) for name in TABLE_FIELDS}
-        per_axis = self.per_axis
         for i in range(self.stages):
-            strides = [self.stride_axes(st) for st in self.stage[i]["stride"]]
             for v, row in enumerate(self.stage_rows(i)):
-                for name in TABLE_FIELDS[:F_STRIDE_AXES]:
-                    table[name][i, v] = row[name] if name != "stride" or not per_axis else \
-                        strides.index(tuple(row["stride"]))  # per-axis spaces: the choice's position
-                for a, value in enumerate(self.stride_axes(row["stride"])):
-                    table[TABLE_FIELDS[F_STRIDE_AXES + a]][i, v] = value
+                for name in TABLE_FIELDS[:F_KERNEL_AXES]:  # per-axis spaces: kernel, stride, dilation per axis only
+                    table[name][i, v] = 0 if isinstance(row[name], list) else row[name]
+                for key in AXIS_KEYS:
+                    for a, value in enumerate(self.axes_of(row[key])):
+                        table[f"{key}_{a}"][i, v] = value
         table = {name: np.ascontiguousarray(values) for name, values in table.items()}
         self._cache["table"] = table
         return table
@@ -509,10 +512,9 @@ class BlockSpec:
         """A short human string of one row: 'basic x2 k3 s1 w64 | bottleneck x3 k3 s2 w512 e4 ...'."""
         parts = []
         for row in self.choices(config_id):
-            text = f"{BLOCKS[row['block']]} x{row['repeats']} k{row['kernel']}"
-            stride = _one_or_each(self.stride_axes(row["stride"]))
-            text += f" s{'_'.join(map(str, stride)) if isinstance(stride, list) else stride}"
-            text += f" d{row['dilation']}" if row["dilation"] != 1 else ""
+            k, st, d = (_one_or_each(self.axes_of(row[key])) for key in AXIS_KEYS)
+            text = f"{BLOCKS[row['block']]} x{row['repeats']} k{_compact(k)} s{_compact(st)}"
+            text += f" d{_compact(d)}" if d != 1 else ""
             text += f" w{row['width']}" + (f" e{row['expansion']}" if row["block"] in EXPANSION_APPLIES else "")
             text += f" g{row['groups']}" if row["groups"] != 1 else ""
             parts.append(text)
@@ -531,12 +533,13 @@ class BlockSpec:
             reps = max(s["repeats"])
             causal = any(BLOCKS.index(name) in CAUSAL for name in s["block"])
             doubling = 2 ** (min(reps, s.get("dilation_cycle") or reps) - 1) if causal else 1  # largest dilation
-            k_eff = max(s["dilation"]) * (max(s["kernel"]) - 1) * doubling
-            k2 = max(s["kernel"]) ** self.rank
+            k_max = max(max(self.axes_of(x)) for x in s["kernel"])
+            k_eff = max(max(self.axes_of(x)) for x in s["dilation"]) * (k_max - 1) * doubling
+            k2 = k_max ** self.rank
             per_block = 3 * k2 * (c * e) * (c * e) + 4 * c * e + c * c + 2 * c
             params += reps * per_block
             macs += reps * per_block * n ** self.rank
-            stride = max(max(self.stride_axes(x)) for x in s["stride"])
+            stride = max(max(self.axes_of(x)) for x in s["stride"])
             rf += reps * 3 * k_eff * jump * stride
             jump *= stride
         return {"rf": rf, "jump": jump, "out_size": n, "channels": c, "params": params,
@@ -573,8 +576,9 @@ class BlockSpec:
         extra = {}
         if self.per_axis:
             extra["rank"] = (f"{self.rank} spatial axes, per axis: rf, jump, out_size, erf_std, erf_ratio and every "
-                             f"s{{i}}_stride hold one value per axis (lists of {self.rank}); params count "
-                             "kernel^rank weights per channel pair, macs run over the product of out_size; "
+                             f"s{{i}}_kernel, s{{i}}_stride, s{{i}}_dilation hold one value per axis (lists of "
+                             f"{self.rank}); params count the product of the kernel's axes in weights per channel "
+                             "pair, macs run over the product of out_size; "
                              "min_rf, max_rf and min_out_size hold on every axis")
         elif self.rank != 2:
             extra["rank"] = (f"{self.rank} spatial axes, isotropic: rf, jump, out_size per axis; params count "
@@ -622,7 +626,8 @@ def _resolve_row(code, r, k, st, d, w, ei, e, gi, gv, mode, rank=2, dilation_cyc
         valid = False  # a wavenet stage keeps its length; its residual width is width / expansion
     cycle = dilation_cycle or (WAVENET_CYCLE if code == WAVENET else max(r, 1))
     return {"block": code, "repeats": r, "kernel": k, "stride": st, "dilation": d, "width": w,
-            "expansion": expansion, "groups": groups, "valid": int(valid), "kpow": k ** rank, "cycle": cycle}
+            "expansion": expansion, "groups": groups, "valid": int(valid), "kpow": math.prod(axes_of(k, rank)),
+            "cycle": cycle}
 
 
 def load_block_spec(values: dict, overrides: dict | None = None, path=None) -> BlockSpec:
@@ -649,8 +654,14 @@ def read_block_spec(path) -> BlockSpec:
 # ================================================================ graphs
 
 def _conv(nodes, name, src, k, s, d, c_out, groups=1, bias=False):
+    """A conv + BatchNorm with 'same' padding d*(k-1)//2 (per axis where k or d is a list)."""
+    if isinstance(k, list) or isinstance(d, list):
+        rank = len(k) if isinstance(k, list) else len(d)
+        padding = [dd * (kk - 1) // 2 for kk, dd in zip(axes_of(k, rank), axes_of(d, rank))]
+    else:
+        padding = d * (k - 1) // 2
     nodes.append({"name": name, "type": "conv", "inputs": [src], "kernel": k, "stride": s,
-                  "padding": d * (k - 1) // 2, "dilation": d, "groups": groups, "out_channels": c_out,
+                  "padding": padding, "dilation": d, "groups": groups, "out_channels": c_out,
                   "bias": bias})
     nodes.append({"name": f"{name}.bn", "type": "bn", "inputs": [name]})
     return f"{name}.bn"
@@ -742,6 +753,11 @@ def _block_nodes(nodes, prefix, src, code, c_in, k, s, d, w, e, g):
     return f"{prefix}.add"
 
 
+def _compact(value) -> str:
+    """A per-axis figure as describe writes it: 3, or 1_3_3 (the compact layer syntax)."""
+    return "_".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def _one_or_each(values):
     """A per-axis figure as a graph writes it: one number where the axes agree, a list otherwise."""
     return values[0] if len(set(values)) == 1 else list(values)
@@ -782,9 +798,9 @@ def block_graph(spec: BlockSpec, config_id: int, stages: int | None = None) -> d
             src, c = _causal_stage(nodes, i, src, c, row, spec.rank)
             continue
         for b in range(1, row["repeats"] + 1):
-            stride = _one_or_each(spec.stride_axes(row["stride"]))  # a list only where the axes differ
-            src = _block_nodes(nodes, f"s{i}.{b}", src, row["block"], c, row["kernel"],
-                               stride if b == 1 else 1, row["dilation"], row["width"],
+            k, stride, d = (_one_or_each(spec.axes_of(row[key])) for key in AXIS_KEYS)  # lists where axes differ
+            src = _block_nodes(nodes, f"s{i}.{b}", src, row["block"], c, k,
+                               stride if b == 1 else 1, d, row["width"],
                                row["expansion"], row["groups"])
             c = row["width"]
     if not nodes:

@@ -105,8 +105,8 @@ def naive_row(spec, config_id: int, choices: list[dict]):
         for key in ORDER:
             row[f"s{i}_{key}"] = choice[key]
         row[f"s{i}_groups"] = choice["groups"]
-        if spec.per_axis:  # per-axis spaces: every stride a list, as the file's column
-            row[f"s{i}_stride"] = _each(choice["stride"], spec.rank)
+        if spec.per_axis:  # per-axis spaces: every kernel, stride and dilation a list, as the file's columns
+            row.update({f"s{i}_{key}": _each(choice[key], spec.rank) for key in ("kernel", "stride", "dilation")})
     if spec.per_axis:
         row.update({key: _each(row[key], spec.rank) for key in AXIS_KEYS})
     return "ok", row

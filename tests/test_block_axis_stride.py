@@ -68,7 +68,8 @@ R3D_LIKE = {"stem": "c3_5_5s1_2_2p1_2_2x4nb", "input_size": [6, 20, 20], "in_cha
 MIXED = {"stem": "", "rank": 3, "input_size": 9, "in_channels": 3, "stage": [
     {"block": ["conv", "dwsep", "mbconv", "basic", "bottleneck"], "repeats": [1, 2], "kernel": [1, 3],
      "stride": [[1, 2, 2], 1, [3, 1, 2]], "width": [3, 6], "expansion": [1, 3]},
-    {"block": ["mbconv", "basic"], "kernel": [3], "stride": [[1, 1, 2], 1], "dilation": [1, 2], "width": [6],
+    {"block": ["mbconv", "basic"], "kernel": [3, [1, 3, 3]], "stride": [[1, 1, 2], 1], "dilation": [1, [2, 1, 1]],
+     "width": [6],
      "expansion": [2]}]}
 
 RANK2 = {"stem": "c3s1_2x4nb", "input_size": [16, 30], "in_channels": 1, "stage": [
@@ -77,7 +78,8 @@ RANK2 = {"stem": "c3s1_2x4nb", "input_size": [16, 30], "in_channels": 1, "stage"
 
 # tiny inputs: unproductive convs (narrowest field past the input on every axis) and empty maps
 TINY = {"stem": "c5_3_3s1_2_2x4nb", "input_size": [4, 9, 9], "in_channels": 1, "stage": [
-    {"block": ["basic", "bottleneck", "conv"], "repeats": [1, 3], "kernel": [3, 5], "stride": [[1, 2, 2], [2, 1, 1]],
+    {"block": ["basic", "bottleneck", "conv"], "repeats": [1, 3], "kernel": [3, [1, 3, 5]],
+     "stride": [[1, 2, 2], [2, 1, 1]],
      "width": [4], "expansion": [2]},
     {"block": ["basic", "mbconv"], "stride": [[2, 3, 3], 1], "width": [4, 8], "expansion": [1, 2]}]}
 
@@ -137,21 +139,25 @@ def test_one_row_by_hand():
 # ------------------------------------------------------------ torch: the rows built without rfsweep's graph
 
 class Block3d(nn.Module):
-    """torchvision's BasicBlock / Bottleneck (v1.5: the stride on the kxk conv), Conv3d, per-axis stride."""
+    """torchvision's BasicBlock / Bottleneck (v1.5: the stride on the kxk conv), Conv3d, per-axis kernel and
+    stride ('same' padding k//2 on each axis)."""
 
-    def __init__(self, kind, c, w, k, stride, e):
+    def __init__(self, kind, c, w, kernel, stride, e):
         super().__init__()
         conv = nn.Conv3d
+        k = kernel
+        pad = tuple(x // 2 for x in kernel)
         if kind == "basic":
-            self.main = nn.Sequential(conv(c, w, k, stride, k // 2, bias=False), nn.BatchNorm3d(w), nn.ReLU(),
-                                      conv(w, w, k, 1, k // 2, bias=False), nn.BatchNorm3d(w))
+            self.main = nn.Sequential(conv(c, w, k, stride, pad, bias=False), nn.BatchNorm3d(w), nn.ReLU(),
+                                      conv(w, w, k, 1, pad, bias=False), nn.BatchNorm3d(w))
         else:
             inner = w // e
             self.main = nn.Sequential(conv(c, inner, 1, bias=False), nn.BatchNorm3d(inner), nn.ReLU(),
-                                      conv(inner, inner, k, stride, k // 2, bias=False), nn.BatchNorm3d(inner),
+                                      conv(inner, inner, k, stride, pad, bias=False), nn.BatchNorm3d(inner),
                                       nn.ReLU(), conv(inner, w, 1, bias=False), nn.BatchNorm3d(w))
         downsample = tuple(stride) != (1, 1, 1) or c != w
-        self.short = nn.Sequential(conv(c, w, 1, stride, bias=False), nn.BatchNorm3d(w)) if downsample else nn.Identity()
+        self.short = (nn.Sequential(conv(c, w, 1, stride, bias=False), nn.BatchNorm3d(w)) if downsample
+                      else nn.Identity())
         self.relu = nn.ReLU()
 
     def forward(self, x):
@@ -163,16 +169,19 @@ def torch_r3d(stem: nn.Module, stage_choices: list[dict], c: int) -> nn.Module:
     layers = [stem]
     for choice in stage_choices:
         stride = choice["stride"] if isinstance(choice["stride"], list) else [choice["stride"]] * 3
+        kernel = tuple(choice["kernel"]) if isinstance(choice["kernel"], list) else (choice["kernel"],) * 3
         for b in range(choice["repeats"]):
-            layers.append(Block3d(choice["block"], c, choice["width"], choice["kernel"],
+            layers.append(Block3d(choice["block"], c, choice["width"], kernel,
                                   tuple(stride) if b == 0 else (1, 1, 1), choice["expansion"]))
             c = choice["width"]
     return nn.Sequential(*layers)
 
 
 TORCH_SPACE = {"stem": "c3_5_5s1_2_2p1_2_2x4nb", "input_size": [6, 20, 20], "in_channels": 2, "stage": [
-    {"block": ["basic", "bottleneck"], "repeats": [2], "stride": [1, [1, 2, 2]], "width": [4], "expansion": [2]},
-    {"block": ["basic", "bottleneck"], "stride": [2, [1, 2, 2], [2, 1, 1]], "width": [8], "expansion": [2]}]}
+    {"block": ["basic", "bottleneck"], "repeats": [2], "kernel": [[1, 3, 3]], "stride": [1, [1, 2, 2]], "width": [4],
+     "expansion": [2]},
+    {"block": ["basic", "bottleneck"], "kernel": [3, [3, 1, 1]], "stride": [2, [1, 2, 2]], "width": [8],
+     "expansion": [2]}]}
 
 
 def test_every_row_against_a_torch_r3d(tmp_path):
@@ -181,7 +190,7 @@ def test_every_row_against_a_torch_r3d(tmp_path):
     spec = BlockSpec.build(TORCH_SPACE)
     df, _ = sweep_frame(spec, tmp_path)
     choices = all_choices(TORCH_SPACE)  # the documented enumeration order, not blocks.py's tables
-    assert len(df) == spec.grid_total == 4 * 6
+    assert len(df) == spec.grid_total == 4 * 8
     for record in df.to_dict("records"):
         torch.manual_seed(0)
         stem = nn.Sequential(nn.Conv3d(2, 4, (3, 5, 5), (1, 2, 2), (1, 2, 2), bias=False), nn.BatchNorm3d(4),
@@ -201,6 +210,8 @@ def test_every_row_against_a_torch_r3d(tmp_path):
 # ------------------------------------------------------------ random anisotropic spaces
 
 stride_choice = st.one_of(st.sampled_from([1, 2]), st.lists(st.integers(1, 3), min_size=3, max_size=3))
+kernel_choices = st.sampled_from([[1], [3], [3, 5], [[1, 3, 3]], [3, [3, 1, 5]]])
+dilation_choices = st.sampled_from([[1], [1, 2], [[1, 2, 2]], [1, [2, 1, 3]]])
 
 
 @st.composite
@@ -213,9 +224,10 @@ def spaces(draw):
             strides = [normal[0]]
         stages.append({"block": draw(st.lists(st.sampled_from(["conv", "basic", "bottleneck", "dwsep", "mbconv"]),
                                               min_size=1, max_size=2, unique=True)),
-                       "repeats": draw(st.sampled_from([[1], [1, 2]])), "kernel": draw(st.sampled_from([[1], [3], [3, 5]])),
-                       "stride": strides, "dilation": draw(st.sampled_from([[1], [1, 2]])),
-                       "width": draw(st.sampled_from([[2], [4], [2, 4]])), "expansion": draw(st.sampled_from([[1], [2]]))})
+                       "repeats": draw(st.sampled_from([[1], [1, 2]])), "kernel": draw(kernel_choices),
+                       "stride": strides, "dilation": draw(dilation_choices),
+                       "width": draw(st.sampled_from([[2], [4], [2, 4]])),
+                       "expansion": draw(st.sampled_from([[1], [2]]))})
     size = draw(st.lists(st.integers(3, 12), min_size=3, max_size=3))
     stem = draw(st.sampled_from(["", "c3_1_3s1_1_2x2nb", "c1_3_3s2_1_1x4nb"]))
     limits = draw(st.sampled_from([{}, {"max_rf": 12}, {"min_rf": 6}, {"min_out_size": 2}]))
@@ -302,8 +314,10 @@ def test_bad_per_axis_stride_exits_2_naming_stage_and_key(tmp_path, capsys, stri
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"stage": [{"block": "basic", "width": [4], "kernel": [[1, 3, 3]]}]}, "stage 1: kernel: per-axis"),
-    ({"stage": [{"block": "tcn", "width": [4], "stride": [[1, 2, 2]]}]}, "stage 1: stride: per-axis strides"),
+    ({"stage": [{"block": "tcn", "width": [4], "kernel": [[1, 3, 3]]}]}, "stage 1: kernel: per-axis values apply"),
+    ({"stage": [{"block": "tcn", "width": [4], "stride": [[1, 2, 2]]}]}, "stage 1: stride: per-axis values apply"),
+    ({"stage": [{"block": "basic", "width": [4], "kernel": [[1, 2, 3]]}]}, "stage 1: kernel: 2 is even"),
+    ({"stage": [{"block": "basic", "width": [4], "dilation": [[1, 2]]}]}, "stage 1: dilation: \\[1, 2\\] has 2"),
     ({"input_size": [8, 16, 16], "stage": [{"block": "tcn", "width": [4]}]}, "tcn and wavenet"),
 ])
 def test_refused_per_axis_choices(values, message):
@@ -336,6 +350,7 @@ def test_r3d_space_holds_torchvision_r3d_18(tmp_path):
     assert row["params"] == numel(model) - head
     assert row["macs"] == _meta_half_flops(model, (1, 3, 16, 112, 112)) - 512 * 400
     assert row["out_size"] == [2, 7, 7] and row["jump"] == [8, 16, 16]
-    frames = df[df.s2_stride.map(_plain).map(tuple) == (1, 2, 2)]
-    assert len(frames) and all(_plain(x)[0] == 16 // 2 ** sum(
-        _plain(s) == [2, 2, 2] for s in (r.s3_stride, r.s4_stride)) for x, r in zip(frames.out_size, frames.itertuples()))
+    frames = df[df.s2_stride.map(_plain).map(tuple) == (1, 2, 2)]  # the clip keeps 16 frames in stage 2
+    for out, s3, s4 in zip(frames.out_size, frames.s3_stride, frames.s4_stride):
+        assert _plain(out)[0] == 16 // 2 ** ((_plain(s3) == [2, 2, 2]) + (_plain(s4) == [2, 2, 2]))
+    assert len(frames)

@@ -25,15 +25,18 @@ to its counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import arithmetic, periodic
 from .errors import RfsweepError, read_user_json
+from .facts import (WINDOW_KEYS, Facts, axes_product, check_size, periodic_facts, periodic_step, size_text,
+                    union_interval)
 from .jit import plain_python
-from .layers import (DEFAULT_IN_CHANNELS, DEFAULT_INPUT_SIZE, Layer, Stack, _as_axes, _check_int, decoder_token,
+from .layers import (DEFAULT_IN_CHANNELS, DEFAULT_INPUT_SIZE, Stack, _as_axes, _check_int, decoder_token,
                      explicit_rank, has_decoder_tokens, input_axes, _looks_like_path, load_stack,
                      parse_compact_layers, parse_json, resolve_layer)
+from .mixing import first_global, gate_sees_everything, global_merge, global_node, merged_patch, settle_patch
 
 
 axis_step = plain_python(arithmetic.axis_step)
@@ -41,7 +44,6 @@ shift_start = plain_python(arithmetic.shift_start)
 grow_rf = plain_python(arithmetic.grow_rf)
 conv_cost = plain_python(arithmetic.conv_cost)
 same_tf_padding = plain_python(arithmetic.same_tf_padding)
-union_interval = plain_python(arithmetic.union_interval)
 erf_ratio = plain_python(arithmetic.erf_ratio)
 transpose_out_size = plain_python(arithmetic.transpose_out_size)
 upsample_out_size = plain_python(arithmetic.upsample_out_size)
@@ -232,83 +234,6 @@ def _parse_node(raw, position: int, previous: str, seen: set[str]) -> dict:
 
 # ------------------------------------------------------------------ arithmetic
 
-@dataclass
-class Facts:
-    """What one node's output map is: per-axis (h, w) tuples, then channels and costs.
-
-    `rf`/`start` describe the part of the field that moves with the unit
-    (unit i sees it shifted by i*jump). A broadcast input (a squeeze-excitation
-    gate: one vector for every unit) adds a part that does not move: `fixed`,
-    per axis an interval (lo, hi) of input pixels or None, passed on unchanged
-    by later layers. What a unit sees is the union of both (`seen`). Likewise
-    `rf_min` is the narrowest moving path and `fixed_min` the narrowest path
-    through a gate (a width that no later layer grows); `narrowest` is the smaller.
-    """
-
-    n: tuple
-    rf: tuple
-    rf_min: tuple
-    jump: tuple
-    start: tuple
-    start_min: tuple
-    var: tuple  # ERF variance (uniform weights)
-    mean: tuple  # ERF centre: equals start on a chain, differs after unequal merges
-    channels: int
-    params: int = 0
-    macs: int = 0
-    spatial: bool = True
-    layer: Layer | None = None
-    pads: tuple | None = None  # ((top, bottom), (left, right)) as resolved for this input size
-    depends_on_input: bool = False  # TF 'SAME' padding that changes with the input size
-    fixed: tuple = (None, None)
-    fixed_min: tuple = (None, None)
-    moving: bool = True  # False after a global node on every path: no part of the field moves
-    global_from: str | None = None  # the first global node on some path to here
-    fields: tuple | None = None  # per axis a periodic.Field once a decoder node is upstream, else None
-    paths: tuple | None = None  # per axis the narrowest paths' Fields (rf_min), with `fields`
-    origin: str | None = None  # the decoder node that first made a unit's field depend on its phase
-    # after a global node with a period (MobileViT's attention across patches at one offset): per axis
-    # None or (period, lo, hi), the interval every unit reaches once a window mixes all offsets; until
-    # then `fixed` is unit 0's field (offset 0), and unit i's is shifted by its offset times the jump
-    patch: tuple | None = None
-
-    def seen(self, a: int) -> tuple:
-        """(rf, start) of everything unit 0 sees along axis a: the moving and the fixed part."""
-        if self.fixed[a] is None:
-            return self.rf[a], self.start[a]
-        lo, hi = self.fixed[a]
-        if not self.moving:
-            return int(round(hi - lo + 1)), (lo + hi) / 2.0
-        return union_interval(self.start[a], self.rf[a], (lo + hi) / 2.0, hi - lo + 1)
-
-    def narrowest(self, a: int) -> int:
-        """rf_min along axis a over every path, gated ones included."""
-        gate = self.fixed_min[a]
-        if not self.moving:
-            return gate
-        return self.rf_min[a] if gate is None else min(self.rf_min[a], gate)
-
-    def seen_pair(self) -> tuple:
-        return tuple(zip(*(self.seen(a) for a in range(len(self.n)))))  # ((rf_h, rf_w), (start_h, start_w))
-
-    def carried(self) -> dict:
-        """The fields a layer or pass-through node hands on unchanged (the fixed parts)."""
-        return {"fixed": self.fixed, "fixed_min": self.fixed_min, "origin": self.origin,
-                "fields": self.fields, "paths": self.paths, "moving": self.moving,
-                "global_from": self.global_from, "patch": self.patch}
-
-    def field(self, a: int) -> periodic.Field:
-        """The moving field along axis a, as a periodic Field (one phase on ordinary maps)."""
-        if self.fields is not None:
-            return self.fields[a]
-        return periodic.ordinary(self.rf[a], self.start[a], self.jump[a], self.mean[a], self.var[a])
-
-    def path_fields(self, a: int) -> list:
-        if self.paths is not None:
-            return list(self.paths[a])
-        return [periodic.ordinary(self.rf_min[a], self.start_min[a], self.jump[a])]
-
-
 def _input_facts(graph: Graph) -> Facts:
     ones, zeros, nones = (1,) * graph.rank, (0.0,) * graph.rank, (None,) * graph.rank
     return Facts(n=graph.input_size, rf=ones, rf_min=ones, jump=ones, start=zeros, start_min=zeros, var=zeros,
@@ -358,68 +283,7 @@ def _resolve(node: dict, c_in: int, where: str, rank: int = 2):
     return layer, pads
 
 
-_WINDOW_KEYS = ("n", "rf", "jump", "var", "rf_min", "start", "start_min", "mean")
 arithmetic_out_size = plain_python(arithmetic.out_size)
-
-
-def _check_size(n, f: Facts, where: str) -> None:
-    if min(n) < 1:
-        size = f.n[0] if len(set(f.n)) == 1 else size_text(f.n)
-        raise RfsweepError(f"{where}: output size < 1 pixel (input to this layer is {size})")
-
-
-def size_text(n) -> str:
-    """A map's size per axis as people write it: 56x28 (one number at rank 1)."""
-    return "x".join(map(str, n))
-
-
-def _prod(values) -> int:
-    out = 1
-    for value in values:
-        out *= value
-    return out
-
-
-def _jump_value(jump):
-    """An exact jump as a plain number: int where it is one, else float (the fraction is reported beside)."""
-    return int(jump) if jump.denominator == 1 else float(jump)
-
-
-def _periodic_facts(n, fields, paths, origin) -> dict:
-    """Facts' per-axis figures from periodic fields: rf the largest field, start/ERF of unit 0.
-
-    Where every axis is back to one phase the fields are dropped (the ordinary
-    arithmetic then takes over, exactly: with one phase the narrowest path
-    field fits, translated, inside every other).
-    """
-    out = {key: [] for key in ("rf", "jump", "var", "rf_min", "start", "start_min", "mean")}
-    for field, candidates in zip(fields, paths):
-        first = next(r for r, lo in enumerate(field.lo) if lo is not None)
-        narrow = min(candidates, key=lambda c: c.rf)
-        narrow_first = next(r for r, lo in enumerate(narrow.lo) if lo is not None)
-        for key, value in (("rf", field.rf), ("jump", _jump_value(field.jump)), ("var", field.var[first]),
-                           ("rf_min", narrow.rf), ("start", field.start(first)),
-                           ("start_min", narrow.start(narrow_first)), ("mean", field.mean[first])):
-            out[key].append(value)
-    ordinary = all(f.period == 1 and f.lo[0] is not None for f in fields) and all(
-        len(c) == 1 for c in paths)
-    return {"n": tuple(n), **{key: tuple(values) for key, values in out.items()},
-            "fields": None if ordinary else tuple(fields),
-            "paths": None if ordinary else tuple(tuple(c) for c in paths),
-            "origin": None if ordinary else origin}
-
-
-def _periodic_step(f: Facts, n, reads, where: str, name) -> dict:
-    """Apply per-axis `periodic.Reads` to the field of every path (rf) and of each narrowest path."""
-    try:
-        fields = tuple(periodic.apply(f.field(a), reads[a]) for a in range(len(f.n)))
-        paths = tuple(periodic.prune([periodic.apply(p, reads[a]) for p in f.path_fields(a)])
-                      for a in range(len(f.n)))
-    except periodic.PeriodError as exc:
-        raise RfsweepError(f"{where}: {exc}") from None
-    origin = f.origin if f.origin is not None else name
-    return {**_periodic_facts(n, fields, paths, origin), "fixed": f.fixed, "fixed_min": f.fixed_min,
-            "global_from": f.global_from}
 
 
 def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mode) -> dict:
@@ -427,9 +291,9 @@ def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mod
     if f.fields is not None:  # past a decoder node: the same window on the periodic fields
         n = tuple(arithmetic_out_size(f.n[a], kernel[a], stride[a], pads[a][0], pads[a][1], dilation[a], ceil_mode)
                   for a in range(len(f.n)))
-        _check_size(n, f, where)
+        check_size(n, f, where)
         reads = [periodic.window(kernel[a], stride[a], pads[a][0], dilation[a]) for a in range(len(f.n))]
-        return _periodic_step(f, n, reads, where, None)
+        return periodic_step(f, n, reads, where, None)
     axes = []
     for a in range(len(f.n)):
         k, s, d = kernel[a], stride[a], dilation[a]
@@ -437,42 +301,18 @@ def _apply_window(f: Facts, where: str, kernel, stride, dilation, pads, ceil_mod
         jump_in = f.jump[a]
         n, rf, jump, var = axis_step(f.n[a], f.rf[a], jump_in, f.var[a], k, s, p_before, p_after, d, ceil_mode)
         if n < 1:
-            _check_size((n,), f, where)
+            check_size((n,), f, where)
         axes.append((n, rf, jump, var, grow_rf(f.rf_min[a], jump_in, k, d),
                      shift_start(f.start[a], jump_in, k, p_before, d),
                      shift_start(f.start_min[a], jump_in, k, p_before, d),
                      shift_start(f.mean[a], jump_in, k, p_before, d)))
-    geometry = dict(zip(_WINDOW_KEYS, zip(*axes)))
+    geometry = dict(zip(WINDOW_KEYS, zip(*axes)))
     if not f.moving:  # after a global node nothing moves: the window adds no new pixels
         geometry.update(rf=f.rf, rf_min=f.rf_min, start=f.start, start_min=f.start_min, var=f.var, mean=f.mean)
     carried = f.carried()
     if f.patch is not None:
-        carried.update(_settle_patch(f, where, kernel, stride, dilation, pads))
+        carried.update(settle_patch(f, where, kernel, stride, dilation, pads))
     return {**geometry, **carried}
-
-
-def _settle_patch(f: Facts, where: str, kernel, stride, dilation, pads) -> dict:
-    """A window after attention across patches at one offset: a 1x1 stride-1 window keeps each unit's
-    offset; a window whose every unit reads real positions at every offset modulo the period gives
-    each unit the whole interval; any other window mixes offsets unevenly and is refused."""
-    patch, fixed = list(f.patch), list(f.fixed)
-    for a, axis in enumerate(f.patch):
-        if axis is None:
-            continue
-        period, lo, hi = axis
-        if kernel[a] == 1 and stride[a] == 1 and pads[a] == (0, 0):
-            continue
-        n_out = arithmetic_out_size(f.n[a], kernel[a], stride[a], pads[a][0], pads[a][1], dilation[a], False)
-        for i in range(max(n_out, 0)):
-            read = {(i * stride[a] - pads[a][0] + j * dilation[a]) % period for j in range(kernel[a])
-                    if 0 <= i * stride[a] - pads[a][0] + j * dilation[a] < f.n[a]}
-            if len(read) < period:
-                raise RfsweepError(f"{where}: after attention across patches at one offset (period {period}), "
-                                   f"its unit {i} reads only some offsets of the patch, so its field is neither "
-                                   "one offset's nor the whole map's; not supported")
-        fixed[a] = (min(fixed[a][0], lo), max(fixed[a][1], hi))
-        patch[a] = None
-    return {"fixed": tuple(fixed), "patch": None if all(p is None for p in patch) else tuple(patch)}
 
 
 def _layer_node(node: dict, f: Facts, where: str) -> Facts:
@@ -497,7 +337,7 @@ def _conv_cost(kernel, c_in, c_out, groups, bias, n) -> tuple:
     """(params, MACs) at any rank: the kernel's and the map's axes multiplied (conv_cost at rank 2)."""
     if len(kernel) == 2:
         return conv_cost(kernel[0], kernel[1], c_in, c_out, groups, bias, n[0], n[1])
-    return conv_cost(_prod(kernel), 1, c_in, c_out, groups, bias, _prod(n), 1)
+    return conv_cost(axes_product(kernel), 1, c_in, c_out, groups, bias, axes_product(n), 1)
 
 
 def _whole_map(f: Facts, where: str) -> dict:
@@ -515,7 +355,7 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                                + ", ".join(f"{name} {size_text(f.n)}" for name, f in zip(names, ins)))
         channels = sum(f.channels for f in ins)
     else:  # add, mul: 1x1 inputs (a squeeze-excitation gate) broadcast over the map
-        maps = {n for n in sizes if _prod(n) != 1}
+        maps = {n for n in sizes if axes_product(n) != 1}
         if len(maps) > 1:
             raise RfsweepError(f"{where}: {kind} of different spatial sizes "
                                + ", ".join(f"{name} {size_text(f.n)}" for name, f in zip(names, ins)))
@@ -524,7 +364,7 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
             raise RfsweepError(f"{where}: {kind} of different channel counts "
                                + ", ".join(f"{name} {f.channels}" for name, f in zip(names, ins)))
         channels = max(counts)
-    main = max(ins, key=lambda f: _prod(f.n))
+    main = max(ins, key=lambda f: axes_product(f.n))
     rank = len(main.n)
     for a in range(rank):
         if main.n[a] > 1:
@@ -535,10 +375,10 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                                                if f.n[a] > 1) + "); the network is not aligned")
     # a 1x1 input on a larger map is one vector for every unit: its whole field stays put
     # a global node's output (no moving part) likewise: every unit sees the same interval
-    broadcast = [(_prod(f.n) == 1 and _prod(main.n) != 1) or not f.moving for f in ins]
+    broadcast = [(axes_product(f.n) == 1 and axes_product(main.n) != 1) or not f.moving for f in ins]
     moving = [f for f, fixed in zip(ins, broadcast) if not fixed]
     if not moving:  # every input is global: the merge is too
-        return _global_merge(ins, main, channels)
+        return global_merge(ins, main, channels)
     weights = [f.channels for f in ins] if kind == "concat" else [1] * len(ins)
     total = sum(weights)
     out = {key: [] for key in ("rf", "rf_min", "start", "start_min", "var", "mean", "fixed", "fixed_min")}
@@ -562,7 +402,7 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                            ("fixed", fixed_part), ("fixed_min", min(gated) if gated else None)):
             out[key].append(value)
     merged = {key: tuple(values) for key, values in out.items()}
-    global_from = _first_global(ins) or (node["name"] if _gate_sees_everything(ins, broadcast, moving) else None)
+    global_from = first_global(ins) or (node["name"] if gate_sees_everything(ins, broadcast, moving) else None)
     if any(f.fields is not None for f in moving):  # past a decoder: union per phase
         if any(f.patch is not None for f in ins):
             raise RfsweepError(f"{where}: a merge of a decoder's per-phase fields with attention across "
@@ -574,190 +414,10 @@ def _merge_node(node: dict, ins: list[Facts], names: list[str], where: str) -> F
         except periodic.PeriodError as exc:
             raise RfsweepError(f"{where}: {exc}") from None
         origin = next((f.origin for f in moving if f.origin is not None), None)
-        merged.update(_periodic_facts(main.n, fields, paths, origin))
+        merged.update(periodic_facts(main.n, fields, paths, origin))
         return Facts(channels=channels, spatial=any(f.spatial for f in ins), global_from=global_from, **merged)
     return Facts(n=main.n, jump=main.jump, channels=channels, spatial=any(f.spatial for f in ins),
-                 global_from=global_from, patch=_merged_patch(ins), **merged)
-
-
-def _gate_sees_everything(ins: list[Facts], broadcast: list[bool], moving: list[Facts]) -> bool:
-    """Whether a broadcast 1x1 input (a squeeze-excitation gate) sees, on every axis, everything any unit
-    of the moving inputs sees: then every output unit's field is that same whole extent, the merge is
-    global from here on (as attention is), and start + i*jump no longer places a unit's window."""
-    gates = [f for f, fixed in zip(ins, broadcast) if fixed and f.moving]
-    if not gates or any(f.fields is not None for f in moving):
-        return False
-    for gate in gates:
-        covers = True
-        for a in range(len(gate.n)):
-            rf, start = gate.seen(a)
-            lo, hi = start - (rf - 1) / 2.0, start + (rf - 1) / 2.0
-            covers &= all(lo <= e[0] and e[1] <= hi for e in (_whole_extent(f, a) for f in moving))
-        if covers:
-            return True
-    return False
-
-
-def _first_global(ins: list[Facts]):
-    return next((f.global_from for f in ins if f.global_from is not None), None)
-
-
-def _global_merge(ins: list[Facts], main: Facts, channels: int) -> Facts:
-    """A merge of global maps: the union of their (fixed) fields, the narrowest of their widths."""
-    fixed, fixed_min = [], []
-    for a in range(len(main.n)):
-        fixed.append((min(f.fixed[a][0] for f in ins), max(f.fixed[a][1] for f in ins)))
-        fixed_min.append(min(f.fixed_min[a] for f in ins))
-    return replace(main, channels=channels, params=0, macs=0, layer=None, pads=None, depends_on_input=False,
-                   fixed=tuple(fixed), fixed_min=tuple(fixed_min), global_from=_first_global(ins),
-                   patch=_merged_patch(ins))
-
-
-def _merged_patch(ins: list[Facts]):
-    """The patch classes of a merge: per axis the union of the inputs' whole intervals."""
-    if all(f.patch is None for f in ins):
-        return None
-    out = []
-    for a in range(len(ins[0].n)):
-        axes = [f.patch[a] for f in ins if f.patch is not None and f.patch[a] is not None]
-        if len({axis[0] for axis in axes}) > 1:
-            raise RfsweepError(f"a merge of attention across patches with different periods "
-                               f"({sorted({axis[0] for axis in axes})}) is not supported")
-        out.append((axes[0][0], min(x[1] for x in axes), max(x[2] for x in axes)) if axes else None)
-    return tuple(out)
-
-
-def _whole_extent(f: Facts, a: int) -> tuple:
-    """(lo, hi, narrowest width) of the union of every unit's field of map f along axis a."""
-    n, jump = f.n[a], f.jump[a]
-    if f.patch is not None and f.patch[a] is not None:  # unit 0 sees one offset; all units, every offset
-        lo, hi, narrow = _whole_extent(replace(f, patch=None), a)
-        return min(lo, f.patch[a][1]), max(hi, f.patch[a][2]), narrow
-    if not f.moving:
-        return f.fixed[a][0], f.fixed[a][1], f.fixed_min[a]
-    if f.fields is not None:  # past a decoder or window attention: phase by phase
-        lo, hi = _field_extent(f.fields[a], n)
-        narrow = min(h - l + 1 for l, h in (_field_extent(p, n) for p in f.path_fields(a)))
-        if f.fixed[a] is not None:
-            lo, hi = min(lo, f.fixed[a][0]), max(hi, f.fixed[a][1])
-        if f.fixed_min[a] is not None:
-            narrow = min(narrow, f.fixed_min[a])
-        return lo, hi, narrow
-    # unit i sees [start + i*jump - (rf-1)/2, start + i*jump + (rf-1)/2], i = 0 .. n-1
-    lo, hi = f.start[a] - (f.rf[a] - 1) / 2.0, f.start[a] + (n - 1) * jump + (f.rf[a] - 1) / 2.0
-    if f.fixed[a] is not None:
-        lo, hi = min(lo, f.fixed[a][0]), max(hi, f.fixed[a][1])
-    narrow = (n - 1) * jump + f.rf_min[a]  # the union of every unit's narrowest moving path
-    if f.fixed_min[a] is not None:  # or a gate's path, the same for every unit
-        narrow = min(narrow, f.fixed_min[a])
-    return lo, hi, narrow
-
-
-def _field_extent(field: periodic.Field, n: int) -> tuple:
-    """(lo, hi) of the union of units 0 .. n-1's intervals of a periodic field."""
-    ends = [field.interval(o) for o in range(min(field.period, n))]
-    ends += [field.interval(o) for o in range(max(n - field.period, 0), n)]
-    ends = [e for e in ends if e is not None]
-    return min(e[0] for e in ends), max(e[1] for e in ends)
-
-
-def _window_node(node: dict, ins: list[Facts], where: str) -> Facts:
-    """Attention inside non-overlapping w-unit tiles (Swin-style windows, TinyViT): unit o reads the
-    units of its tile, w*floor(o/w) .. w*floor(o/w) + w - 1, per axis: a pixel unshuffle's reads,
-    then a pixel shuffle's (the periodic fields of decoders), exactly."""
-    f = ins[0]
-    rank = len(f.n)
-    value = node["window"]
-    sizes = value if isinstance(value, list) else [value] * rank
-    if len(sizes) != rank or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes):
-        raise RfsweepError(f"{where}: window must be a positive int or {rank} of them (one per axis), got {value!r}")
-    if any(g.n != f.n or g.fields != f.fields or (g.rf, g.start, g.fixed) != (f.rf, f.start, f.fixed)
-           for g in ins[1:]):
-        raise RfsweepError(f"{where}: window attention whose inputs (queries, keys, values) see different "
-                           "fields is not supported")
-    if f.patch is not None or not f.moving:
-        raise RfsweepError(f"{where}: window attention after a global node is not supported")
-    for a in range(rank):
-        if f.n[a] % sizes[a]:
-            raise RfsweepError(f"{where}: window {sizes[a]} does not divide the map's {f.n[a]} units")
-    tiles = tuple(f.n[a] // sizes[a] for a in range(rank))
-    mid = Facts(**_periodic_step(f, tiles, [periodic.gather(w) for w in sizes], where, node["name"]),
-                channels=f.channels, spatial=f.spatial)
-    geometry = _periodic_step(mid, f.n, [periodic.nearest(w) for w in sizes], where, node["name"])
-    channels = f.channels
-    if "out_channels" in node:
-        channels = _check_int(node["out_channels"], f"{where}: out_channels", None, 1)
-    return Facts(**geometry, channels=channels, spatial=f.spatial)
-
-
-def _global_node(node: dict, ins: list[Facts], where: str) -> Facts:
-    """Every output unit reads every unit of every input map (attention: queries, keys, values):
-    its field is the union of all their units' fields (fixed: it does not move with the unit), here
-    and on every narrowest path. The output has the first input's (the queries') size.
-
-    With `period` p (per axis), a unit reads only the units at its own offset modulo p (MobileViT's
-    attention across patches): unit 0's field is the union over offset 0, unit i's that shifted by
-    (i mod p) jumps, and `patch` keeps the whole interval for the first window that mixes offsets."""
-    f = ins[0]
-    if "window" in node:
-        if "period" in node:
-            raise RfsweepError(f"{where}: a global node takes a period or a window, not both")
-        return _window_node(node, ins, where)
-    period = _period(node, len(f.n), where)
-    if any(g.fields is not None for g in ins) and any(p > 1 for p in period):
-        raise RfsweepError(f"{where}: attention across patches after a decoder node (per-phase fields) is "
-                           "not supported")
-    fixed, fixed_min, var, mean, patch = [], [], [], [], []
-    for a in range(len(f.n)):
-        extents = [_whole_extent(g, a) for g in ins]
-        lo, hi = min(e[0] for e in extents), max(e[1] for e in extents)
-        narrow = min(e[2] for e in extents)
-        if period[a] > 1:
-            patch.append((period[a], lo, hi))
-            first = [_offset_zero_extent(g, a, period[a], where) for g in ins]
-            lo, hi, narrow = min(e[0] for e in first), max(e[1] for e in first), min(e[2] for e in first)
-        else:
-            patch.append(None)
-        fixed.append((lo, hi))
-        fixed_min.append(narrow)
-        width = hi - lo + 1
-        var.append((width * width - 1) / 12.0)  # uniform over the whole field
-        mean.append((lo + hi) / 2.0)
-    channels = f.channels
-    if "out_channels" in node:
-        channels = _check_int(node["out_channels"], f"{where}: out_channels", None, 1)
-    patched = any(axis is not None for axis in patch)
-    return replace(f, channels=channels, params=0, macs=0, layer=None, pads=None, depends_on_input=False,
-                   var=tuple(var), mean=tuple(mean), fixed=tuple(fixed), fixed_min=tuple(fixed_min),
-                   moving=False, patch=tuple(patch) if patched else None, fields=None, paths=None, origin=None,
-                   global_from=_first_global(ins) or (None if patched else node["name"]))
-
-
-def _period(node: dict, rank: int, where: str) -> tuple:
-    value = node.get("period", 1)
-    values = value if isinstance(value, list) else [value] * rank
-    if len(values) != rank or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
-        raise RfsweepError(f"{where}: period must be a positive int or {rank} of them (one per axis), got {value!r}")
-    return tuple(values)
-
-
-def _offset_zero_extent(g: Facts, a: int, period: int, where: str) -> tuple:
-    """(lo, hi, narrowest width) of the union of the fields of g's units at offset 0 modulo period."""
-    if g.patch is not None and g.patch[a] is not None and g.patch[a][0] != period:
-        raise RfsweepError(f"{where}: attention across patches of period {period} after one of period "
-                           f"{g.patch[a][0]} is not supported")
-    if g.n[a] % period:
-        raise RfsweepError(f"{where}: period {period} does not divide the map's {g.n[a]} units")
-    if not g.moving:  # a global map: one interval, or unit 0's at offset 0 of the same period
-        return g.fixed[a][0], g.fixed[a][1], g.fixed_min[a]
-    last = g.n[a] - period  # units 0, p, 2p, ..., n - p
-    lo, hi = g.start[a] - (g.rf[a] - 1) / 2.0, g.start[a] + last * g.jump[a] + (g.rf[a] - 1) / 2.0
-    narrow = last * g.jump[a] + g.rf_min[a]
-    if g.fixed[a] is not None:
-        lo, hi = min(lo, g.fixed[a][0]), max(hi, g.fixed[a][1])
-    if g.fixed_min[a] is not None:
-        narrow = min(narrow, g.fixed_min[a])
-    return lo, hi, narrow
+                 global_from=global_from, patch=merged_patch(ins), **merged)
 
 
 def _jump_text(f: Facts, a: int) -> str:
@@ -871,8 +531,8 @@ def _decoder_node(node: dict, f: Facts, where: str) -> Facts:
         raise RfsweepError(f"{where}: a decoder node after attention across patches at one offset (before a "
                            "window mixes the offsets) is not supported")
     n, reads, channels, params, macs = _DECODERS[node["type"]](node, f, where)
-    _check_size(n, f, where)
-    geometry = _periodic_step(f, n, reads, where, node["name"])
+    check_size(n, f, where)
+    geometry = periodic_step(f, n, reads, where, node["name"])
     return Facts(**geometry, channels=channels, params=params, macs=macs, spatial=f.spatial)
 
 
@@ -922,14 +582,14 @@ def _node_facts(node: dict, ins: list[Facts], names: list[str], where: str) -> F
                                f"{f.channels} (the input's channels), got {bounds!r}")
         return Facts(**same, channels=bounds[1] - bounds[0], spatial=f.spatial)
     if kind == "global":
-        return _global_node(node, ins, where)
+        return global_node(node, ins, where)
     if kind == "global_pool":
         return Facts(**_whole_map(f, where), channels=f.channels, spatial=False)
     if kind == "flatten":
-        geometry = same if _prod(f.n) == 1 else _whole_map(f, where)
-        return Facts(**geometry, channels=f.channels * _prod(f.n), spatial=False)
+        geometry = same if axes_product(f.n) == 1 else _whole_map(f, where)
+        return Facts(**geometry, channels=f.channels * axes_product(f.n), spatial=False)
     # linear
-    if _prod(f.n) != 1:
+    if axes_product(f.n) != 1:
         raise RfsweepError(f"{where}: linear needs a flattened input ({size_text((1,) * len(f.n))}), "
                            f"got {size_text(f.n)}; "
                            "add a flatten or global_pool node before it")

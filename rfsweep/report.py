@@ -244,7 +244,7 @@ def _compact(values) -> np.ndarray:
 
 def _compare_rows(spec, rf_values) -> list[dict]:
     """`analysis.compare` for a few RFs the sweep holds, with the sweep's kernels, dilations, channels."""
-    from .analysis import compare
+    from .compare import compare
 
     present = {int(v) for v in rf_values}
     chosen = [r for r in COMPARE_RFS if r in present][:COMPARE_SHOWN]

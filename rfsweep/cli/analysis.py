@@ -58,8 +58,8 @@ def compare(
     dtype: Dtype = "float32",
     threads: Threads = None,
 ):
-    from ..analysis import compare as compare_stacks
-    from ..analysis import default_kernels
+    from ..compare import compare as compare_stacks
+    from ..compare import default_kernels
     from ..grid import parse_int_list
 
     kernel_list = default_kernels(rf) if kernels is None else parse_int_list(kernels, "--kernels")
